@@ -1,0 +1,111 @@
+// durable/client.hpp — starting, inspecting and steering orchestration instances.
+//
+// A Client needs only the database: it may live in a worker process (Host::client(), whose
+// new instances start on that host at once) or in any other process on the same machine.
+// Every write is durable when the call returns.
+//
+// Thread safety: a Client may be copied and used from any thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "durable/database.hpp"
+#include "durable/status.hpp"
+
+namespace durable {
+
+using Json = nlohmann::json;
+
+struct InstanceState {
+    std::string id, name, execution_id;
+    Status status = Status::Pending;
+    Json input, output, custom_status;
+    Json error;  // {type, message, details} when Failed
+    std::optional<std::string> parent_id;
+    std::int64_t created_at_ms = 0, updated_at_ms = 0;
+    std::optional<std::int64_t> completed_at_ms;
+    std::optional<std::string> lease_owner;
+    std::int64_t lease_expires_at_ms = 0;
+};
+
+struct ScheduleOptions {
+    // A caller-chosen id. Scheduling an id that exists already creates nothing (idempotent)
+    // and returns it. Prefer ids that grow with time: random ids cost several times more per
+    // instance (each dirties its own B-tree pages). Default: a time-ordered UUIDv7.
+    std::optional<std::string> instance_id;
+    std::optional<std::chrono::system_clock::time_point> start_at;  // delayed start
+};
+
+struct QueryFilter {
+    std::vector<Status> statuses;
+    std::optional<std::string> name;
+    std::optional<std::chrono::system_clock::time_point> created_from, created_to;
+};
+
+struct Page {
+    std::vector<InstanceState> instances;
+    std::optional<std::string> next;  // pass as `after` for the next page
+};
+
+struct HistoryEntry {
+    std::int64_t seq = 0;
+    Json event;  // {"t": type, "ts": ms, ...}
+};
+
+class Client {
+public:
+    explicit Client(Database db);
+
+    // Schedules orchestration `name` with `input`; returns the instance id. Throws
+    // InvalidInput for an oversized input, or a name unknown to the attached host's registry.
+    std::string schedule(const std::string& name, const Json& input = Json(), const ScheduleOptions& options = {});
+    // The instance's state, or nullopt if there is no such instance.
+    std::optional<InstanceState> get_status(const std::string& id) const;
+    // Blocks until the instance is Completed, Failed or Terminated, and returns its state.
+    // Throws InstanceNotFound, or Timeout after `timeout`.
+    InstanceState wait_for_completion(const std::string& id,
+                                      std::chrono::milliseconds timeout = std::chrono::minutes(5)) const;
+    // Delivers event `event_name` with `payload`. Throws InstanceNotFound, or InvalidInput
+    // when the instance has finished.
+    void raise_event(const std::string& id, const std::string& event_name, const Json& payload = Json());
+    // Ends the instance as Terminated; with `recursive`, its running sub-orchestrations too.
+    void terminate(const std::string& id, const std::string& reason = {}, bool recursive = true);
+    // Pauses the instance; events wait in its inbox until resume().
+    void suspend(const std::string& id, const std::string& reason = {});
+    void resume(const std::string& id, const std::string& reason = {});
+    // Deletes a finished instance and its history; false if there was none. Throws
+    // InvalidInput for an instance still running.
+    bool purge(const std::string& id);
+    // Deletes finished instances with the given statuses (default: all final ones) that
+    // finished before `completed_before`; returns how many.
+    std::int64_t purge(const std::vector<Status>& statuses,
+                       std::optional<std::chrono::system_clock::time_point> completed_before);
+    // Instances matching `filter`, ordered by id (creation order for generated ids).
+    Page query(const QueryFilter& filter, std::size_t page_size = 100,
+               const std::optional<std::string>& after = std::nullopt) const;
+    // The instance's history from `from_seq`, at most `limit` events (-1: all).
+    std::vector<HistoryEntry> history(const std::string& id, std::int64_t from_seq = 0, int limit = -1) const;
+    // Calls `on_event` for each history event from `from_seq` as it is committed, until it
+    // returns false, the instance finishes (after its last event) or `timeout` passes.
+    void watch(const std::string& id, const std::function<bool(const HistoryEntry&)>& on_event,
+               std::int64_t from_seq = 0, std::chrono::milliseconds timeout = std::chrono::minutes(5)) const;
+
+    struct Attachment;  // set by Host::client()
+    void attach(std::shared_ptr<Attachment> a) { attachment_ = std::move(a); }
+
+private:
+    Database db_;
+    std::shared_ptr<Attachment> attachment_;
+};
+
+// A new time-ordered instance id (UUIDv7).
+std::string new_instance_id();
+
+}  // namespace durable

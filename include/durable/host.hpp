@@ -1,0 +1,89 @@
+// durable/host.hpp — a worker process's engine: runs orchestrations and activities.
+//
+// A Host claims instances from the database with leases, keeps the ones it works on in
+// memory (a new event resumes the cached coroutine; replay happens only after eviction,
+// restart or takeover), runs activities on a worker pool through the resilience policies,
+// renews its leases on a background thread and fences itself when renewal fails. Several
+// hosts, in one process or many, may share one database file.
+//
+// Lifecycle: construct, start(), ..., stop() (or destroy). stop() shuts down in this order:
+// stop taking new work; let running episodes finish; stop activity workers (in-flight
+// activities are cancelled and will run again elsewhere); flush the commit queue; release
+// leases (instances with work in flight are released for immediate takeover); stop the
+// renewer; join every thread. It returns in bounded time.
+//
+// Thread safety: all methods may be called from any thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <spdlog/logger.h>
+#include <string>
+
+#include "durable/clock.hpp"
+#include "durable/database.hpp"
+#include "durable/metrics.hpp"
+#include "durable/registry.hpp"
+#include "durable/resilience.hpp"
+
+namespace durable {
+
+class Client;
+
+struct HostOptions {
+    std::string host_id;                                   // empty: hostname-pid-random
+    std::chrono::milliseconds lease_duration{10'000};      // renewed every half of it
+    int episode_threads = 1;                               // threads running orchestrator code
+    int activity_threads = 4;                              // activity worker pool
+    std::size_t max_active_instances = 2'000;              // claimed and worked on at once
+    std::size_t max_cached_instances = 10'000;             // idle instances kept in memory (LRU)
+    std::chrono::milliseconds idle_eviction{60'000};       // idle this long: released, evicted
+    std::chrono::milliseconds poll_interval{50};           // look for other processes' work
+    int claim_batch = 64;                                  // instances claimed per look at most
+    int max_recoveries = 5;                                // takeovers without progress: poison
+    std::size_t max_history_events = 100'000;
+    std::size_t suggest_continue_as_new_at = 10'000;
+    std::size_t max_payload_bytes = 256 * 1024;
+    ResiliencePolicy default_activity_policy{};            // for activities without their own
+    std::shared_ptr<Clock> clock;                          // default: SystemClock
+    std::shared_ptr<spdlog::logger> logger;                // default: spdlog's default logger
+};
+
+struct HostStats {
+    std::int64_t episodes = 0, activities = 0, completed = 0, failed = 0, claims = 0, takeovers = 0,
+                 lease_conflicts = 0, renewals = 0, replays = 0;
+    std::size_t cached = 0, active = 0;
+};
+
+class Host {
+public:
+    Host(Database db, std::shared_ptr<const Registry> registry, HostOptions options = {});
+    ~Host();
+    Host(const Host&) = delete;
+    Host& operator=(const Host&) = delete;
+
+    // Starts the host's threads. Throws StoreError if the database cannot be written.
+    void start();
+    // Stops as described above; idempotent.
+    void stop();
+    // Stops without releasing anything, as a crash would (for tests of failover).
+    void abandon();
+
+    const std::string& id() const;
+    // A client on the same database whose instances this host starts at once (no claim).
+    Client client();
+    HostStats stats() const;
+    Metrics& metrics();
+    // Prometheus text of this host's metrics.
+    std::string metrics_text();
+
+    struct Impl;
+
+private:
+    std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace durable

@@ -1,0 +1,248 @@
+// durable/registry.hpp — the names a host knows: orchestrators, activities, shared resources.
+//
+// Orchestrators are coroutines `Task<Out>(OrchestrationContext&, In)` (or without the input);
+// activities are plain callables `Out(ActivityContext&, In)` or `Out(In)`. In and Out are
+// any types nlohmann::json converts (through to_json / from_json for user types).
+//
+// Thread safety: fill a registry before handing it to a Host; afterwards it is read-only
+// and safe to share between threads.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <vector>
+
+#include "durable/context.hpp"
+#include "durable/resilience.hpp"
+#include "durable/shared_provider.hpp"
+#include "durable/task.hpp"
+
+namespace durable {
+
+// What an activity invocation knows about itself.
+class ActivityContext {
+public:
+    ActivityContext(std::string instance_id, std::string execution_id, std::int64_t task_id, std::string name,
+                    int attempt, CancellationToken token,
+                    const std::map<std::string, std::shared_ptr<SharedResource>, std::less<>>* resources)
+        : instance_id_(std::move(instance_id)),
+          execution_id_(std::move(execution_id)),
+          task_id_(task_id),
+          name_(std::move(name)),
+          attempt_(attempt),
+          token_(std::move(token)),
+          resources_(resources) {}
+
+    const std::string& instance_id() const { return instance_id_; }
+    const std::string& name() const { return name_; }
+    std::int64_t task_id() const { return task_id_; }
+    // 1 for the first in-process attempt of this scheduling, 2 for its first retry, ...
+    int attempt() const { return attempt_; }
+    // The same for every execution of this activity call (activities run at least once):
+    // use it to make side effects idempotent.
+    std::string idempotency_key() const { return instance_id_ + "/" + execution_id_ + "/" + std::to_string(task_id_); }
+    // Cancelled when the attempt's timeout passes or the host stops; check it in long work.
+    const CancellationToken& cancellation() const { return token_; }
+
+    // The current resource of the shared provider registered under `name`. Blocks while the
+    // provider builds it; throws the factory's failure if the build failed.
+    template <class R>
+    std::shared_ptr<R> resource(std::string_view name) {
+        auto& r = lookup(name);
+        auto p = r.acquire();
+        acquired_[std::string(name)] = p;
+        return std::static_pointer_cast<R>(p);
+    }
+    // Tells the provider `name` that the resource this call got is broken; it is rebuilt.
+    void report_broken(std::string_view name) {
+        auto it = acquired_.find(std::string(name));
+        if (it != acquired_.end()) lookup(name).report_broken(it->second);
+    }
+
+private:
+    SharedResource& lookup(std::string_view name) const {
+        if (resources_) {
+            auto it = resources_->find(name);
+            if (it != resources_->end()) return *it->second;
+        }
+        throw InvalidInput("no shared resource named '" + std::string(name) +
+                           "' is registered; add it with Registry::add_resource");
+    }
+
+    std::string instance_id_, execution_id_;
+    std::int64_t task_id_;
+    std::string name_;
+    int attempt_;
+    CancellationToken token_;
+    const std::map<std::string, std::shared_ptr<SharedResource>, std::less<>>* resources_;
+    std::map<std::string, std::shared_ptr<void>> acquired_;
+};
+
+// Thrown by an activity to say its shared resource is broken: the worker reports it to the
+// provider (which rebuilds it) and the attempt fails as transient.
+class ResourceBroken : public Error {
+public:
+    ResourceBroken(std::string resource, const std::string& message)
+        : Error(message), resource_(std::move(resource)) {}
+    const std::string& resource() const { return resource_; }
+
+private:
+    std::string resource_;
+};
+
+using OrchestratorFn = std::function<Task<Json>(OrchestrationContext&, Json)>;
+using ActivityFn = std::function<Json(ActivityContext&, const Json&)>;
+
+// How the host calls an activity: in-process resilience (retry, breaker, timeout).
+struct ActivitySettings {
+    std::optional<ResiliencePolicy> policy;  // empty: the host's default policy
+};
+
+struct ActivityEntry {
+    ActivityFn fn;
+    ActivitySettings settings;
+};
+
+namespace detail {
+
+template <class T>
+struct fn_traits : fn_traits<decltype(&T::operator())> {};
+template <class R, class C, class... A>
+struct fn_traits<R (C::*)(A...) const> {
+    using ret = R;
+    using args = std::tuple<std::decay_t<A>...>;
+};
+template <class R, class C, class... A>
+struct fn_traits<R (C::*)(A...)> : fn_traits<R (C::*)(A...) const> {};
+template <class R, class... A>
+struct fn_traits<R (*)(A...)> {
+    using ret = R;
+    using args = std::tuple<std::decay_t<A>...>;
+};
+template <class R, class... A>
+struct fn_traits<R(A...)> : fn_traits<R (*)(A...)> {};
+
+template <class T>
+struct task_value;
+template <class T>
+struct task_value<Task<T>> {
+    using type = T;
+};
+
+// Reads `input` as In, or throws InvalidInput naming what was expected.
+template <class In>
+In convert_input(const Json& input, std::string_view what) {
+    if constexpr (std::is_same_v<In, Json>) {
+        return input;
+    } else {
+        try {
+            return input.get<In>();
+        } catch (const std::exception& e) {
+            throw InvalidInput("the input of " + std::string(what) + " could not be read: " +
+                               describe_json_type_error(e) + "; input was " + input.dump().substr(0, 200));
+        }
+    }
+}
+
+template <class F>
+Task<Json> run_orchestrator(F f, OrchestrationContext& ctx, Json input) {
+    using traits = fn_traits<std::decay_t<F>>;
+    using Out = typename task_value<typename traits::ret>::type;
+    constexpr std::size_t arity = std::tuple_size_v<typename traits::args>;
+    if constexpr (arity == 1) {
+        if constexpr (std::is_void_v<Out>) {
+            co_await f(ctx);
+            co_return Json();
+        } else {
+            co_return Json(co_await f(ctx));
+        }
+    } else {
+        using In = std::tuple_element_t<1, typename traits::args>;
+        In arg = convert_input<In>(input, "orchestration '" + ctx.name() + "'");
+        if constexpr (std::is_void_v<Out>) {
+            co_await f(ctx, std::move(arg));
+            co_return Json();
+        } else {
+            co_return Json(co_await f(ctx, std::move(arg)));
+        }
+    }
+}
+
+template <class F>
+ActivityFn wrap_activity(std::string name, F f) {
+    using traits = fn_traits<std::decay_t<F>>;
+    using Out = typename traits::ret;
+    using Args = typename traits::args;
+    constexpr std::size_t arity = std::tuple_size_v<Args>;
+    return [f = std::move(f), name = std::move(name)](ActivityContext& ctx, const Json& input) -> Json {
+        auto call = [&]() -> decltype(auto) {
+            if constexpr (arity == 0) {
+                return f();
+            } else if constexpr (arity == 1 && std::is_same_v<std::tuple_element_t<0, Args>, ActivityContext>) {
+                return f(ctx);
+            } else if constexpr (arity == 1) {
+                using In = std::tuple_element_t<0, Args>;
+                return f(convert_input<In>(input, "activity '" + name + "'"));
+            } else {
+                using In = std::tuple_element_t<1, Args>;
+                return f(ctx, convert_input<In>(input, "activity '" + name + "'"));
+            }
+        };
+        if constexpr (std::is_void_v<Out>) {
+            call();
+            return Json();
+        } else {
+            return Json(call());
+        }
+    };
+}
+
+}  // namespace detail
+
+class Registry {
+public:
+    // Registers orchestrator `name`. Replaces an earlier registration of the same name.
+    template <class F>
+    Registry& add_orchestrator(std::string name, F f) {
+        orchestrators_[name] = [f = std::move(f)](OrchestrationContext& ctx, Json input) {
+            return detail::run_orchestrator(f, ctx, std::move(input));
+        };
+        return *this;
+    }
+    // Registers activity `name`, optionally with its own in-process resilience policy.
+    template <class F>
+    Registry& add_activity(std::string name, F f, ActivitySettings settings = {}) {
+        activities_[name] = ActivityEntry{detail::wrap_activity(name, std::move(f)), std::move(settings)};
+        return *this;
+    }
+    // Registers a shared resource provider under its name, for ActivityContext::resource.
+    Registry& add_resource(std::shared_ptr<SharedResource> resource) {
+        resources_[resource->name()] = std::move(resource);
+        return *this;
+    }
+
+    const OrchestratorFn* orchestrator(std::string_view name) const {
+        auto it = orchestrators_.find(name);
+        return it == orchestrators_.end() ? nullptr : &it->second;
+    }
+    const ActivityEntry* activity(std::string_view name) const {
+        auto it = activities_.find(name);
+        return it == activities_.end() ? nullptr : &it->second;
+    }
+    const std::map<std::string, std::shared_ptr<SharedResource>, std::less<>>& resources() const { return resources_; }
+    std::vector<std::string> orchestrator_names() const;
+    std::vector<std::string> activity_names() const;
+
+private:
+    std::map<std::string, OrchestratorFn, std::less<>> orchestrators_;
+    std::map<std::string, ActivityEntry, std::less<>> activities_;
+    std::map<std::string, std::shared_ptr<SharedResource>, std::less<>> resources_;
+};
+
+}  // namespace durable

@@ -1,0 +1,280 @@
+// Client: schedules and steers instances; every write is durable when the call returns.
+#include <fmt/format.h>
+#include <future>
+#include <thread>
+
+#include "durable/client.hpp"
+#include "durable/errors.hpp"
+#include "runtime/completion_hub.hpp"
+#include "runtime/history.hpp"
+#include "runtime/host_impl.hpp"
+#include "store/store.hpp"
+
+namespace durable {
+
+namespace ev = detail::ev;
+
+namespace {
+
+store::WriteResult wait_write(const std::function<void(store::WriteCallback)>& submit) {
+    std::promise<store::WriteResult> done;
+    auto f = done.get_future();
+    submit([&done](const store::WriteResult& r) { done.set_value(r); });
+    auto r = f.get();
+    if (r.error) std::rethrow_exception(r.error);
+    return r;
+}
+
+std::int64_t wall_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+Json parse_or(const std::optional<std::string>& s) {
+    if (!s) return Json();
+    try {
+        return Json::parse(*s);
+    } catch (const std::exception&) {
+        return Json(*s);
+    }
+}
+
+InstanceState to_state(const store::InstanceRow& r) {
+    InstanceState s;
+    s.id = r.id;
+    s.name = r.name;
+    s.execution_id = r.execution_id;
+    s.status = r.status;
+    s.input = parse_or(r.input);
+    s.output = parse_or(r.output);
+    s.custom_status = parse_or(r.custom_status);
+    s.error = parse_or(r.error);
+    s.parent_id = r.parent_id;
+    s.created_at_ms = r.created_at;
+    s.updated_at_ms = r.updated_at;
+    s.completed_at_ms = r.completed_at;
+    s.lease_owner = r.lease_owner;
+    s.lease_expires_at_ms = r.lease_expires_at;
+    return s;
+}
+
+std::string actor_name(const std::shared_ptr<Client::Attachment>& a) {
+    if (a) {
+        if (auto h = a->host.lock()) return "client@" + h->id;
+    }
+    return fmt::format("client@pid{}", static_cast<long>(getpid()));
+}
+
+}  // namespace
+
+Client::Client(Database db) : db_(std::move(db)) {}
+
+std::string Client::schedule(const std::string& name, const Json& input, const ScheduleOptions& options) {
+    if (name.empty()) throw InvalidInput("the orchestration name is empty");
+    std::shared_ptr<Host::Impl> host = attachment_ ? attachment_->host.lock() : nullptr;
+    if (host && !host->registry->orchestrator(name)) {
+        std::string known;
+        for (const auto& n : host->registry->orchestrator_names()) known += (known.empty() ? "" : ", ") + n;
+        throw InvalidInput(fmt::format("no orchestration named '{}' is registered; known: {}", name, known));
+    }
+    std::string in = input.dump();
+    std::size_t limit = host ? host->options.max_payload_bytes : 256 * 1024;
+    if (in.size() > limit) {
+        throw InvalidInput(fmt::format("the input of '{}' is {} bytes, over the {}-byte limit; pass a reference to "
+                                       "the data instead of the data",
+                                       name, in.size(), limit));
+    }
+    store::NewInstance inst;
+    inst.id = options.instance_id ? *options.instance_id : new_instance_id();
+    if (inst.id.empty()) throw InvalidInput("the instance id is empty; leave it unset to get a generated one");
+    inst.name = name;
+    inst.execution_id = new_instance_id();
+    inst.input = in;
+    inst.now = wall_ms();
+    inst.start_at = options.start_at ? std::chrono::duration_cast<std::chrono::milliseconds>(
+                                           options.start_at->time_since_epoch()).count()
+                                     : inst.now;
+    Json start = ev::make(ev::kExecutionStarted, inst.now);
+    start["name"] = name;
+    start["input"] = input;
+    inst.start_event = start.dump();
+    inst.actor = actor_name(attachment_);
+    bool here = host && inst.start_at <= inst.now;
+    if (here) {
+        // Created leased to the attached host, which starts it at once (no claim round trip).
+        inst.lease_owner = host->id;
+        inst.lease_expires_at = inst.now + host->lease_ms();
+    }
+    auto store = db_.store();
+    auto r = wait_write([&](store::WriteCallback cb) { store->create_instance(inst, std::move(cb)); });
+    if (here && !r.ids.empty()) host->adopt(inst.id);
+    return inst.id;
+}
+
+std::optional<InstanceState> Client::get_status(const std::string& id) const {
+    auto row = db_.store()->get_instance(id);
+    if (!row) return std::nullopt;
+    return to_state(*row);
+}
+
+InstanceState Client::wait_for_completion(const std::string& id, std::chrono::milliseconds timeout) const {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    auto hub = db_.completions();
+    auto poll = std::chrono::milliseconds(2);
+    for (;;) {
+        auto s = get_status(id);
+        if (!s) throw InstanceNotFound(fmt::format("no instance '{}' in {}", id, db_.path()));
+        if (is_terminal(s->status)) return *s;
+        auto now = std::chrono::steady_clock::now();
+        if (now >= deadline) {
+            throw Timeout(fmt::format("instance '{}' did not finish within {} ms (it is {})", id, timeout.count(),
+                                      to_string(s->status)));
+        }
+        // Woken at once by a host of this process; other processes' commits are seen by
+        // looking again with a growing interval.
+        hub->wait(id, std::min(deadline, now + poll));
+        poll = std::min(poll * 2, std::chrono::milliseconds(100));
+    }
+}
+
+void Client::raise_event(const std::string& id, const std::string& event_name, const Json& payload) {
+    if (event_name.empty()) throw InvalidInput("the event name is empty");
+    Json e = ev::make(ev::kEventRaised, wall_ms());
+    e["name"] = event_name;
+    e["input"] = payload;
+    std::string text = e.dump();
+    if (text.size() > 256 * 1024) throw InvalidInput("the event payload is over the 256 KiB limit");
+    auto store = db_.store();
+    store::AuditEntry audit{wall_ms(), actor_name(attachment_), "raise_event", id, event_name};
+    auto r = wait_write([&](store::WriteCallback cb) {
+        store->send_message(store::NewMessage{id, wall_ms(), false, text}, audit, std::move(cb));
+    });
+    if (r.conflict) {
+        if (r.count == 0) throw InstanceNotFound(fmt::format("no instance '{}' to raise '{}' on", id, event_name));
+        throw InvalidInput(fmt::format("instance '{}' has finished; event '{}' was not delivered", id, event_name));
+    }
+    if (attachment_) {
+        if (auto h = attachment_->host.lock()) h->wake_dispatcher();
+    }
+}
+
+namespace {
+
+void control(Database& db, const std::shared_ptr<Client::Attachment>& a, const std::string& id,
+             std::string_view type, const std::string& reason, const char* action) {
+    Json e = ev::make(type, wall_ms());
+    if (!reason.empty()) e["reason"] = reason;
+    auto store = db.store();
+    store::AuditEntry audit{wall_ms(), actor_name(a), action, id, reason.empty() ? std::nullopt : std::optional(reason)};
+    auto r = wait_write([&](store::WriteCallback cb) {
+        store->send_message(store::NewMessage{id, wall_ms(), true, e.dump()}, audit, std::move(cb));
+    });
+    if (r.conflict) {
+        if (r.count == 0) throw InstanceNotFound(fmt::format("no instance '{}' to {}", id, action));
+        throw InvalidInput(fmt::format("instance '{}' has already finished; nothing to {}", id, action));
+    }
+    if (a) {
+        if (auto h = a->host.lock()) h->wake_dispatcher();
+    }
+}
+
+}  // namespace
+
+void Client::terminate(const std::string& id, const std::string& reason, bool recursive) {
+    control(db_, attachment_, id, ev::kExecutionTerminated, reason, "terminate");
+    if (!recursive) return;
+    store::InstanceFilter f;
+    f.parent_id = id;
+    f.statuses = {Status::Pending, Status::Running, Status::Suspended};
+    f.limit = 10000;
+    for (const auto& child : db_.store()->query_instances(f)) {
+        try {
+            terminate(child.id, reason.empty() ? "parent terminated" : reason, true);
+        } catch (const InvalidInput&) {
+            // finished meanwhile
+        }
+    }
+}
+
+void Client::suspend(const std::string& id, const std::string& reason) {
+    control(db_, attachment_, id, ev::kExecutionSuspended, reason, "suspend");
+}
+
+void Client::resume(const std::string& id, const std::string& reason) {
+    control(db_, attachment_, id, ev::kExecutionResumed, reason, "resume");
+}
+
+bool Client::purge(const std::string& id) {
+    auto store = db_.store();
+    auto r = wait_write([&](store::WriteCallback cb) { store->purge_instance(id, std::move(cb)); });
+    if (r.conflict) {
+        throw InvalidInput(fmt::format("instance '{}' is still running; terminate it first, then purge it", id));
+    }
+    if (r.count > 0) {
+        store->append_audit(store::AuditEntry{wall_ms(), actor_name(attachment_), "purge", id, std::nullopt}, nullptr);
+    }
+    return r.count > 0;
+}
+
+std::int64_t Client::purge(const std::vector<Status>& statuses,
+                           std::optional<std::chrono::system_clock::time_point> completed_before) {
+    store::PurgeFilter f;
+    f.statuses = statuses;
+    if (completed_before) {
+        f.completed_before =
+            std::chrono::duration_cast<std::chrono::milliseconds>(completed_before->time_since_epoch()).count();
+    }
+    auto store = db_.store();
+    auto r = wait_write([&](store::WriteCallback cb) { store->purge_instances(f, wall_ms(), std::move(cb)); });
+    store->append_audit(store::AuditEntry{wall_ms(), actor_name(attachment_), "purge",
+                                          std::nullopt, fmt::format("{} instances", r.count)},
+                        nullptr);
+    return r.count;
+}
+
+Page Client::query(const QueryFilter& filter, std::size_t page_size, const std::optional<std::string>& after) const {
+    store::InstanceFilter f;
+    f.statuses = filter.statuses;
+    f.name = filter.name;
+    auto ms = [](std::chrono::system_clock::time_point t) {
+        return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+    };
+    if (filter.created_from) f.created_from = ms(*filter.created_from);
+    if (filter.created_to) f.created_to = ms(*filter.created_to);
+    f.after_id = after;
+    f.limit = static_cast<int>(page_size) + 1;
+    auto rows = db_.store()->query_instances(f);
+    Page p;
+    for (std::size_t i = 0; i < rows.size() && i < page_size; ++i) p.instances.push_back(to_state(rows[i]));
+    if (rows.size() > page_size && !p.instances.empty()) p.next = p.instances.back().id;
+    return p;
+}
+
+std::vector<HistoryEntry> Client::history(const std::string& id, std::int64_t from_seq, int limit) const {
+    std::vector<HistoryEntry> out;
+    for (auto& h : db_.store()->get_history(id, from_seq, limit)) {
+        out.push_back(HistoryEntry{h.seq, parse_or(h.event)});
+    }
+    return out;
+}
+
+void Client::watch(const std::string& id, const std::function<bool(const HistoryEntry&)>& on_event,
+                   std::int64_t from_seq, std::chrono::milliseconds timeout) const {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    auto hub = db_.completions();
+    std::int64_t next = from_seq;
+    for (;;) {
+        auto seen = hub->progress();
+        auto status = get_status(id);
+        if (!status) throw InstanceNotFound(fmt::format("no instance '{}' to watch", id));
+        for (auto& h : history(id, next)) {
+            next = h.seq + 1;
+            if (!on_event(h)) return;
+        }
+        if (is_terminal(status->status)) return;
+        if (std::chrono::steady_clock::now() >= deadline) return;
+        hub->wait_progress(seen, std::min(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(50)));
+    }
+}
+
+}  // namespace durable

@@ -1,0 +1,37 @@
+// runtime/completion_hub.hpp — tells waiting clients of one process that an instance finished.
+//
+// The host notifies after the finishing commit is durable; Client::wait_for_completion waits
+// here instead of polling the database (it still looks at the database now and then, for
+// instances finished by other processes).
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <unordered_set>
+
+namespace durable::detail {
+
+class CompletionHub {
+public:
+    void notify(const std::string& id);
+    // Blocks until `id` is notified (true) or `deadline` passes (false).
+    bool wait(const std::string& id, std::chrono::steady_clock::time_point deadline);
+    // Bumps on every commit of the host (watchers wake on it).
+    void notify_progress();
+    std::uint64_t progress() const;
+    bool wait_progress(std::uint64_t seen, std::chrono::steady_clock::time_point deadline);
+
+private:
+    static constexpr std::size_t kRemembered = 100'000;
+    mutable std::mutex mu_;
+    std::condition_variable cv_;
+    std::unordered_set<std::string> finished_;  // guarded by mu_
+    std::deque<std::string> order_;             // guarded by mu_ (eviction order)
+    std::uint64_t progress_ = 0;                // guarded by mu_
+};
+
+}  // namespace durable::detail

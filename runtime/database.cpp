@@ -1,0 +1,89 @@
+// Database handle and the in-process completion signal.
+#include "durable/database.hpp"
+
+#include "durable/errors.hpp"
+#include "runtime/completion_hub.hpp"
+#include "store/store.hpp"
+
+namespace durable {
+
+namespace detail {
+
+void CompletionHub::notify(const std::string& id) {
+    {
+        std::lock_guard lock(mu_);
+        if (finished_.insert(id).second) {
+            order_.push_back(id);
+            if (order_.size() > kRemembered) {
+                finished_.erase(order_.front());
+                order_.pop_front();
+            }
+        }
+        ++progress_;
+    }
+    cv_.notify_all();
+}
+
+bool CompletionHub::wait(const std::string& id, std::chrono::steady_clock::time_point deadline) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_until(lock, deadline, [&] { return finished_.count(id) > 0; });
+}
+
+void CompletionHub::notify_progress() {
+    {
+        std::lock_guard lock(mu_);
+        ++progress_;
+    }
+    cv_.notify_all();
+}
+
+std::uint64_t CompletionHub::progress() const {
+    std::lock_guard lock(mu_);
+    return progress_;
+}
+
+bool CompletionHub::wait_progress(std::uint64_t seen, std::chrono::steady_clock::time_point deadline) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_until(lock, deadline, [&] { return progress_ != seen; });
+}
+
+}  // namespace detail
+
+struct Database::Impl {
+    std::string path;
+    DatabaseOptions options;
+    std::shared_ptr<store::Store> store;
+    std::shared_ptr<detail::CompletionHub> hub = std::make_shared<detail::CompletionHub>();
+};
+
+Database Database::open(const std::string& path, const DatabaseOptions& options) {
+    if (path.empty()) throw InvalidInput("the database path is empty; give the path of a SQLite file");
+    store::SqliteOptions so;
+    so.synchronous = options.fsync_every_commit ? store::Synchronous::Full : store::Synchronous::Normal;
+    so.busy_timeout_ms = options.busy_timeout_ms;
+    so.read_only = options.read_only;
+    Database db;
+    db.impl_ = std::make_shared<Impl>();
+    db.impl_->path = path;
+    db.impl_->options = options;
+    db.impl_->store = store::open_sqlite(path, so);
+    return db;
+}
+
+const std::string& Database::path() const {
+    return impl_->path;
+}
+
+const char* Database::synchronous() const {
+    return impl_->options.fsync_every_commit ? "full" : "normal";
+}
+
+std::shared_ptr<store::Store> Database::store() const {
+    return impl_->store;
+}
+
+std::shared_ptr<detail::CompletionHub> Database::completions() const {
+    return impl_->hub;
+}
+
+}  // namespace durable

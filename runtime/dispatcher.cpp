@@ -1,0 +1,246 @@
+// The dispatcher: finds work for this host and hands it to the episode workers.
+//
+// It wakes when told (a new instance adopted, a timer created), when the earliest timer it
+// knows of is due, and every poll_interval to see what other processes wrote. Each look:
+// adopt instances created leased to this host; deliver visible inbox rows of instances this
+// host holds; claim free or orphaned instances (a random share of the candidates, so hosts
+// racing for the same work spread out); evict idle instances.
+#include <algorithm>
+#include <fmt/format.h>
+#include <random>
+
+#include "runtime/host_impl.hpp"
+
+namespace durable {
+
+namespace ev = detail::ev;
+
+void Host::Impl::wake_dispatcher() {
+    {
+        std::lock_guard lock(mu_);
+        dispatch_requested_ = true;
+    }
+    dispatch_cv_.notify_one();
+}
+
+void Host::Impl::adopt(const std::string& iid) {
+    {
+        std::lock_guard lock(mu_);
+        to_adopt_.push_back(iid);
+        dispatch_requested_ = true;
+    }
+    dispatch_cv_.notify_one();
+}
+
+void Host::Impl::dispatcher_loop() {
+    auto last_sweep = std::chrono::steady_clock::now();
+    std::unique_lock lock(mu_);
+    while (!dispatcher_stop_) {
+        lock.unlock();
+        bool busy = false;
+        try {
+            busy = poll_once();
+        } catch (const std::exception& e) {
+            log->warn("host {}: looking for work failed: {}", id, e.what());
+        }
+        if (std::chrono::steady_clock::now() - last_sweep > std::chrono::seconds(1)) {
+            evict_idle();
+            last_sweep = std::chrono::steady_clock::now();
+        }
+        lock.lock();
+        if (dispatcher_stop_) break;
+        auto wait = busy ? std::chrono::milliseconds(1) : options.poll_interval;
+        if (!timers_.empty()) {
+            auto due = std::chrono::milliseconds(std::max<std::int64_t>(0, timers_.top() - now_ms()));
+            wait = std::min(wait, due);
+        }
+        dispatch_cv_.wait_for(lock, wait, [&] { return dispatcher_stop_ || dispatch_requested_ || !to_adopt_.empty(); });
+        dispatch_requested_ = false;
+    }
+}
+
+bool Host::Impl::poll_once() {
+    const store::Millis now = now_ms();
+    bool busy = false;
+    std::deque<std::string> adopt_now;
+    std::size_t active = 0;
+    {
+        std::lock_guard lock(mu_);
+        adopt_now.swap(to_adopt_);
+        while (!timers_.empty() && timers_.top() <= now) timers_.pop();
+        active = instances_.size();
+    }
+    for (const auto& iid : adopt_now) load_instance(iid, false);
+    deliver_owned_inbox(now);
+
+    bool accepting;
+    {
+        std::lock_guard lock(mu_);
+        accepting = !stopping_;
+    }
+    if (accepting && active < options.max_active_instances) {
+        int room = static_cast<int>(std::min<std::size_t>(options.max_active_instances - active,
+                                                          static_cast<std::size_t>(options.claim_batch)));
+        auto candidates = store->find_claimable(id, now, room * 2);
+        if (!candidates.empty()) {
+            // Take a random share: hosts looking at the same candidates collide less.
+            static thread_local std::mt19937 rng{std::random_device{}()};
+            std::shuffle(candidates.begin(), candidates.end(), rng);
+            if (static_cast<int>(candidates.size()) > room) candidates.resize(static_cast<std::size_t>(room));
+            std::unordered_map<std::string, bool> orphaned;
+            for (auto& c : candidates) orphaned[c.id] = c.orphaned;
+            std::promise<store::WriteResult> done;
+            auto f = done.get_future();
+            store->claim_instances(candidates, id, now, now + lease_ms(),
+                                   [&done](const store::WriteResult& r) { done.set_value(r); });
+            auto r = f.get();
+            if (r.error) std::rethrow_exception(r.error);
+            for (const auto& iid : r.ids) {
+                m_claims.inc();
+                if (orphaned[iid]) m_takeovers.inc();
+                load_instance(iid, orphaned[iid]);
+            }
+            busy = !r.ids.empty();
+        }
+    }
+    if (auto next = store->next_visible_after(now)) {
+        std::lock_guard lock(mu_);
+        if (timers_.empty() || timers_.top() > *next) timers_.push(*next);
+    }
+    g_cached.set(static_cast<double>(active));
+    return busy || !adopt_now.empty();
+}
+
+void Host::Impl::deliver_owned_inbox(std::int64_t now) {
+    auto rows = store->owned_inbox(id, now, 5000);
+    if (rows.empty()) return;
+    std::vector<Json> parsed;
+    parsed.reserve(rows.size());
+    for (const auto& row : rows) {
+        try {
+            parsed.push_back(Json::parse(row.event));
+        } catch (const std::exception& e) {
+            log->error("host {}: inbox row {} of {} is not valid JSON, skipped: {}", id, row.id, row.instance_id,
+                       e.what());
+            parsed.push_back(Json());
+        }
+    }
+    std::lock_guard lock(mu_);
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+        const auto& row = rows[i];
+        if (parsed[i].is_null() || delivered_inbox_.count(row.id)) continue;
+        auto it = instances_.find(row.instance_id);
+        if (it == instances_.end() || it->second->dead) continue;
+        auto& inst = it->second;
+        if (inst->status == Status::Suspended && !row.control) continue;
+        delivered_inbox_.insert(row.id);
+        inst->delivered.push_back(row.id);
+        inst->incoming.push_back(Incoming{std::move(parsed[i]), row.id});
+        enqueue_locked(inst);
+    }
+}
+
+void Host::Impl::load_instance(const std::string& iid, bool orphaned) {
+    auto row = store->get_instance(iid);
+    if (!row || row->lease_owner != id || is_terminal(row->status)) return;
+    auto history = store->get_history(iid);
+    auto inbox = store->get_inbox(iid, now_ms());
+
+    auto inst = std::make_shared<LiveInstance>();
+    inst->id = row->id;
+    inst->name = row->name;
+    inst->execution_id = row->execution_id;
+    inst->parent_id = row->parent_id;
+    inst->parent_task_id = row->parent_task_id;
+    inst->version = row->version;
+    inst->status = row->status;
+    inst->next_seq = history.empty() ? 0 : history.back().seq + 1;
+    inst->loaded_at = inst->last_active = std::chrono::steady_clock::now();
+    detail::ExecutionInfo info{row->id, row->name, row->execution_id, row->parent_id, row->parent_task_id, {}};
+    inst->exec = std::make_unique<detail::Execution>(*registry, info, limits, log);
+
+    std::vector<detail::Decision> redispatch;
+    if (!history.empty()) {
+        std::vector<Json> events;
+        events.reserve(history.size());
+        try {
+            for (const auto& h : history) events.push_back(Json::parse(h.event));
+            inst->exec->replay(events);
+        } catch (const std::exception& e) {
+            inst->exec->fail_now("CorruptHistory", fmt::format("the history of instance '{}' could not be read: {}; "
+                                                               "restore the database from a backup or purge it",
+                                                               iid, e.what()));
+        }
+        m_replays.inc();
+        redispatch = inst->exec->take_redispatch();
+    }
+    if (orphaned && row->recoveries > options.max_recoveries) {
+        inst->exec->fail_now(
+            "Poison",
+            fmt::format("instance '{}' was taken over {} times in a row from hosts that stopped while working on it, "
+                        "without progress in between; the work it runs last (see its history) likely crashes the host. "
+                        "It is failed instead of retried forever",
+                        iid, row->recoveries));
+        redispatch.clear();
+    }
+    inst->needs_episode = inst->exec->has_new_history() || inst->exec->finished();
+
+    std::vector<std::pair<std::int64_t, Json>> parsed;
+    for (const auto& b : inbox) {
+        try {
+            parsed.emplace_back(b.id, Json::parse(b.event));
+        } catch (const std::exception& e) {
+            log->error("host {}: inbox row {} of {} is not valid JSON, skipped: {}", id, b.id, iid, e.what());
+        }
+    }
+    std::lock_guard lock(mu_);
+    if (stopping_) return;  // the lease lapses; another host (or this one, restarted) recovers it
+    instances_[iid] = inst;
+    for (std::size_t i = 0; i < parsed.size(); ++i) {
+        auto& [row_id, event] = parsed[i];
+        if (delivered_inbox_.count(row_id)) continue;
+        if (inst->status == Status::Suspended && !ev::is_control(ev::type_of(event))) continue;
+        delivered_inbox_.insert(row_id);
+        inst->delivered.push_back(row_id);
+        inst->incoming.push_back(Incoming{std::move(event), row_id});
+    }
+    if (inst->needs_episode || !inst->incoming.empty()) enqueue_locked(inst);
+    if (inst->status != Status::Suspended) dispatch_activities_locked(inst, redispatch);
+    m_started.inc();
+}
+
+void Host::Impl::evict_idle() {
+    auto now = std::chrono::steady_clock::now();
+    std::vector<std::string> evicted;
+    std::vector<std::unique_ptr<detail::Execution>> graveyard;
+    {
+        std::lock_guard lock(mu_);
+        std::vector<std::shared_ptr<LiveInstance>> idle;
+        for (auto& [iid, inst] : instances_) {
+            bool is_idle = !inst->running && !inst->queued && inst->incoming.empty() && inst->held.empty() &&
+                           inst->inflight_activities == 0 && inst->pending_commits == 0 && !inst->needs_episode;
+            if (is_idle) idle.push_back(inst);
+        }
+        std::sort(idle.begin(), idle.end(), [](auto& a, auto& b) { return a->last_active < b->last_active; });
+        std::size_t over = instances_.size() > options.max_cached_instances
+                               ? instances_.size() - options.max_cached_instances
+                               : 0;
+        for (auto& inst : idle) {
+            bool too_old = now - inst->last_active > options.idle_eviction;
+            if (!too_old && over == 0) break;
+            if (over > 0) --over;
+            inst->dead = true;
+            instances_.erase(inst->id);
+            for (auto row : inst->delivered) delivered_inbox_.erase(row);
+            graveyard.push_back(std::move(inst->exec));
+            evicted.push_back(inst->id);
+        }
+    }
+    graveyard.clear();
+    if (!evicted.empty()) {
+        log->debug("host {}: evicted {} idle instances", id, evicted.size());
+        store->release_leases(id, std::move(evicted), false, nullptr);
+    }
+}
+
+}  // namespace durable

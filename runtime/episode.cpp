@@ -1,0 +1,347 @@
+// Episodes: apply an instance's new events to its cached coroutine, then commit everything
+// the episode decided in one transaction under the lease CAS.
+//
+// Commits of one instance are pipelined: the next episode may run while the previous
+// commit is in flight, expecting version + 1. The store applies them in order; if one is
+// refused (lease lost), every later one is refused too, and the instance is dropped from
+// memory. Activities run as soon as their episode ends (covered by the instance lease);
+// their results reach history with the next episode, so at worst an activity runs again
+// after a crash (at-least-once), never an orchestrator decision twice.
+#include <fmt/format.h>
+
+#include "runtime/host_impl.hpp"
+
+namespace durable {
+
+using detail::Decision;
+using detail::Execution;
+namespace ev = detail::ev;
+
+void Host::Impl::enqueue_locked(const std::shared_ptr<LiveInstance>& inst) {
+    if (inst->queued || inst->running || inst->dead) return;
+    inst->queued = true;
+    ready_.push_back(inst);
+    work_cv_.notify_one();
+}
+
+void Host::Impl::drop_locked(const std::shared_ptr<LiveInstance>& inst, const char* why) {
+    if (inst->dead) return;
+    inst->dead = true;
+    auto it = instances_.find(inst->id);
+    if (it != instances_.end() && it->second == inst) instances_.erase(it);
+    for (auto row : inst->delivered) delivered_inbox_.erase(row);
+    inst->delivered.clear();
+    inst->incoming.clear();
+    inst->held.clear();
+    if (!inst->running) inst->exec.reset();
+    log->warn("host {}: dropped instance {} from memory: {}", id, inst->id, why);
+}
+
+void Host::Impl::episode_worker() {
+    const auto fence_after = options.lease_duration * 2 / 3;
+    std::unique_lock lock(mu_);
+    for (;;) {
+        work_cv_.wait(lock, [&] { return workers_stop_ || !ready_.empty(); });
+        if (workers_stop_) return;
+        auto inst = std::move(ready_.front());
+        ready_.pop_front();
+        inst->queued = false;
+        if (inst->dead || inst->running) continue;
+        // Self-fencing: no work on an instance whose lease may have run out.
+        auto valid_from = std::max(last_renewal_ok_, inst->loaded_at);
+        if (clock->steady_now() - valid_from > fence_after) {
+            drop_locked(inst, "its lease was not renewed in time (self-fenced)");
+            continue;
+        }
+        inst->running = true;
+        ++running_episodes_;
+        std::deque<Incoming> events;
+        events.swap(inst->incoming);
+        lock.unlock();
+        try {
+            run_episode(inst, std::move(events));
+        } catch (const std::exception& e) {
+            lock.lock();
+            log->error("host {}: episode of {} failed inside the runtime: {}", id, inst->id, e.what());
+            drop_locked(inst, "the runtime failed while running its episode");
+            lock.unlock();
+        }
+        std::unique_ptr<Execution> graveyard;
+        lock.lock();
+        inst->running = false;
+        --running_episodes_;
+        if (inst->dead) {
+            graveyard = std::move(inst->exec);
+        } else if (!inst->incoming.empty() || inst->needs_episode) {
+            enqueue_locked(inst);
+        }
+        if (graveyard) {
+            lock.unlock();
+            graveyard.reset();
+            lock.lock();
+        }
+        idle_cv_.notify_all();
+    }
+}
+
+namespace {
+
+Status status_of(Execution::State s, bool suspended) {
+    switch (s) {
+        case Execution::State::Completed: return Status::Completed;
+        case Execution::State::Failed: return Status::Failed;
+        case Execution::State::Terminated: return Status::Terminated;
+        case Execution::State::NotStarted: return Status::Pending;
+        default: return suspended ? Status::Suspended : Status::Running;
+    }
+}
+
+}  // namespace
+
+void Host::Impl::run_episode(const std::shared_ptr<LiveInstance>& inst, std::deque<Incoming> events) {
+    auto started = std::chrono::steady_clock::now();
+    const store::Millis now = now_ms();
+    Execution* ex = inst->exec.get();
+    std::vector<std::int64_t> consumed;
+    std::vector<std::int64_t> undeliver;
+    std::deque<Incoming> hold, release_held;
+    Status status = inst->status;
+    bool suspended = status == Status::Suspended;
+
+    for (auto& in : events) {
+        auto t = ev::type_of(in.event);
+        if (suspended && !ev::is_control(t)) {
+            // Suspended: inbox events stay in the inbox (redelivered on resume); in-memory
+            // ones wait here.
+            if (in.inbox_id >= 0) {
+                undeliver.push_back(in.inbox_id);
+            } else {
+                hold.push_back(std::move(in));
+            }
+            continue;
+        }
+        if (in.inbox_id >= 0) consumed.push_back(in.inbox_id);
+        if (ex->finished()) continue;
+        if (t == ev::kExecutionSuspended) {
+            if (suspended) continue;
+            suspended = true;
+        } else if (t == ev::kExecutionResumed) {
+            if (!suspended) continue;
+            suspended = false;
+        }
+        ex->apply_new(std::move(in.event), now);
+    }
+
+    std::vector<Json> history = ex->take_new_history();
+    std::vector<Decision> decisions = ex->take_decisions();
+    bool reset_history = false;
+    std::optional<std::string> new_input;
+
+    if (ex->state() == Execution::State::ContinuedAsNew) {
+        // A new generation: fresh execution id, empty history, carried events.
+        Json input = ex->continue_as_new_input();
+        auto carried = ex->carried_events();
+        detail::ExecutionInfo info = ex->info();
+        info.execution_id = new_instance_id();
+        auto next = std::make_unique<Execution>(*registry, info, limits, log);
+        Json start = ev::make(ev::kExecutionStarted, now);
+        start["name"] = inst->name;
+        start["input"] = input;
+        if (!info.parent_execution_id.empty()) start["px"] = info.parent_execution_id;
+        next->apply_new(std::move(start), now);
+        for (auto& c : carried) next->apply_new(std::move(c), now);
+        std::unique_ptr<Execution> old;
+        {
+            std::lock_guard lock(mu_);
+            old = std::move(inst->exec);
+            inst->exec = std::move(next);
+            inst->execution_id = info.execution_id;
+        }
+        old.reset();  // the old generation's frames go; its pending work is abandoned
+        ex = inst->exec.get();
+        history = ex->take_new_history();
+        decisions = ex->take_decisions();
+        reset_history = true;
+        new_input = input.dump();
+    }
+
+    bool terminal = ex->finished();
+    Status new_status = status_of(ex->state(), suspended);
+    if (new_status == Status::Pending && !history.empty()) new_status = Status::Running;
+
+    if (history.empty() && consumed.empty() && new_status == inst->status && decisions.empty() && !reset_history) {
+        std::lock_guard lock(mu_);
+        for (auto row : undeliver) delivered_inbox_.erase(row);
+        for (auto& h : hold) inst->held.push_back(std::move(h));
+        inst->needs_episode = false;
+        inst->last_active = std::chrono::steady_clock::now();
+        return;
+    }
+
+    store::EpisodeCommit c;
+    c.instance_id = inst->id;
+    c.owner = id;
+    c.now = now;
+    c.reset_history = reset_history;
+    c.events.reserve(history.size());
+    for (const auto& h : history) c.events.push_back(h.dump());
+    c.consumed_inbox = consumed;
+    c.execution_id = inst->execution_id;
+    c.input = new_input;
+    c.status = new_status;
+    c.progressed = !history.empty();
+    if (ex->custom_status()) c.custom_status = ex->custom_status()->dump();
+
+    std::vector<Decision> local_activities;
+    std::vector<std::string> adopt;
+    std::vector<std::int64_t> timers;
+    for (auto& d : decisions) {
+        switch (d.kind) {
+            case Decision::Kind::Timer: {
+                Json e = ev::make(ev::kTimerFired, d.fire_at);
+                e["id"] = d.id;
+                e["x"] = inst->execution_id;
+                c.messages.push_back(store::NewMessage{inst->id, d.fire_at, false, e.dump()});
+                timers.push_back(d.fire_at);
+                break;
+            }
+            case Decision::Kind::SendEvent: {
+                Json e = ev::make(ev::kEventRaised, now);
+                e["name"] = d.name;
+                e["input"] = d.input;
+                c.messages.push_back(store::NewMessage{d.target, now, false, e.dump()});
+                break;
+            }
+            case Decision::Kind::SubOrchestration: {
+                store::NewInstance child;
+                child.id = d.target;
+                child.name = d.name;
+                child.execution_id = new_instance_id();
+                child.input = d.input.dump();
+                child.parent_id = inst->id;
+                child.parent_task_id = d.id;
+                child.now = now;
+                Json start = ev::make(ev::kExecutionStarted, now);
+                start["name"] = d.name;
+                start["input"] = d.input;
+                start["px"] = inst->execution_id;
+                child.start_event = start.dump();
+                child.start_at = now;
+                child.lease_owner = id;  // created leased to this host: it starts here, no claim
+                child.lease_expires_at = now + lease_ms();
+                c.new_instances.push_back(std::move(child));
+                adopt.push_back(d.target);
+                break;
+            }
+            case Decision::Kind::Activity:
+                local_activities.push_back(std::move(d));
+                break;
+        }
+    }
+    if (terminal) {
+        c.release_lease = true;
+        if (new_status == Status::Completed) c.output = ex->output().dump();
+        if (new_status == Status::Terminated) c.output = ex->output().dump();
+        if (new_status == Status::Failed) c.error = ex->error().dump();
+        if (inst->parent_id) {
+            const auto& info = ex->info();
+            bool ok = new_status == Status::Completed;
+            Json e = ev::make(ok ? ev::kSubOrchestrationCompleted : ev::kSubOrchestrationFailed, now);
+            e["id"] = inst->parent_task_id;
+            if (!info.parent_execution_id.empty()) e["x"] = info.parent_execution_id;
+            if (ok) {
+                e["result"] = ex->output();
+            } else if (new_status == Status::Failed) {
+                Json err = ex->error();
+                err["message"] = fmt::format("sub-orchestration '{}' ({}) failed: {}", inst->name, inst->id,
+                                             err.value("message", ""));
+                e["error"] = err;
+            } else {
+                e["error"] = ev::error_json("Terminated", fmt::format("sub-orchestration '{}' ({}) was terminated: {}",
+                                                                      inst->name, inst->id, ex->output().dump()));
+            }
+            c.messages.push_back(store::NewMessage{*inst->parent_id, now, false, e.dump()});
+        }
+    }
+
+    {
+        std::lock_guard lock(mu_);
+        c.expected_version = inst->version;
+        c.first_seq = reset_history ? 0 : inst->next_seq;
+        inst->version += 1;
+        inst->next_seq = c.first_seq + static_cast<std::int64_t>(c.events.size());
+        inst->pending_commits += 1;
+        inst->status = new_status;
+        inst->needs_episode = false;
+        inst->last_active = std::chrono::steady_clock::now();
+        for (auto row : undeliver) {
+            delivered_inbox_.erase(row);
+            std::erase(inst->delivered, row);
+        }
+        for (auto& h : hold) inst->held.push_back(std::move(h));
+        if (!suspended && !inst->held.empty()) {
+            for (auto& h : inst->held) inst->incoming.push_back(std::move(h));
+            inst->held.clear();
+        }
+        for (auto t : timers) timers_.push(t);
+        if (!terminal) dispatch_activities_locked(inst, local_activities);
+    }
+    if (!timers.empty()) wake_dispatcher();
+    m_episodes.inc();
+    h_episode.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+
+    auto self = shared_from_this();
+    auto committed_at = std::chrono::steady_clock::now();
+    store->commit_episode(std::move(c), [self, inst, consumed, terminal, new_status, adopt = std::move(adopt),
+                                         committed_at](const store::WriteResult& r) mutable {
+        self->h_commit.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - committed_at).count());
+        self->on_committed(inst, r, std::move(consumed), terminal, new_status, std::move(adopt));
+    });
+}
+
+void Host::Impl::on_committed(const std::shared_ptr<LiveInstance>& inst, const store::WriteResult& r,
+                              std::vector<std::int64_t> consumed, bool terminal, Status status,
+                              std::vector<std::string> adopt) {
+    std::unique_ptr<Execution> graveyard;
+    {
+        std::lock_guard lock(mu_);
+        inst->pending_commits -= 1;
+        if (!r.ok) {
+            if (r.conflict) {
+                m_conflicts.inc();
+                drop_locked(inst, "another host holds its lease now (the commit's CAS found a newer version)");
+            } else {
+                std::string why = "its commit failed";
+                try {
+                    if (r.error) std::rethrow_exception(r.error);
+                } catch (const std::exception& e) {
+                    why = fmt::format("its commit failed: {}", e.what());
+                }
+                drop_locked(inst, why.c_str());
+            }
+            if (!inst->running && inst->exec) graveyard = std::move(inst->exec);
+        } else {
+            for (auto row : consumed) {
+                delivered_inbox_.erase(row);
+                std::erase(inst->delivered, row);
+            }
+            if (terminal) {
+                (status == Status::Completed ? m_completed : m_failed).inc();
+                auto it = instances_.find(inst->id);
+                if (it != instances_.end() && it->second == inst) instances_.erase(it);
+                inst->dead = true;
+                if (!inst->running) graveyard = std::move(inst->exec);
+            }
+            for (auto& child : adopt) to_adopt_.push_back(std::move(child));
+            if (!adopt.empty()) {
+                dispatch_requested_ = true;
+                dispatch_cv_.notify_one();
+            }
+        }
+    }
+    if (r.ok && terminal) hub->notify(inst->id);
+    if (r.ok) hub->notify_progress();
+    graveyard.reset();
+}
+
+}  // namespace durable

@@ -1,0 +1,429 @@
+// One orchestration execution in memory: replay, live events, decisions, non-determinism.
+#include "runtime/execution.hpp"
+
+#include <cxxabi.h>
+
+#include <algorithm>
+#include <fmt/format.h>
+
+namespace durable::detail {
+namespace {
+
+// Sets the thread's frame owner for the duration of a resumption.
+class OwnerScope {
+public:
+    explicit OwnerScope(FrameOwner* owner) : previous_(exchange_current_frame_owner(owner)) {}
+    ~OwnerScope() { exchange_current_frame_owner(previous_); }
+
+private:
+    FrameOwner* previous_;
+};
+
+std::string_view scheduling_type(Decision::Kind k) {
+    switch (k) {
+        case Decision::Kind::Activity: return ev::kTaskScheduled;
+        case Decision::Kind::Timer: return ev::kTimerCreated;
+        case Decision::Kind::SubOrchestration: return ev::kSubOrchestrationCreated;
+        case Decision::Kind::SendEvent: return ev::kEventSent;
+    }
+    return {};
+}
+
+std::string describe_decision(std::string_view type, const std::string& name) {
+    return name.empty() ? std::string(type) : fmt::format("{} '{}'", type, name);
+}
+
+std::uint64_t fnv1a(std::string_view s, std::uint64_t h) {
+    for (unsigned char c : s) {
+        h ^= c;
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+}  // namespace
+
+std::string exception_type_name(const std::exception_ptr& e) {
+    try {
+        std::rethrow_exception(e);
+    } catch (const TaskFailed&) {
+        return "TaskFailed";
+    } catch (const std::exception& ex) {
+        int status = 0;
+        char* name = abi::__cxa_demangle(typeid(ex).name(), nullptr, nullptr, &status);
+        std::string out = status == 0 && name ? name : typeid(ex).name();
+        std::free(name);
+        return out;
+    } catch (...) {
+        return "unknown";
+    }
+}
+
+std::string exception_message(const std::exception_ptr& e) {
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+        return ex.what();
+    } catch (...) {
+        return "a non-standard exception was thrown";
+    }
+}
+
+Execution::Execution(const Registry& registry, ExecutionInfo info, ExecutionLimits limits,
+                     std::shared_ptr<spdlog::logger> log)
+    : registry_(registry), info_(std::move(info)), limits_(limits), log_(std::move(log)), ctx_(*this) {}
+
+Execution::~Execution() {
+    destroy_frames();
+}
+
+void Execution::destroy_frames() {
+    std::vector<std::pair<std::uint64_t, void*>> frames;
+    frames.reserve(frames_.size());
+    for (auto& [addr, order] : frames_) frames.emplace_back(order, addr);
+    frames_.clear();
+    // Newest first: children before the frames that awaited them.
+    std::sort(frames.begin(), frames.end(), [](auto& a, auto& b) { return a.first > b.first; });
+    OwnerScope scope(this);
+    for (auto& f : frames) std::coroutine_handle<>::from_address(f.second).destroy();
+}
+
+void Execution::adopt(std::coroutine_handle<> frame) {
+    frames_.emplace(frame.address(), frame_counter_++);
+}
+
+void Execution::release(std::coroutine_handle<> frame) {
+    frames_.erase(frame.address());
+}
+
+void Execution::replay(const std::vector<Json>& history) {
+    OwnerScope scope(this);
+    replaying_ = true;
+    for (const auto& e : history) {
+        if (ev::is_scheduling(ev::type_of(e)) && e.contains("id")) recorded_[e["id"].get<std::int64_t>()] = e;
+    }
+    for (std::size_t i = 0; i < history.size() && !nondeterminism_; ++i) {
+        ++history_size_;
+        process(history[i], true, i);
+    }
+    replaying_ = false;
+    recorded_.clear();
+    if (nondeterminism_) {
+        fail("NonDeterminism", *nondeterminism_);
+        return;
+    }
+    if (state_ == State::Running && root_.is_done()) on_root_done();
+}
+
+void Execution::apply_new(Json e, std::int64_t now_ms) {
+    if (finished()) return;
+    auto x = e.find("x");
+    if (x != e.end() && x->is_string() && x->get_ref<const std::string&>() != info_.execution_id) return;
+    e["ts"] = now_ms;
+    OwnerScope scope(this);
+    std::size_t index = history_size_;
+    record(e);
+    process(e, false, index);
+    if (!finished() && history_size_ > limits_.max_history_events) {
+        fail("HistoryTooLarge",
+             fmt::format("the history of instance '{}' passed {} events; call ctx.continue_as_new() "
+                         "periodically (ctx.continue_as_new_suggested() tells when)",
+                         info_.instance_id, limits_.max_history_events));
+    }
+}
+
+void Execution::record(Json e) {
+    if (!replaying_) {
+        ++history_size_;
+        new_history_.push_back(std::move(e));
+    }
+}
+
+void Execution::process(const Json& e, bool recorded, std::size_t index) {
+    auto t = ev::type_of(e);
+    if (auto ts = e.find("ts"); ts != e.end() && ts->is_number_integer()) now_ms_ = ts->get<std::int64_t>();
+    if (recorded && state_ != State::Running && t != ev::kExecutionStarted && !ev::is_control(t)) {
+        if (root_.is_done() || finished()) {
+            nondeterminism_ = fmt::format(
+                "history event #{} is {}, but the orchestrator's code had already finished at that point; "
+                "the code of '{}' changed since instance '{}' started",
+                index, t, info_.name, info_.instance_id);
+            return;
+        }
+    }
+    if (t == ev::kExecutionStarted) {
+        start(e);
+    } else if (ev::is_scheduling(t)) {
+        if (!recorded) return;
+        auto id = e.value("id", std::int64_t{-1});
+        if (id >= next_id_) {
+            nondeterminism_ = fmt::format(
+                "history event #{} is {} (task {}), but the code did not schedule it: the code of '{}' "
+                "changed since instance '{}' started. Finish or terminate old instances before deploying "
+                "changed orchestrator code, or register the new code under a new name",
+                index, describe_decision(t, e.value("name", "")), id, info_.name, info_.instance_id);
+        }
+    } else if (t == ev::kTaskCompleted || t == ev::kTimerFired || t == ev::kSubOrchestrationCompleted) {
+        resolve(e.value("id", std::int64_t{-1}), e, false, recorded, index);
+    } else if (t == ev::kTaskFailed || t == ev::kSubOrchestrationFailed) {
+        resolve(e.value("id", std::int64_t{-1}), e, true, recorded, index);
+    } else if (t == ev::kEventRaised) {
+        deliver_event(e);
+    } else if (t == ev::kExecutionTerminated) {
+        terminate(e.value("reason", Json()));
+    } else if (t == ev::kExecutionSuspended) {
+        suspended_ = true;
+    } else if (t == ev::kExecutionResumed) {
+        suspended_ = false;
+    }
+}
+
+void Execution::start(const Json& e) {
+    if (state_ != State::NotStarted) return;
+    state_ = State::Running;
+    info_.parent_execution_id = e.value("px", "");
+    const OrchestratorFn* fn = registry_.orchestrator(info_.name);
+    if (!fn) {
+        fail("UnknownOrchestration",
+             fmt::format("orchestration '{}' is not registered on this host; register it with "
+                         "Registry::add_orchestrator (on every host), or check the name",
+                         info_.name));
+        return;
+    }
+    try {
+        root_ = (*fn)(ctx_, e.value("input", Json()));
+    } catch (...) {
+        auto err = std::current_exception();
+        fail(exception_type_name(err), exception_message(err));
+        return;
+    }
+    if (root_.is_done()) {
+        on_root_done();
+    } else {
+        root_.state()->listeners.push_back([this] { on_root_done(); });
+    }
+}
+
+void Execution::on_root_done() {
+    if (state_ != State::Running || replaying_) return;  // after replay, replay() calls again
+    auto& s = *root_.state();
+    if (s.error) {
+        fail(exception_type_name(s.error), exception_message(s.error));
+        return;
+    }
+    if (can_requested_) {
+        state_ = State::ContinuedAsNew;
+        Json e = ev::make(ev::kContinuedAsNew, now_ms_);
+        e["input"] = can_input_;
+        record(std::move(e));
+        return;
+    }
+    output_ = s.value ? *s.value : Json();
+    if (output_.dump().size() > limits_.max_payload_bytes) {
+        fail("PayloadTooLarge", fmt::format("the output of instance '{}' is larger than the {}-byte limit; return "
+                                            "a reference to the data instead of the data",
+                                            info_.instance_id, limits_.max_payload_bytes));
+        return;
+    }
+    state_ = State::Completed;
+    Json e = ev::make(ev::kExecutionCompleted, now_ms_);
+    e["status"] = "Completed";
+    e["result"] = output_;
+    record(std::move(e));
+}
+
+void Execution::fail(std::string_view type, const std::string& message) {
+    state_ = State::Failed;
+    error_ = ev::error_json(type, message);
+    Json e = ev::make(ev::kExecutionCompleted, now_ms_);
+    e["status"] = "Failed";
+    e["error"] = error_;
+    bool was_replaying = replaying_;
+    replaying_ = false;
+    record(std::move(e));
+    replaying_ = was_replaying;
+    log_->warn("instance {} failed: {}: {}", info_.instance_id, type, message);
+}
+
+void Execution::terminate(const Json& reason) {
+    if (finished()) return;
+    state_ = State::Terminated;
+    output_ = reason;
+}
+
+void Execution::resolve(std::int64_t id, const Json& e, bool failed, bool recorded, std::size_t index) {
+    auto it = pending_.find(id);
+    if (it == pending_.end()) {
+        if (recorded && id >= next_id_) {
+            nondeterminism_ = fmt::format(
+                "history event #{} is {} for task {}, which the code never scheduled: the code of '{}' changed "
+                "since instance '{}' started",
+                index, ev::type_of(e), id, info_.name, info_.instance_id);
+        }
+        return;  // a duplicate or stale completion
+    }
+    Pending p = std::move(it->second);
+    pending_.erase(it);
+    if (failed) {
+        Json err = e.value("error", Json::object());
+        p.state->set_error(std::make_exception_ptr(TaskFailed(err.value("type", "Error"), err.value("message", ""),
+                                                              err.value("details", ""))));
+    } else if (p.kind == Decision::Kind::Timer) {
+        p.state->set_json(Json());
+    } else {
+        p.state->set_json(e.value("result", Json()));
+    }
+}
+
+void Execution::schedule(Decision d, std::shared_ptr<StateBase> state) {
+    d.id = next_id_++;
+    if (d.kind == Decision::Kind::SubOrchestration && d.target.empty()) {
+        // Derived from the parent, its generation and the task id: the same on every replay.
+        d.target = fmt::format("{}:{}:{}", info_.instance_id, info_.execution_id.substr(0, 8), d.id);
+    }
+    auto type = scheduling_type(d.kind);
+    if (replaying_) {
+        auto it = recorded_.find(d.id);
+        if (it != recorded_.end()) {
+            auto rtype = ev::type_of(it->second);
+            std::string rname = it->second.value("name", "");
+            if (rtype != type || rname != d.name) {
+                if (!nondeterminism_) {
+                    nondeterminism_ = fmt::format(
+                        "task {} is {} in history, but the code asked for {}: the code of '{}' changed since "
+                        "instance '{}' started",
+                        d.id, describe_decision(rtype, rname), describe_decision(type, d.name), info_.name,
+                        info_.instance_id);
+                }
+                state->set_error(std::make_exception_ptr(NonDeterminism(*nondeterminism_)));
+                return;
+            }
+            if (d.kind != Decision::Kind::SendEvent) {
+                pending_[d.id] = Pending{d.kind, d.name, std::move(state), true,
+                                         d.kind == Decision::Kind::Activity ? d.input : Json()};
+            }
+            return;
+        }
+    }
+    if (d.input.dump().size() > limits_.max_payload_bytes) {
+        state->set_error(std::make_exception_ptr(TaskFailed(
+            "PayloadTooLarge",
+            fmt::format("the input of {} is larger than the {}-byte limit; pass a reference to the data instead",
+                        describe_decision(type, d.name), limits_.max_payload_bytes))));
+        return;
+    }
+    Json e = ev::make(type, now_ms_);
+    e["id"] = d.id;
+    switch (d.kind) {
+        case Decision::Kind::Activity:
+            e["name"] = d.name;
+            e["input"] = d.input;
+            break;
+        case Decision::Kind::Timer:
+            e["fire_at"] = d.fire_at;
+            break;
+        case Decision::Kind::SubOrchestration:
+            e["name"] = d.name;
+            e["instance"] = d.target;
+            e["input"] = d.input;
+            break;
+        case Decision::Kind::SendEvent:
+            e["name"] = d.name;
+            e["instance"] = d.target;
+            e["input"] = d.input;
+            break;
+    }
+    record(std::move(e));
+    if (d.kind != Decision::Kind::SendEvent) pending_[d.id] = Pending{d.kind, d.name, std::move(state), false, {}};
+    decisions_.push_back(std::move(d));
+}
+
+void Execution::deliver_event(const Json& e) {
+    std::string name = e.value("name", "");
+    Json input = e.value("input", Json());
+    auto it = event_waiters_.find(name);
+    if (it != event_waiters_.end() && !it->second.empty()) {
+        auto s = it->second.front();
+        it->second.pop_front();
+        s->set_json(input);
+        return;
+    }
+    buffered_order_.push_back(Json{{"name", name}, {"input", input}});
+}
+
+void Execution::wait_event(const std::string& name, std::shared_ptr<StateBase> state) {
+    for (auto it = buffered_order_.begin(); it != buffered_order_.end(); ++it) {
+        if ((*it)["name"] == name) {
+            Json input = (*it)["input"];
+            buffered_order_.erase(it);
+            state->set_json(input);
+            return;
+        }
+    }
+    event_waiters_[name].push_back(std::move(state));
+}
+
+void Execution::cancel_event_wait(const std::string& name, const std::shared_ptr<StateBase>& state) {
+    auto it = event_waiters_.find(name);
+    if (it == event_waiters_.end()) return;
+    auto& q = it->second;
+    q.erase(std::remove(q.begin(), q.end(), state), q.end());
+}
+
+std::vector<Json> Execution::carried_events() const {
+    std::vector<Json> out;
+    if (!can_keep_events_) return out;
+    for (const auto& b : buffered_order_) {
+        Json e = ev::make(ev::kEventRaised, now_ms_);
+        e["name"] = b["name"];
+        e["input"] = b["input"];
+        out.push_back(std::move(e));
+    }
+    return out;
+}
+
+void Execution::request_continue_as_new(Json input, bool keep_events) {
+    can_requested_ = true;
+    can_input_ = std::move(input);
+    can_keep_events_ = keep_events;
+}
+
+void Execution::set_custom_status(Json status) {
+    custom_status_ = std::move(status);
+}
+
+std::string Execution::new_uuid() {
+    std::string seed = fmt::format("{}/{}/{}", info_.instance_id, info_.execution_id, uuid_counter_++);
+    std::uint64_t hi = fnv1a(seed, 14695981039346656037ULL);
+    std::uint64_t lo = fnv1a(seed, hi ^ 0x9e3779b97f4a7c15ULL);
+    hi = (hi & 0xffffffffffff0fffULL) | 0x0000000000005000ULL;  // version 5 (name-based)
+    lo = (lo & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;  // RFC 4122 variant
+    return fmt::format("{:08x}-{:04x}-{:04x}-{:04x}-{:012x}", hi >> 32, (hi >> 16) & 0xffff, hi & 0xffff, lo >> 48,
+                       lo & 0xffffffffffffULL);
+}
+
+std::vector<Json> Execution::take_new_history() {
+    return std::exchange(new_history_, {});
+}
+
+std::vector<Decision> Execution::take_decisions() {
+    return std::exchange(decisions_, {});
+}
+
+std::vector<Decision> Execution::take_redispatch() {
+    std::vector<Decision> out;
+    if (finished()) return out;
+    for (auto& [id, p] : pending_) {
+        if (p.recorded && p.kind == Decision::Kind::Activity) {
+            Decision d;
+            d.kind = Decision::Kind::Activity;
+            d.id = id;
+            d.name = p.name;
+            d.input = p.input;
+            out.push_back(std::move(d));
+        }
+    }
+    return out;
+}
+
+}  // namespace durable::detail

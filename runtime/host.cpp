@@ -1,0 +1,233 @@
+// Host: construction, start, the documented shutdown order, and the public accessors.
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <random>
+#include <spdlog/spdlog.h>
+
+#include "runtime/host_impl.hpp"
+
+namespace durable {
+namespace {
+
+std::string default_host_id() {
+    char name[256] = {0};
+    gethostname(name, sizeof(name) - 1);
+    std::random_device rd;
+    return fmt::format("{}-{}-{:04x}", name, getpid(), rd() & 0xffff);
+}
+
+}  // namespace
+
+Host::Impl::Impl(Database db_, std::shared_ptr<const Registry> registry_, HostOptions options_)
+    : db(std::move(db_)),
+      store(db.store()),
+      hub(db.completions()),
+      registry(std::move(registry_)),
+      options(std::move(options_)),
+      clock(options.clock ? options.clock : SystemClock::instance()),
+      log(options.logger ? options.logger : spdlog::default_logger()),
+      id(options.host_id.empty() ? default_host_id() : options.host_id),
+      limits{options.max_history_events, options.suggest_continue_as_new_at, options.max_payload_bytes},
+      policies(options.default_activity_policy, clock, log),
+      m_episodes(metrics.counter("durable_episodes_total", "Orchestration episodes run")),
+      m_activities(metrics.counter("durable_activities_total", "Activity executions finished")),
+      m_activity_failures(metrics.counter("durable_activity_failures_total", "Activity executions that failed")),
+      m_completed(metrics.counter("durable_instances_completed_total", "Instances completed")),
+      m_failed(metrics.counter("durable_instances_failed_total", "Instances failed or terminated")),
+      m_claims(metrics.counter("durable_lease_claims_total", "Instances claimed")),
+      m_takeovers(metrics.counter("durable_lease_takeovers_total", "Instances taken over from another host")),
+      m_conflicts(metrics.counter("durable_lease_conflicts_total", "Commits refused because the lease was lost")),
+      m_renewals(metrics.counter("durable_lease_renewals_total", "Lease renewals")),
+      m_renewal_failures(metrics.counter("durable_lease_renewal_failures_total", "Failed lease renewals")),
+      m_replays(metrics.counter("durable_replays_total", "Instances rebuilt from history")),
+      m_fences(metrics.counter("durable_self_fences_total", "Times the host fenced itself")),
+      m_started(metrics.counter("durable_instances_started_total", "Instances started on this host")),
+      h_episode(metrics.histogram("durable_episode_seconds", "Time to run one episode")),
+      h_commit(metrics.histogram("durable_commit_seconds", "Time from episode end to durable commit")),
+      h_activity(metrics.histogram("durable_activity_seconds", "Time to run one activity")),
+      g_cached(metrics.gauge("durable_instances_cached", "Instances in memory")),
+      g_active(metrics.gauge("durable_instances_active", "Instances with work in flight")),
+      g_wal_pages(metrics.gauge("durable_wal_pages", "Pages in the WAL after the last commit")),
+      g_busy_wait(metrics.gauge("durable_store_busy_wait_seconds", "Time spent waiting for the database lock")) {
+    if (!registry) throw InvalidInput("a Host needs a Registry; pass std::make_shared<durable::Registry>(...)");
+    if (options.lease_duration.count() < 100) {
+        throw InvalidInput(fmt::format("lease duration {} ms is too short; use at least 100 ms (default 10 s)",
+                                       options.lease_duration.count()));
+    }
+    for (const auto& name : registry->activity_names()) {
+        local_activity_names.push_back(name);
+        if (const auto* a = registry->activity(name); a && a->settings.policy) policies.set_policy(name, *a->settings.policy);
+    }
+}
+
+void Host::Impl::start() {
+    {
+        std::lock_guard lock(mu_);
+        if (started_) return;
+        started_ = true;
+        last_renewal_ok_ = clock->steady_now();
+    }
+    store::HostRow row{id, "", static_cast<std::int64_t>(getpid()), now_ms(), now_ms(), std::nullopt, 0};
+    char name[256] = {0};
+    gethostname(name, sizeof(name) - 1);
+    row.hostname = name;
+    std::promise<store::WriteResult> done;
+    auto f = done.get_future();
+    store->heartbeat(row, [&done](const store::WriteResult& r) { done.set_value(r); });
+    auto r = f.get();
+    if (r.error) std::rethrow_exception(r.error);
+    log->info("host {} started on {} (lease {} ms)", id, store->describe(), lease_ms());
+    for (int i = 0; i < std::max(1, options.episode_threads); ++i) episode_threads_.emplace_back([this] { episode_worker(); });
+    for (int i = 0; i < std::max(1, options.activity_threads); ++i) activity_threads_.emplace_back([this] { activity_worker(); });
+    dispatcher_thread_ = std::thread([this] { dispatcher_loop(); });
+    renewer_thread_ = std::thread([this] { renewer_loop(); });
+}
+
+void Host::Impl::stop(bool graceful) {
+    {
+        std::lock_guard lock(mu_);
+        if (!started_ || stopped_) return;
+        stopped_ = true;
+        stopping_ = true;  // 1. no new work is taken
+        dispatcher_stop_ = true;
+    }
+    dispatch_cv_.notify_all();
+    if (dispatcher_thread_.joinable()) dispatcher_thread_.join();
+    {
+        // 2. running episodes finish; queued ones are abandoned.
+        std::lock_guard lock(mu_);
+        workers_stop_ = true;
+        activities_stop_ = true;
+    }
+    stop_token.cancel();  // in-flight activities see cancellation
+    work_cv_.notify_all();
+    activity_cv_.notify_all();
+    for (auto& t : episode_threads_) t.join();
+    // 3. activity workers end after their current activity (its result is dropped).
+    for (auto& t : activity_threads_) t.join();
+    episode_threads_.clear();
+    activity_threads_.clear();
+    if (graceful) {
+        store->flush();  // 4. every commit submitted so far is durable
+        // 5. leases go back: at once claimable where work was in flight.
+        std::vector<std::string> idle, busy;
+        {
+            std::lock_guard lock(mu_);
+            for (auto& [iid, inst] : instances_) {
+                if (inst->dead) continue;
+                bool work = inst->inflight_activities > 0 || !inst->incoming.empty() || !inst->held.empty() ||
+                            inst->pending_commits > 0 || inst->needs_episode;
+                (work ? busy : idle).push_back(iid);
+            }
+        }
+        std::promise<void> a, b;
+        store->release_leases(id, idle, false, [&a](const store::WriteResult&) { a.set_value(); });
+        store->release_leases(id, busy, true, [&b](const store::WriteResult&) { b.set_value(); });
+        a.get_future().wait();
+        b.get_future().wait();
+        log->info("host {} released {} idle and {} busy leases", id, idle.size(), busy.size());
+    }
+    {
+        std::lock_guard lock(mu_);
+        renewer_stop_ = true;
+    }
+    renew_cv_.notify_all();
+    if (renewer_thread_.joinable()) renewer_thread_.join();  // 6. renewer stops
+    if (graceful) {
+        store::HostRow row{id, "", static_cast<std::int64_t>(getpid()), 0, now_ms(), now_ms(), 0};
+        char name[256] = {0};
+        gethostname(name, sizeof(name) - 1);
+        row.hostname = name;
+        store->heartbeat(row, nullptr);
+        store->flush();
+    }
+    std::unordered_map<std::string, std::shared_ptr<LiveInstance>> dropped;
+    {
+        std::lock_guard lock(mu_);
+        dropped.swap(instances_);
+        ready_.clear();
+    }
+    dropped.clear();  // coroutine frames are destroyed here, outside the lock
+    log->info("host {} stopped", id);
+}
+
+Host::Host(Database db, std::shared_ptr<const Registry> registry, HostOptions options)
+    : impl_(std::make_shared<Impl>(std::move(db), std::move(registry), std::move(options))) {}
+
+Host::~Host() {
+    try {
+        impl_->stop(true);
+    } catch (const std::exception& e) {
+        impl_->log->error("host {}: stop failed: {}", impl_->id, e.what());
+    }
+}
+
+void Host::start() {
+    impl_->start();
+}
+
+void Host::stop() {
+    impl_->stop(true);
+}
+
+void Host::abandon() {
+    impl_->stop(false);
+}
+
+const std::string& Host::id() const {
+    return impl_->id;
+}
+
+Client Host::client() {
+    Client c(impl_->db);
+    auto a = std::make_shared<Client::Attachment>();
+    a->host = impl_;
+    c.attach(a);
+    return c;
+}
+
+HostStats Host::stats() const {
+    HostStats s;
+    auto& i = *impl_;
+    s.episodes = i.m_episodes.value();
+    s.activities = i.m_activities.value();
+    s.completed = i.m_completed.value();
+    s.failed = i.m_failed.value();
+    s.claims = i.m_claims.value();
+    s.takeovers = i.m_takeovers.value();
+    s.lease_conflicts = i.m_conflicts.value();
+    s.renewals = i.m_renewals.value();
+    s.replays = i.m_replays.value();
+    std::lock_guard lock(i.mu_);
+    s.cached = i.instances_.size();
+    for (auto& [id, inst] : i.instances_) {
+        if (inst->inflight_activities > 0 || inst->running || inst->queued) ++s.active;
+    }
+    return s;
+}
+
+Metrics& Host::metrics() {
+    return impl_->metrics;
+}
+
+std::string Host::metrics_text() {
+    auto st = impl_->store->stats();
+    impl_->g_wal_pages.set(static_cast<double>(st.wal_pages));
+    impl_->g_busy_wait.set(static_cast<double>(st.busy_wait_us) / 1e6);
+    auto rs = impl_->policies.stats();
+    auto text = impl_->metrics.prometheus_text();
+    text += fmt::format(
+        "# HELP durable_resilience_retries_total In-process activity retries\n# TYPE durable_resilience_retries_total "
+        "counter\ndurable_resilience_retries_total {}\n"
+        "# HELP durable_resilience_timeouts_total Activity attempts that timed out\n# TYPE "
+        "durable_resilience_timeouts_total counter\ndurable_resilience_timeouts_total {}\n"
+        "# HELP durable_breaker_opened_total Circuit breakers opened\n# TYPE durable_breaker_opened_total "
+        "counter\ndurable_breaker_opened_total {}\n"
+        "# HELP durable_breaker_rejected_total Calls refused by an open circuit\n# TYPE durable_breaker_rejected_total "
+        "counter\ndurable_breaker_rejected_total {}\n",
+        rs.retries, rs.timeouts, rs.breaker_opened, rs.rejected_by_breaker);
+    return text;
+}
+
+}  // namespace durable

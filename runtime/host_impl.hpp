@@ -1,0 +1,148 @@
+// runtime/host_impl.hpp — the inside of a Host, shared by its parts (host.cpp: lifecycle;
+// episode.cpp: running episodes and committing them; dispatcher.cpp: claiming, loading,
+// inbox delivery, timers, eviction; lease_renewer.cpp; activity_pool.cpp).
+//
+// Threads, each started by start() and joined by stop():
+//   episode workers (HostOptions::episode_threads) run orchestrator code;
+//   activity workers (HostOptions::activity_threads) run activities;
+//   the dispatcher finds and claims work and delivers inbox events;
+//   the renewer renews leases and fences the host when renewal fails;
+//   the store's commit thread runs commit callbacks (on_committed).
+// An instance's Execution is touched only by the episode worker that set its `running` flag,
+// or by the loader before the instance is published. Everything else in LiveInstance and
+// Impl is guarded by Impl::mu_.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <queue>
+#include <set>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "durable/client.hpp"
+#include "durable/host.hpp"
+#include "runtime/completion_hub.hpp"
+#include "runtime/execution.hpp"
+#include "store/store.hpp"
+
+namespace durable {
+
+struct Incoming {
+    Json event;
+    std::int64_t inbox_id = -1;  // the inbox row it came from; -1 for in-memory events
+};
+
+struct LiveInstance {
+    std::string id, name, execution_id;
+    std::optional<std::string> parent_id;
+    std::int64_t parent_task_id = -1;
+    std::unique_ptr<detail::Execution> exec;  // owned by the worker that set `running`
+    std::int64_t version = 0;    // the version the next commit expects
+    std::int64_t next_seq = 0;   // seq of the next history event
+    Status status = Status::Pending;
+    std::deque<Incoming> incoming;       // guarded by mu_
+    std::deque<Incoming> held;           // in-memory events held while suspended; guarded by mu_
+    std::vector<std::int64_t> delivered; // inbox rows handed to this instance; guarded by mu_
+    bool queued = false, running = false, dead = false, needs_episode = false;
+    int inflight_activities = 0;
+    int pending_commits = 0;
+    std::chrono::steady_clock::time_point loaded_at, last_active;
+};
+
+struct ActivityWork {
+    std::string instance_id, execution_id, name;
+    std::int64_t task_id = 0;
+    Json input;
+    std::int64_t row_id = -1;  // a claimed activity_tasks row; -1 for in-memory work
+    int attempt = 1;
+};
+
+struct Client::Attachment {
+    std::weak_ptr<Host::Impl> host;
+};
+
+struct Host::Impl : std::enable_shared_from_this<Host::Impl> {
+    Impl(Database db, std::shared_ptr<const Registry> registry, HostOptions options);
+
+    // ---- lifecycle (host.cpp) ----
+    void start();
+    void stop(bool graceful);
+
+    // ---- episodes (episode.cpp) ----
+    void episode_worker();
+    void run_episode(const std::shared_ptr<LiveInstance>& inst, std::deque<Incoming> events);
+    void on_committed(const std::shared_ptr<LiveInstance>& inst, const store::WriteResult& r,
+                      std::vector<std::int64_t> consumed, bool terminal, Status status,
+                      std::vector<std::string> adopt);
+    void enqueue_locked(const std::shared_ptr<LiveInstance>& inst);
+    void drop_locked(const std::shared_ptr<LiveInstance>& inst, const char* why);
+
+    // ---- dispatcher (dispatcher.cpp) ----
+    void dispatcher_loop();
+    bool poll_once();
+    void load_instance(const std::string& id, bool orphaned);
+    void deliver_owned_inbox(std::int64_t now);
+    void evict_idle();
+    void adopt(const std::string& id);  // an instance created leased to this host
+    void wake_dispatcher();
+
+    // ---- leases (lease_renewer.cpp) ----
+    void renewer_loop();
+    void fence(const char* why);
+
+    // ---- activities (activity_pool.cpp) ----
+    void activity_worker();
+    void dispatch_activities_locked(const std::shared_ptr<LiveInstance>& inst,
+                                    const std::vector<detail::Decision>& decisions);
+    void run_activity(ActivityWork& work);
+    Json complete_activity_event(const ActivityWork& work, const Json& result, std::exception_ptr error);
+
+    store::Millis now_ms() const { return clock->now_ms(); }
+    std::int64_t lease_ms() const { return options.lease_duration.count(); }
+
+    Database db;
+    std::shared_ptr<store::Store> store;
+    std::shared_ptr<detail::CompletionHub> hub;
+    std::shared_ptr<const Registry> registry;
+    HostOptions options;
+    std::shared_ptr<Clock> clock;
+    std::shared_ptr<spdlog::logger> log;
+    std::string id;
+    detail::ExecutionLimits limits;
+    PolicyRegistry policies;
+    Metrics metrics;
+    CancellationToken stop_token;
+    std::vector<std::string> local_activity_names;
+
+    // metrics
+    Counter &m_episodes, &m_activities, &m_activity_failures, &m_completed, &m_failed, &m_claims, &m_takeovers,
+        &m_conflicts, &m_renewals, &m_renewal_failures, &m_replays, &m_fences, &m_started;
+    Histogram &h_episode, &h_commit, &h_activity;
+    Gauge &g_cached, &g_active, &g_wal_pages, &g_busy_wait;
+
+    mutable std::mutex mu_;
+    std::condition_variable work_cv_, activity_cv_, dispatch_cv_, renew_cv_, idle_cv_;
+    std::unordered_map<std::string, std::shared_ptr<LiveInstance>> instances_;  // guarded by mu_
+    std::deque<std::shared_ptr<LiveInstance>> ready_;                          // guarded by mu_
+    std::deque<ActivityWork> activity_queue_;                                   // guarded by mu_
+    std::unordered_set<std::int64_t> delivered_inbox_;                          // guarded by mu_
+    std::deque<std::string> to_adopt_;                                          // guarded by mu_
+    std::priority_queue<std::int64_t, std::vector<std::int64_t>, std::greater<>> timers_;  // guarded by mu_
+    int running_episodes_ = 0;       // guarded by mu_
+    int running_activities_ = 0;     // guarded by mu_
+    bool dispatch_requested_ = false;  // guarded by mu_
+    bool started_ = false, stopping_ = false, stopped_ = false;  // guarded by mu_
+    bool workers_stop_ = false, activities_stop_ = false, dispatcher_stop_ = false, renewer_stop_ = false;  // guarded by mu_
+    std::chrono::steady_clock::time_point last_renewal_ok_;  // guarded by mu_
+
+    std::vector<std::thread> episode_threads_, activity_threads_;
+    std::thread dispatcher_thread_, renewer_thread_;
+};
+
+}  // namespace durable

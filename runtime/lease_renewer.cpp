@@ -1,0 +1,96 @@
+// Lease renewal and self-fencing.
+//
+// Every half lease the renewer extends all of this host's unexpired leases in one statement
+// (expiry only: the version, the commits' fencing token, never changes, so renewal cannot
+// make the host's own in-flight commit fail). Instances whose lease it no longer finds are
+// dropped from memory at once. If no renewal has succeeded for two thirds of the lease
+// (monotonic clock), the host drops every instance before another host may claim them.
+#include <fmt/format.h>
+#include <future>
+#include <unistd.h>
+#include <unordered_set>
+
+#include "runtime/host_impl.hpp"
+
+namespace durable {
+
+void Host::Impl::fence(const char* why) {
+    std::vector<std::unique_ptr<detail::Execution>> graveyard;
+    {
+        std::lock_guard lock(mu_);
+        if (instances_.empty()) return;
+        m_fences.inc();
+        log->error("host {}: fencing itself, dropping {} instances: {}", id, instances_.size(), why);
+        auto all = instances_;
+        for (auto& [iid, inst] : all) {
+            drop_locked(inst, why);
+            if (!inst->running && inst->exec) graveyard.push_back(std::move(inst->exec));
+        }
+    }
+}
+
+void Host::Impl::renewer_loop() {
+    const auto interval = options.lease_duration / 2;
+    const auto fence_after = options.lease_duration * 2 / 3;
+    char name[256] = {0};
+    gethostname(name, sizeof(name) - 1);
+    std::unique_lock lock(mu_);
+    while (!renewer_stop_) {
+        renew_cv_.wait_for(lock, interval, [&] { return renewer_stop_; });
+        if (renewer_stop_) break;
+        auto last_ok = last_renewal_ok_;
+        lock.unlock();
+
+        auto start = clock->steady_now();
+        store::Millis now = now_ms();
+        auto done = std::make_shared<std::promise<store::WriteResult>>();
+        auto f = done->get_future();
+        store->renew_leases(id, now, now + lease_ms(), [done](const store::WriteResult& r) { done->set_value(r); });
+        store->heartbeat(store::HostRow{id, name, static_cast<std::int64_t>(getpid()), 0, now, std::nullopt, 0}, nullptr);
+        auto deadline = std::chrono::steady_clock::now() +
+                        std::max(std::chrono::steady_clock::duration(std::chrono::milliseconds(1)),
+                                 std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                     fence_after - (start - last_ok)));
+        bool ready = f.wait_until(deadline) == std::future_status::ready;
+        if (ready) {
+            auto r = f.get();
+            if (r.ok) {
+                m_renewals.inc();
+                std::unordered_set<std::string> held(r.ids.begin(), r.ids.end());
+                std::vector<std::unique_ptr<detail::Execution>> graveyard;
+                lock.lock();
+                last_renewal_ok_ = start;
+                std::vector<std::shared_ptr<LiveInstance>> lost;
+                for (auto& [iid, inst] : instances_) {
+                    if (!held.count(iid) && inst->loaded_at < start) lost.push_back(inst);
+                }
+                for (auto& inst : lost) {
+                    drop_locked(inst, "lease renewal found its lease gone");
+                    if (!inst->running && inst->exec) graveyard.push_back(std::move(inst->exec));
+                }
+                lock.unlock();
+                graveyard.clear();
+            } else {
+                m_renewal_failures.inc();
+                std::string why = "unknown";
+                try {
+                    if (r.error) std::rethrow_exception(r.error);
+                } catch (const std::exception& e) {
+                    why = e.what();
+                }
+                log->warn("host {}: lease renewal failed: {}", id, why);
+            }
+        } else {
+            m_renewal_failures.inc();
+            log->warn("host {}: lease renewal did not finish in time", id);
+        }
+        lock.lock();
+        if (clock->steady_now() - last_renewal_ok_ > fence_after) {
+            lock.unlock();
+            fence("no lease renewal succeeded within two thirds of the lease duration");
+            lock.lock();
+        }
+    }
+}
+
+}  // namespace durable

@@ -1,0 +1,18 @@
+// Registry: the listing helpers (the rest is templates in the header).
+#include "durable/registry.hpp"
+
+namespace durable {
+
+std::vector<std::string> Registry::orchestrator_names() const {
+    std::vector<std::string> out;
+    for (const auto& [name, fn] : orchestrators_) out.push_back(name);
+    return out;
+}
+
+std::vector<std::string> Registry::activity_names() const {
+    std::vector<std::string> out;
+    for (const auto& [name, entry] : activities_) out.push_back(name);
+    return out;
+}
+
+}  // namespace durable

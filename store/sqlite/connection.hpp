@@ -1,0 +1,76 @@
+// store/sqlite/connection.hpp — one SQLite connection with its prepared-statement cache.
+//
+// A Connection is used by one thread at a time (the store's commit thread owns the writer;
+// readers come from a pool). Statements are prepared once per connection and reused.
+// The busy handler is ours: short sleeps with jitter up to a deadline, time spent waiting
+// counted, so contention between host processes is bounded and measured.
+#pragma once
+
+#include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Statement.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "store/store.hpp"
+
+namespace durable::store::sqlite {
+
+// A cached statement in use; resets it when it goes out of scope so a half-read SELECT never
+// keeps a read snapshot (and the WAL) pinned.
+class ScopedStmt {
+public:
+    explicit ScopedStmt(SQLite::Statement& s) : s_(&s) {}
+    ~ScopedStmt() {
+        try {
+            s_->reset();
+        } catch (...) {
+        }
+    }
+    ScopedStmt(const ScopedStmt&) = delete;
+    ScopedStmt& operator=(const ScopedStmt&) = delete;
+    SQLite::Statement* operator->() { return s_; }
+    SQLite::Statement& operator*() { return *s_; }
+
+private:
+    SQLite::Statement* s_;
+};
+
+class Connection {
+public:
+    // Opens `path`; `writer` connections create the file if missing. Throws StoreError.
+    Connection(const std::string& path, const SqliteOptions& options, bool writer,
+               std::atomic<std::int64_t>* busy_wait_us);
+    ~Connection();
+    Connection(const Connection&) = delete;
+    Connection& operator=(const Connection&) = delete;
+
+    // The cached statement for `sql` (a string literal: the cache is keyed by its address),
+    // with bindings cleared, ready to bind.
+    ScopedStmt stmt(const char* sql);
+    void exec(const char* sql);
+    int changes() const;
+    std::int64_t last_insert_rowid() const;
+    SQLite::Database& db() { return db_; }
+    const std::string& path() const { return path_; }
+    bool read_only() const;
+
+private:
+    static int busy_handler(void* self, int count);
+
+    std::string path_;
+    SQLite::Database db_;
+    int busy_timeout_ms_;
+    std::atomic<std::int64_t>* busy_wait_us_;
+    std::int64_t busy_started_us_ = 0;
+    std::uint64_t rng_state_;
+    std::unordered_map<const char*, std::unique_ptr<SQLite::Statement>> cache_;
+};
+
+// Turns a SQLite failure into a StoreError that names the file and says what to do.
+[[noreturn]] void rethrow_as_store_error(const std::string& path, const std::string& doing);
+
+}  // namespace durable::store::sqlite

@@ -1,0 +1,110 @@
+// SQL for reading instances, history, inboxes and the audit log.
+#include <fmt/format.h>
+
+#include "store/sqlite/sql.hpp"
+
+namespace durable::store::sqlite::sql {
+
+InstanceRow read_instance(SQLite::Statement& s) {
+    InstanceRow r;
+    r.id = s.getColumn(0).getString();
+    r.name = s.getColumn(1).getString();
+    r.status = status_from_string(s.getColumn(2).getString()).value_or(Status::Pending);
+    r.execution_id = s.getColumn(3).getString();
+    r.input = col_opt(s, 4);
+    r.output = col_opt(s, 5);
+    r.error = col_opt(s, 6);
+    r.custom_status = col_opt(s, 7);
+    r.parent_id = col_opt(s, 8);
+    r.parent_task_id = s.getColumn(9).isNull() ? -1 : s.getColumn(9).getInt64();
+    r.created_at = s.getColumn(10).getInt64();
+    r.updated_at = s.getColumn(11).getInt64();
+    if (!s.getColumn(12).isNull()) r.completed_at = s.getColumn(12).getInt64();
+    r.version = s.getColumn(13).getInt64();
+    r.lease_owner = col_opt(s, 14);
+    r.lease_expires_at = s.getColumn(15).getInt64();
+    r.recoveries = s.getColumn(16).getInt64();
+    return r;
+}
+
+std::optional<InstanceRow> get_instance(Connection& c, const std::string& id) {
+    auto s = c.stmt("SELECT " DURABLE_INSTANCE_COLUMNS " FROM instances WHERE id = ?");
+    s->bind(1, id);
+    if (!s->executeStep()) return std::nullopt;
+    return read_instance(*s);
+}
+
+std::vector<HistoryRow> get_history(Connection& c, const std::string& id, std::int64_t from_seq, int limit) {
+    std::vector<HistoryRow> out;
+    auto s = c.stmt("SELECT seq, event FROM history WHERE instance_id = ? AND seq >= ? ORDER BY seq LIMIT ?");
+    s->bind(1, id);
+    s->bind(2, static_cast<std::int64_t>(from_seq));
+    s->bind(3, limit);
+    while (s->executeStep()) out.push_back(HistoryRow{s->getColumn(0).getInt64(), s->getColumn(1).getString()});
+    return out;
+}
+
+std::vector<InboxRow> get_inbox(Connection& c, const std::string& id, Millis now) {
+    std::vector<InboxRow> out;
+    auto s = c.stmt(
+        "SELECT id, instance_id, visible_at, control, event FROM inbox WHERE instance_id = ? AND visible_at <= ? "
+        "ORDER BY id");
+    s->bind(1, id);
+    s->bind(2, static_cast<std::int64_t>(now));
+    while (s->executeStep()) {
+        out.push_back(InboxRow{s->getColumn(0).getInt64(), s->getColumn(1).getString(), s->getColumn(2).getInt64(),
+                               s->getColumn(3).getInt() != 0, s->getColumn(4).getString()});
+    }
+    return out;
+}
+
+std::vector<InstanceRow> query_instances(Connection& c, const InstanceFilter& f) {
+    // Built per call: the filter's shape varies, and a query is not a hot path.
+    std::string sql = "SELECT " DURABLE_INSTANCE_COLUMNS " FROM instances WHERE 1 = 1";
+    if (!f.statuses.empty()) {
+        sql += " AND status IN (";
+        for (std::size_t i = 0; i < f.statuses.size(); ++i) sql += i ? ", ?" : "?";
+        sql += ")";
+    }
+    if (f.name) sql += " AND name = ?";
+    if (f.parent_id) sql += " AND parent_id = ?";
+    if (f.created_from) sql += " AND created_at >= ?";
+    if (f.created_to) sql += " AND created_at < ?";
+    if (f.after_id) sql += " AND id > ?";
+    sql += " ORDER BY id LIMIT ?";
+    SQLite::Statement s(c.db(), sql);
+    int i = 1;
+    for (auto st : f.statuses) s.bind(i++, std::string(to_string(st)));
+    if (f.name) s.bind(i++, *f.name);
+    if (f.parent_id) s.bind(i++, *f.parent_id);
+    if (f.created_from) s.bind(i++, static_cast<std::int64_t>(*f.created_from));
+    if (f.created_to) s.bind(i++, static_cast<std::int64_t>(*f.created_to));
+    if (f.after_id) s.bind(i++, *f.after_id);
+    s.bind(i, f.limit);
+    std::vector<InstanceRow> out;
+    while (s.executeStep()) out.push_back(read_instance(s));
+    return out;
+}
+
+std::optional<Millis> next_visible_after(Connection& c, Millis now) {
+    auto s = c.stmt("SELECT MIN(visible_at) FROM inbox WHERE visible_at > ?");
+    s->bind(1, static_cast<std::int64_t>(now));
+    if (s->executeStep() && !s->getColumn(0).isNull()) return s->getColumn(0).getInt64();
+    return std::nullopt;
+}
+
+std::vector<AuditEntry> audit_log(Connection& c, const std::optional<std::string>& instance_id, int limit) {
+    std::vector<AuditEntry> out;
+    auto s = c.stmt(
+        "SELECT at, actor, action, instance_id, detail FROM audit_log WHERE (?1 IS NULL OR instance_id = ?1) "
+        "ORDER BY id DESC LIMIT ?2");
+    bind_opt(*s, 1, instance_id);
+    s->bind(2, limit);
+    while (s->executeStep()) {
+        out.push_back(AuditEntry{s->getColumn(0).getInt64(), s->getColumn(1).getString(), s->getColumn(2).getString(),
+                                 col_opt(*s, 3), col_opt(*s, 4)});
+    }
+    return out;
+}
+
+}  // namespace durable::store::sqlite::sql

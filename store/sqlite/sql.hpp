@@ -1,0 +1,55 @@
+// store/sqlite/sql.hpp — the SQL of durable, one function per statement family.
+//
+// Write functions run on the commit thread's connection inside the group-commit transaction
+// (and a savepoint per write); they fill a WriteResult. Read functions run on a pooled
+// reader connection. Every statement is a string literal prepared once per connection.
+#pragma once
+
+#include "store/sqlite/connection.hpp"
+#include "store/store.hpp"
+
+namespace durable::store::sqlite::sql {
+
+// writes: instances, messages, episodes, purge, audit (writes.cpp)
+void create_instance(Connection& c, const NewInstance& inst, WriteResult& r);
+void send_message(Connection& c, const NewMessage& msg, const std::optional<AuditEntry>& audit,
+                  WriteResult& r);
+void commit_episode(Connection& c, const EpisodeCommit& e, WriteResult& r);
+void purge_instance(Connection& c, const std::string& id, WriteResult& r);
+void purge_instances(Connection& c, const PurgeFilter& f, WriteResult& r);
+void append_audit(Connection& c, const AuditEntry& a);
+void heartbeat(Connection& c, const HostRow& h);
+
+// writes: the lease protocol (leases.cpp)
+void claim_instances(Connection& c, const std::vector<Candidate>& cands, const std::string& owner,
+                     Millis now, Millis lease_until, WriteResult& r);
+void renew_leases(Connection& c, const std::string& owner, Millis now, Millis lease_until,
+                  WriteResult& r);
+void release_leases(Connection& c, const std::string& owner, const std::vector<std::string>& ids,
+                    bool orphan, WriteResult& r);
+std::vector<ClaimedTask> claim_tasks(Connection& c, const std::vector<std::string>& names,
+                                     const std::string& owner, Millis now, Millis lease_until, int limit);
+void complete_task(Connection& c, std::int64_t row_id, const std::string& owner,
+                   const NewMessage& completion, WriteResult& r);
+std::vector<Candidate> find_claimable(Connection& c, const std::string& owner, Millis now, int limit);
+std::vector<InboxRow> owned_inbox(Connection& c, const std::string& owner, Millis now, int limit);
+std::vector<InstanceRow> list_leases(Connection& c, Millis now);
+std::vector<HostRow> list_hosts(Connection& c, Millis now);
+
+// reads (reads.cpp)
+std::optional<InstanceRow> get_instance(Connection& c, const std::string& id);
+std::vector<HistoryRow> get_history(Connection& c, const std::string& id, std::int64_t from_seq, int limit);
+std::vector<InboxRow> get_inbox(Connection& c, const std::string& id, Millis now);
+std::vector<InstanceRow> query_instances(Connection& c, const InstanceFilter& f);
+std::optional<Millis> next_visible_after(Connection& c, Millis now);
+std::vector<AuditEntry> audit_log(Connection& c, const std::optional<std::string>& instance_id, int limit);
+
+// shared row helpers
+#define DURABLE_INSTANCE_COLUMNS                                                                  \
+    "id, name, status, execution_id, input, output, error, custom_status, parent_id, "          \
+    "parent_task_id, created_at, updated_at, completed_at, version, lease_owner, lease_expires_at, recoveries"
+InstanceRow read_instance(SQLite::Statement& s);
+void bind_opt(SQLite::Statement& s, int idx, const std::optional<std::string>& v);
+std::optional<std::string> col_opt(SQLite::Statement& s, int idx);
+
+}  // namespace durable::store::sqlite::sql

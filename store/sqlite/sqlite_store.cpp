@@ -1,0 +1,485 @@
+// The SQLite store: one writer connection owned by one commit thread (group commit), pooled
+// reader connections, migrations at open, and the checkpoint policy.
+//
+// Group commit: writes queue up; the commit thread takes everything queued (up to
+// max_batch_ops), runs it in ONE `BEGIN IMMEDIATE` transaction with a savepoint per write
+// (so one failing write never takes the others down), commits, and only then runs the
+// callbacks. A caller is never told a write happened before it is durable.
+//
+// Checkpoints: automatic checkpointing is off on every connection; the commit thread runs
+// `wal_checkpoint(PASSIVE)` when the WAL passes `checkpoint_pages`, and `TRUNCATE` when idle.
+#include <sqlite3.h>
+
+#include <condition_variable>
+#include <deque>
+#include <fmt/format.h>
+#include <future>
+#include <mutex>
+#include <spdlog/spdlog.h>
+#include <thread>
+
+#include "durable/errors.hpp"
+#include "store/migrations.hpp"
+#include "store/sqlite/sql.hpp"
+
+namespace durable {
+
+std::string_view to_string(Status s) {
+    switch (s) {
+        case Status::Pending: return "Pending";
+        case Status::Running: return "Running";
+        case Status::Suspended: return "Suspended";
+        case Status::Completed: return "Completed";
+        case Status::Failed: return "Failed";
+        case Status::Terminated: return "Terminated";
+    }
+    return "Unknown";
+}
+
+std::optional<Status> status_from_string(std::string_view s) {
+    for (auto st : {Status::Pending, Status::Running, Status::Suspended, Status::Completed, Status::Failed,
+                    Status::Terminated}) {
+        if (s == to_string(st)) return st;
+    }
+    return std::nullopt;
+}
+
+}  // namespace durable
+
+namespace durable::store {
+namespace sqlite {
+namespace {
+
+struct Write {
+    std::function<void(Connection&, WriteResult&)> apply;
+    WriteCallback done;
+    WriteResult result;
+};
+
+int wal_hook(void* self, sqlite3*, const char*, int pages);
+
+class SqliteStore final : public Store {
+public:
+    SqliteStore(std::string path, SqliteOptions options) : path_(std::move(path)), options_(options) {
+        writer_ = std::make_unique<Connection>(path_, options_, !options_.read_only, &busy_wait_us_);
+        migrate();
+        if (!options_.read_only) {
+            sqlite3_wal_hook(writer_->db().getHandle(), &wal_hook, this);
+            thread_ = std::thread([this] { commit_loop(); });
+        }
+    }
+
+    ~SqliteStore() override {
+        {
+            std::lock_guard lock(mu_);
+            stopping_ = true;
+        }
+        cv_.notify_all();
+        if (thread_.joinable()) thread_.join();
+        try {
+            if (writer_ && !options_.read_only) writer_->exec("PRAGMA wal_checkpoint(TRUNCATE)");
+        } catch (const std::exception& e) {
+            spdlog::debug("final checkpoint of {} skipped: {}", path_, e.what());
+        }
+    }
+
+    void set_wal_pages(int pages) { wal_pages_ = pages; }
+
+    // ---- writes ----
+    void create_instance(NewInstance inst, WriteCallback cb) override {
+        enqueue([inst = std::move(inst)](Connection& c, WriteResult& r) { sql::create_instance(c, inst, r); },
+                std::move(cb));
+    }
+    void send_message(NewMessage msg, std::optional<AuditEntry> audit, WriteCallback cb) override {
+        enqueue([msg = std::move(msg), audit = std::move(audit)](Connection& c, WriteResult& r) {
+            sql::send_message(c, msg, audit, r);
+        }, std::move(cb));
+    }
+    void commit_episode(EpisodeCommit commit, WriteCallback cb) override {
+        enqueue([e = std::move(commit)](Connection& c, WriteResult& r) { sql::commit_episode(c, e, r); },
+                std::move(cb));
+    }
+    void claim_instances(std::vector<Candidate> cands, std::string owner, Millis now, Millis lease_until,
+                         WriteCallback cb) override {
+        enqueue([cands = std::move(cands), owner = std::move(owner), now, lease_until](Connection& c, WriteResult& r) {
+            sql::claim_instances(c, cands, owner, now, lease_until, r);
+        }, std::move(cb));
+    }
+    void renew_leases(std::string owner, Millis now, Millis lease_until, WriteCallback cb) override {
+        enqueue([owner = std::move(owner), now, lease_until](Connection& c, WriteResult& r) {
+            sql::renew_leases(c, owner, now, lease_until, r);
+        }, std::move(cb));
+    }
+    void release_leases(std::string owner, std::vector<std::string> ids, bool orphan, WriteCallback cb) override {
+        enqueue([owner = std::move(owner), ids = std::move(ids), orphan](Connection& c, WriteResult& r) {
+            sql::release_leases(c, owner, ids, orphan, r);
+        }, std::move(cb));
+    }
+    void heartbeat(HostRow host, WriteCallback cb) override {
+        enqueue([host = std::move(host)](Connection& c, WriteResult& r) {
+            sql::heartbeat(c, host);
+            r.ok = true;
+        }, std::move(cb));
+    }
+    void claim_tasks(std::vector<std::string> names, std::string owner, Millis now, Millis lease_until, int limit,
+                     std::function<void(std::vector<ClaimedTask>, std::exception_ptr)> cb) override {
+        auto out = std::make_shared<std::vector<ClaimedTask>>();
+        enqueue([names = std::move(names), owner = std::move(owner), now, lease_until, limit, out](Connection& c,
+                                                                                                 WriteResult& r) {
+            *out = sql::claim_tasks(c, names, owner, now, lease_until, limit);
+            r.ok = true;
+        }, [out, cb = std::move(cb)](const WriteResult& r) { cb(r.error ? std::vector<ClaimedTask>{} : std::move(*out), r.error); });
+    }
+    void complete_task(std::int64_t row_id, std::string owner, NewMessage completion, WriteCallback cb) override {
+        enqueue([row_id, owner = std::move(owner), completion = std::move(completion)](Connection& c, WriteResult& r) {
+            sql::complete_task(c, row_id, owner, completion, r);
+        }, std::move(cb));
+    }
+    void purge_instance(std::string id, WriteCallback cb) override {
+        enqueue([id = std::move(id)](Connection& c, WriteResult& r) { sql::purge_instance(c, id, r); }, std::move(cb));
+    }
+    void purge_instances(PurgeFilter filter, Millis now, WriteCallback cb) override {
+        (void)now;
+        enqueue([filter = std::move(filter)](Connection& c, WriteResult& r) { sql::purge_instances(c, filter, r); },
+                std::move(cb));
+    }
+    void append_audit(AuditEntry entry, WriteCallback cb) override {
+        enqueue([entry = std::move(entry)](Connection& c, WriteResult& r) {
+            sql::append_audit(c, entry);
+            r.ok = true;
+        }, std::move(cb));
+    }
+
+    void flush() override {
+        std::promise<void> done;
+        auto f = done.get_future();
+        enqueue([](Connection&, WriteResult& r) { r.ok = true; }, [&done](const WriteResult&) { done.set_value(); });
+        f.wait();
+    }
+
+    // ---- reads ----
+    std::optional<InstanceRow> get_instance(const std::string& id) override {
+        return read([&](Connection& c) { return sql::get_instance(c, id); });
+    }
+    std::vector<HistoryRow> get_history(const std::string& id, std::int64_t from_seq, int limit) override {
+        return read([&](Connection& c) { return sql::get_history(c, id, from_seq, limit); });
+    }
+    std::vector<InboxRow> get_inbox(const std::string& id, Millis now) override {
+        return read([&](Connection& c) { return sql::get_inbox(c, id, now); });
+    }
+    std::vector<InstanceRow> query_instances(const InstanceFilter& f) override {
+        return read([&](Connection& c) { return sql::query_instances(c, f); });
+    }
+    std::vector<Candidate> find_claimable(const std::string& owner, Millis now, int limit) override {
+        return read([&](Connection& c) { return sql::find_claimable(c, owner, now, limit); });
+    }
+    std::vector<InboxRow> owned_inbox(const std::string& owner, Millis now, int limit) override {
+        return read([&](Connection& c) { return sql::owned_inbox(c, owner, now, limit); });
+    }
+    std::optional<Millis> next_visible_after(Millis now) override {
+        return read([&](Connection& c) { return sql::next_visible_after(c, now); });
+    }
+    std::vector<HostRow> list_hosts() override {
+        auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::system_clock::now().time_since_epoch()).count();
+        return read([&](Connection& c) { return sql::list_hosts(c, now); });
+    }
+    std::vector<InstanceRow> list_leases(Millis now) override {
+        return read([&](Connection& c) { return sql::list_leases(c, now); });
+    }
+    std::vector<AuditEntry> audit_log(const std::optional<std::string>& instance_id, int limit) override {
+        return read([&](Connection& c) { return sql::audit_log(c, instance_id, limit); });
+    }
+    std::int64_t change_counter() override {
+        std::lock_guard lock(version_mu_);
+        try {
+            if (!version_conn_) version_conn_ = std::make_unique<Connection>(path_, reader_options(), false, &busy_wait_us_);
+            auto s = version_conn_->stmt("PRAGMA data_version");
+            s->executeStep();
+            return s->getColumn(0).getInt64();
+        } catch (...) {
+            rethrow_as_store_error(path_, "reading the change counter of");
+        }
+    }
+    StoreStats stats() override {
+        StoreStats s;
+        s.commits = commits_.load();
+        s.ops = ops_.load();
+        s.busy_wait_us = busy_wait_us_.load();
+        s.wal_pages = wal_pages_.load();
+        s.checkpoints = checkpoints_.load();
+        return s;
+    }
+    std::string describe() const override {
+        return fmt::format("sqlite:{} (synchronous={})", path_,
+                           options_.synchronous == Synchronous::Full ? "full" : "normal");
+    }
+
+private:
+    SqliteOptions reader_options() const {
+        SqliteOptions o = options_;
+        return o;
+    }
+
+    template <class F>
+    auto read(F&& f) -> decltype(f(std::declval<Connection&>())) {
+        std::unique_ptr<Connection> conn;
+        {
+            std::lock_guard lock(pool_mu_);
+            if (!readers_.empty()) {
+                conn = std::move(readers_.back());
+                readers_.pop_back();
+            }
+        }
+        try {
+            if (!conn) conn = std::make_unique<Connection>(path_, reader_options(), false, &busy_wait_us_);
+            auto result = f(*conn);
+            std::lock_guard lock(pool_mu_);
+            readers_.push_back(std::move(conn));
+            return result;
+        } catch (...) {
+            rethrow_as_store_error(path_, "reading");
+        }
+    }
+
+    void enqueue(std::function<void(Connection&, WriteResult&)> apply, WriteCallback cb) {
+        if (options_.read_only) {
+            WriteResult r;
+            r.error = std::make_exception_ptr(StoreError(
+                fmt::format("'{}' is open read-only; writes need a writable database", path_)));
+            if (cb) cb(r);
+            return;
+        }
+        {
+            std::lock_guard lock(mu_);
+            queue_.push_back(Write{std::move(apply), std::move(cb), {}});
+        }
+        cv_.notify_one();
+    }
+
+    void commit_loop() {
+        std::vector<Write> batch;
+        bool idle_checkpointed = true;
+        for (;;) {
+            {
+                std::unique_lock lock(mu_);
+                if (queue_.empty() && !idle_checkpointed) {
+                    // Idle: give the WAL back when nothing waits.
+                    if (!cv_.wait_for(lock, std::chrono::milliseconds(200), [&] { return stopping_ || !queue_.empty(); })) {
+                        lock.unlock();
+                        checkpoint("TRUNCATE");
+                        idle_checkpointed = true;
+                        continue;
+                    }
+                }
+                cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+                if (queue_.empty() && stopping_) return;
+                std::size_t n = std::min<std::size_t>(queue_.size(), static_cast<std::size_t>(options_.max_batch_ops));
+                for (std::size_t i = 0; i < n; ++i) {
+                    batch.push_back(std::move(queue_.front()));
+                    queue_.pop_front();
+                }
+            }
+            run_batch(batch);
+            for (auto& w : batch) {
+                if (!w.done) continue;
+                try {
+                    w.done(w.result);
+                } catch (const std::exception& e) {
+                    spdlog::error("store: a write callback threw: {}", e.what());
+                }
+            }
+            batch.clear();
+            idle_checkpointed = false;
+            if (wal_pages_.load() > options_.checkpoint_pages) checkpoint("PASSIVE");
+        }
+    }
+
+    void run_batch(std::vector<Write>& batch) {
+        Connection& c = *writer_;
+        try {
+            c.stmt("BEGIN IMMEDIATE")->exec();
+        } catch (...) {
+            fail_all(batch, "starting a write transaction on");
+            return;
+        }
+        for (auto& w : batch) {
+            try {
+                c.stmt("SAVEPOINT w")->exec();
+                try {
+                    w.apply(c, w.result);
+                    c.stmt("RELEASE w")->exec();
+                } catch (...) {
+                    w.result = WriteResult{};
+                    w.result.error = std::current_exception();
+                    c.stmt("ROLLBACK TO w")->exec();
+                    c.stmt("RELEASE w")->exec();
+                }
+            } catch (...) {
+                try {
+                    c.exec("ROLLBACK");
+                } catch (...) {
+                }
+                fail_all(batch, "writing to");
+                return;
+            }
+        }
+        try {
+            c.stmt("COMMIT")->exec();
+        } catch (...) {
+            try {
+                c.exec("ROLLBACK");
+            } catch (...) {
+            }
+            fail_all(batch, "committing to");
+            return;
+        }
+        commits_.fetch_add(1, std::memory_order_relaxed);
+        ops_.fetch_add(static_cast<std::int64_t>(batch.size()), std::memory_order_relaxed);
+        for (auto& w : batch) {
+            if (w.result.error) {
+                try {
+                    std::rethrow_exception(w.result.error);
+                } catch (const durable::Error&) {
+                } catch (...) {
+                    try {
+                        rethrow_as_store_error(path_, "writing to");
+                    } catch (...) {
+                        w.result.error = std::current_exception();
+                    }
+                }
+            }
+        }
+    }
+
+    void fail_all(std::vector<Write>& batch, const char* doing) {
+        std::exception_ptr err;
+        try {
+            rethrow_as_store_error(path_, doing);
+        } catch (...) {
+            err = std::current_exception();
+        }
+        try {
+            std::rethrow_exception(err);
+        } catch (const std::exception& e) {
+            spdlog::error("store: {}", e.what());
+        }
+        for (auto& w : batch) {
+            w.result = WriteResult{};
+            w.result.error = err;
+        }
+    }
+
+    void checkpoint(const char* mode) {
+        try {
+            std::string sql = fmt::format("PRAGMA wal_checkpoint({})", mode);
+            writer_->exec(sql.c_str());
+            checkpoints_.fetch_add(1, std::memory_order_relaxed);
+            wal_pages_ = 0;
+        } catch (const std::exception& e) {
+            spdlog::debug("store: checkpoint {} of {} skipped: {}", mode, path_, e.what());
+        }
+    }
+
+    void migrate();
+
+    std::string path_;
+    SqliteOptions options_;
+    std::unique_ptr<Connection> writer_;  // used only by the commit thread after construction
+
+    std::mutex mu_;
+    std::condition_variable cv_;
+    std::deque<Write> queue_;  // guarded by mu_
+    bool stopping_ = false;    // guarded by mu_
+    std::thread thread_;
+
+    std::mutex pool_mu_;
+    std::vector<std::unique_ptr<Connection>> readers_;  // guarded by pool_mu_
+
+    std::mutex version_mu_;
+    std::unique_ptr<Connection> version_conn_;  // guarded by version_mu_
+
+    std::atomic<std::int64_t> busy_wait_us_{0}, commits_{0}, ops_{0}, wal_pages_{0}, checkpoints_{0};
+};
+
+int wal_hook(void* self, sqlite3*, const char*, int pages) {
+    static_cast<SqliteStore*>(self)->set_wal_pages(pages);
+    return SQLITE_OK;
+}
+
+void SqliteStore::migrate() {
+    Connection& c = *writer_;
+    const auto& migrations = embedded_migrations();
+    int known = migrations.empty() ? 0 : migrations.back().version;
+    try {
+        if (!options_.read_only) {
+            c.exec("PRAGMA journal_mode = WAL");
+            c.exec("BEGIN IMMEDIATE");
+            c.exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+                   "applied_at INTEGER NOT NULL)");
+            c.exec("COMMIT");
+        }
+        int current = 0;
+        {
+            SQLite::Statement s(c.db(), "SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+            if (s.executeStep()) current = s.getColumn(0).getInt();
+        }
+        if (current > known) {
+            throw StoreError(fmt::format(
+                "'{}' has schema version {}, but this build of durable knows versions up to {}; "
+                "upgrade durable to open it",
+                path_, current, known));
+        }
+        if (options_.read_only) {
+            if (current < known) {
+                throw StoreError(fmt::format(
+                    "'{}' has schema version {} (this build needs {}) and is open read-only; open it "
+                    "writable once to migrate it",
+                    path_, current, known));
+            }
+            return;
+        }
+        for (const auto& m : migrations) {
+            if (m.version <= current) continue;
+            // Each migration is its own transaction; the check inside it makes concurrent
+            // openers apply each exactly once.
+            c.exec("BEGIN IMMEDIATE");
+            try {
+                SQLite::Statement check(c.db(), "SELECT 1 FROM schema_migrations WHERE version = ?");
+                check.bind(1, m.version);
+                bool applied = check.executeStep();
+                check.reset();
+                if (!applied) {
+                    c.exec(m.sql);
+                    SQLite::Statement rec(c.db(),
+                                          "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)");
+                    rec.bind(1, m.version);
+                    rec.bind(2, m.name);
+                    rec.bind(3, static_cast<std::int64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                              std::chrono::system_clock::now().time_since_epoch())
+                                                              .count()));
+                    rec.exec();
+                    spdlog::info("store: applied migration {} to {}", m.name, path_);
+                }
+                c.exec("COMMIT");
+            } catch (...) {
+                try {
+                    c.exec("ROLLBACK");
+                } catch (...) {
+                }
+                throw;
+            }
+        }
+    } catch (...) {
+        rethrow_as_store_error(path_, "opening and migrating");
+    }
+}
+
+}  // namespace
+}  // namespace sqlite
+
+std::shared_ptr<Store> open_sqlite(const std::string& path, const SqliteOptions& options) {
+    return std::make_shared<sqlite::SqliteStore>(path, options);
+}
+
+}  // namespace durable::store

@@ -1,0 +1,264 @@
+// SQL for creating instances, delivering messages, committing episodes, purging and auditing.
+//
+// commit_episode keeps the one-transaction episode rule: the CAS on `instances` runs first;
+// when it touches no row nothing else is written and the result is a conflict.
+#include <fmt/format.h>
+
+#include "durable/errors.hpp"
+#include "store/sqlite/sql.hpp"
+
+namespace durable::store::sqlite::sql {
+
+void bind_opt(SQLite::Statement& s, int idx, const std::optional<std::string>& v) {
+    if (v) {
+        s.bind(idx, *v);
+    } else {
+        s.bind(idx);
+    }
+}
+
+std::optional<std::string> col_opt(SQLite::Statement& s, int idx) {
+    auto c = s.getColumn(idx);
+    if (c.isNull()) return std::nullopt;
+    return c.getString();
+}
+
+void append_audit(Connection& c, const AuditEntry& a) {
+    auto s = c.stmt("INSERT INTO audit_log (at, actor, action, instance_id, detail) VALUES (?, ?, ?, ?, ?)");
+    s->bind(1, static_cast<std::int64_t>(a.at));
+    s->bind(2, a.actor);
+    s->bind(3, a.action);
+    bind_opt(*s, 4, a.instance_id);
+    bind_opt(*s, 5, a.detail);
+    s->exec();
+}
+
+static void insert_inbox(Connection& c, const NewMessage& m) {
+    auto s = c.stmt("INSERT INTO inbox (instance_id, visible_at, control, event) VALUES (?, ?, ?, ?)");
+    s->bind(1, m.instance_id);
+    s->bind(2, static_cast<std::int64_t>(m.visible_at));
+    s->bind(3, m.control ? 1 : 0);
+    s->bind(4, m.event);
+    s->exec();
+}
+
+void create_instance(Connection& c, const NewInstance& inst, WriteResult& r) {
+    {
+        auto s = c.stmt(
+            "INSERT INTO instances (id, name, status, execution_id, input, parent_id, parent_task_id, "
+            "created_at, updated_at, version, lease_owner, lease_expires_at) "
+            "VALUES (?, ?, 'Pending', ?, ?, ?, ?, ?, ?, 0, ?, ?) ON CONFLICT (id) DO NOTHING");
+        s->bind(1, inst.id);
+        s->bind(2, inst.name);
+        s->bind(3, inst.execution_id);
+        bind_opt(*s, 4, inst.input);
+        bind_opt(*s, 5, inst.parent_id);
+        s->bind(6, static_cast<std::int64_t>(inst.parent_task_id));
+        s->bind(7, static_cast<std::int64_t>(inst.now));
+        s->bind(8, static_cast<std::int64_t>(inst.now));
+        bind_opt(*s, 9, inst.lease_owner);
+        s->bind(10, static_cast<std::int64_t>(inst.lease_owner ? inst.lease_expires_at : 0));
+        s->exec();
+    }
+    r.ok = true;
+    if (c.changes() == 0) return;  // idempotent: the id exists already
+    insert_inbox(c, NewMessage{inst.id, inst.start_at, false, inst.start_event});
+    r.inbox_id = c.last_insert_rowid();
+    if (!inst.actor.empty()) {
+        append_audit(c, AuditEntry{inst.now, inst.actor, "schedule", inst.id, inst.name});
+    }
+    r.ids.push_back(inst.id);
+}
+
+void send_message(Connection& c, const NewMessage& msg, const std::optional<AuditEntry>& audit,
+                  WriteResult& r) {
+    std::optional<Status> status;
+    {
+        auto s = c.stmt("SELECT status FROM instances WHERE id = ?");
+        s->bind(1, msg.instance_id);
+        if (s->executeStep()) status = status_from_string(s->getColumn(0).getString());
+    }
+    if (!status || is_terminal(*status)) {
+        r.conflict = true;
+        r.count = status ? 1 : 0;
+        return;
+    }
+    insert_inbox(c, msg);
+    if (audit) append_audit(c, *audit);
+    r.ok = true;
+    r.count = 1;
+}
+
+void commit_episode(Connection& c, const EpisodeCommit& e, WriteResult& r) {
+    {
+        auto s = c.stmt(
+            "UPDATE instances SET version = version + 1, status = ?, execution_id = ?, "
+            "input = COALESCE(?, input), output = ?, error = ?, custom_status = ?, updated_at = ?, "
+            "completed_at = CASE WHEN ? THEN ? ELSE NULL END, "
+            "lease_owner = CASE WHEN ? THEN NULL ELSE lease_owner END, "
+            "lease_expires_at = CASE WHEN ? THEN 0 ELSE MAX(lease_expires_at, ?) END, "
+            "recoveries = CASE WHEN ? THEN 0 ELSE recoveries END "
+            "WHERE id = ? AND version = ? AND lease_owner = ?");
+        bool terminal = is_terminal(e.status);
+        s->bind(1, std::string(to_string(e.status)));
+        s->bind(2, e.execution_id);
+        bind_opt(*s, 3, e.input);
+        bind_opt(*s, 4, e.output);
+        bind_opt(*s, 5, e.error);
+        bind_opt(*s, 6, e.custom_status);
+        s->bind(7, static_cast<std::int64_t>(e.now));
+        s->bind(8, terminal ? 1 : 0);
+        s->bind(9, static_cast<std::int64_t>(e.now));
+        s->bind(10, e.release_lease ? 1 : 0);
+        s->bind(11, e.release_lease ? 1 : 0);
+        s->bind(12, static_cast<std::int64_t>(e.lease_expires_at));
+        s->bind(13, e.progressed ? 1 : 0);
+        s->bind(14, e.instance_id);
+        s->bind(15, static_cast<std::int64_t>(e.expected_version));
+        s->bind(16, e.owner);
+        s->exec();
+    }
+    if (c.changes() == 0) {
+        r.conflict = true;
+        return;
+    }
+    if (e.reset_history) {
+        auto s = c.stmt("DELETE FROM history WHERE instance_id = ?");
+        s->bind(1, e.instance_id);
+        s->exec();
+    }
+    for (std::size_t i = 0; i < e.events.size(); ++i) {
+        auto s = c.stmt("INSERT INTO history (instance_id, seq, event) VALUES (?, ?, ?)");
+        s->bind(1, e.instance_id);
+        s->bind(2, static_cast<std::int64_t>(e.first_seq + static_cast<std::int64_t>(i)));
+        s->bind(3, e.events[i]);
+        s->exec();
+    }
+    if (is_terminal(e.status)) {
+        // Nothing more can happen to a finished instance: drop what its inbox still holds.
+        auto s = c.stmt("DELETE FROM inbox WHERE instance_id = ?");
+        s->bind(1, e.instance_id);
+        s->exec();
+    } else {
+        for (auto id : e.consumed_inbox) {
+            auto s = c.stmt("DELETE FROM inbox WHERE id = ?");
+            s->bind(1, static_cast<std::int64_t>(id));
+            s->exec();
+        }
+    }
+    for (const auto& inst : e.new_instances) {
+        WriteResult ignored;
+        create_instance(c, inst, ignored);
+    }
+    for (const auto& m : e.messages) {
+        if (m.instance_id == e.instance_id) {
+            if (!is_terminal(e.status)) insert_inbox(c, m);
+            continue;
+        }
+        auto s = c.stmt(
+            "INSERT INTO inbox (instance_id, visible_at, control, event) SELECT ?1, ?2, ?3, ?4 "
+            "WHERE EXISTS (SELECT 1 FROM instances WHERE id = ?1)");
+        s->bind(1, m.instance_id);
+        s->bind(2, static_cast<std::int64_t>(m.visible_at));
+        s->bind(3, m.control ? 1 : 0);
+        s->bind(4, m.event);
+        s->exec();
+    }
+    for (const auto& t : e.tasks) {
+        auto s = c.stmt(
+            "INSERT INTO activity_tasks (instance_id, task_id, name, input, execution_id, visible_at, "
+            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING");
+        s->bind(1, t.instance_id);
+        s->bind(2, static_cast<std::int64_t>(t.task_id));
+        s->bind(3, t.name);
+        bind_opt(*s, 4, t.input);
+        s->bind(5, t.execution_id);
+        s->bind(6, static_cast<std::int64_t>(t.visible_at));
+        s->bind(7, static_cast<std::int64_t>(e.now));
+        s->exec();
+    }
+    for (const auto& a : e.audit) append_audit(c, a);
+    r.ok = true;
+    r.new_version = e.expected_version + 1;
+}
+
+static void delete_instance_rows(Connection& c, const std::string& id) {
+    {
+        auto s = c.stmt("DELETE FROM history WHERE instance_id = ?");
+        s->bind(1, id);
+        s->exec();
+    }
+    {
+        auto s = c.stmt("DELETE FROM inbox WHERE instance_id = ?");
+        s->bind(1, id);
+        s->exec();
+    }
+    {
+        auto s = c.stmt("DELETE FROM activity_tasks WHERE instance_id = ?");
+        s->bind(1, id);
+        s->exec();
+    }
+    auto s = c.stmt("DELETE FROM instances WHERE id = ?");
+    s->bind(1, id);
+    s->exec();
+}
+
+void purge_instance(Connection& c, const std::string& id, WriteResult& r) {
+    std::optional<Status> status;
+    {
+        auto s = c.stmt("SELECT status FROM instances WHERE id = ?");
+        s->bind(1, id);
+        if (s->executeStep()) status = status_from_string(s->getColumn(0).getString());
+    }
+    r.ok = true;
+    if (!status) return;  // count 0: nothing to purge
+    if (!is_terminal(*status)) {
+        r.ok = false;
+        r.conflict = true;
+        return;
+    }
+    delete_instance_rows(c, id);
+    r.count = 1;
+}
+
+void purge_instances(Connection& c, const PurgeFilter& f, WriteResult& r) {
+    std::vector<Status> statuses;
+    for (auto s : f.statuses.empty() ? std::vector<Status>{Status::Completed, Status::Failed, Status::Terminated}
+                                     : f.statuses) {
+        if (is_terminal(s)) statuses.push_back(s);
+    }
+    std::vector<std::string> ids;
+    for (auto st : statuses) {
+        auto s = c.stmt(
+            "SELECT id FROM instances WHERE status = ? AND (? IS NULL OR completed_at < ?) LIMIT 100000");
+        s->bind(1, std::string(to_string(st)));
+        if (f.completed_before) {
+            s->bind(2, static_cast<std::int64_t>(*f.completed_before));
+            s->bind(3, static_cast<std::int64_t>(*f.completed_before));
+        }
+        while (s->executeStep()) ids.push_back(s->getColumn(0).getString());
+    }
+    for (const auto& id : ids) delete_instance_rows(c, id);
+    r.ok = true;
+    r.count = static_cast<std::int64_t>(ids.size());
+}
+
+void heartbeat(Connection& c, const HostRow& h) {
+    auto s = c.stmt(
+        "INSERT INTO hosts (id, hostname, pid, started_at, heartbeat_at, stopped_at) VALUES (?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, stopped_at = excluded.stopped_at, "
+        "pid = excluded.pid, hostname = excluded.hostname");
+    s->bind(1, h.id);
+    s->bind(2, h.hostname);
+    s->bind(3, static_cast<std::int64_t>(h.pid));
+    s->bind(4, static_cast<std::int64_t>(h.started_at));
+    s->bind(5, static_cast<std::int64_t>(h.heartbeat_at));
+    if (h.stopped_at) {
+        s->bind(6, static_cast<std::int64_t>(*h.stopped_at));
+    } else {
+        s->bind(6);
+    }
+    s->exec();
+}
+
+}  // namespace durable::store::sqlite::sql

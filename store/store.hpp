@@ -1,0 +1,259 @@
+// store/store.hpp — the storage interface the runtime depends on.
+//
+// The store is the only part of durable that speaks SQL. It knows instances, their history,
+// inboxes, activity tasks, leases, hosts and the audit log; it knows nothing of coroutines.
+// Events are opaque JSON text to it.
+//
+// Invariants every implementation keeps:
+//  - One episode, one transaction: an EpisodeCommit's history rows, consumed inbox rows,
+//    new messages / instances / tasks and the instance update become visible together or
+//    not at all.
+//  - The lease CAS: an episode commits only if the instance's `version` still equals the
+//    version the committing host holds and `lease_owner` is that host; it bumps `version`.
+//    A commit that touches no row is a conflict (the host lost the instance), reported as a
+//    value, never applied in part.
+//  - Lease renewal extends `lease_expires_at` only; it never changes `version`, so it can
+//    never make the owner's own in-flight commit fail.
+//
+// Writes are group-committed: each write method enqueues the work and returns at once; the
+// callback runs (on the store's commit thread) only after the transaction that carried it is
+// durable, or failed. Callbacks must be quick and must not call back into the store
+// synchronously. Reads are synchronous and may be called from any thread.
+#pragma once
+
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "durable/status.hpp"
+
+namespace durable::store {
+
+using Millis = std::int64_t;
+
+using durable::Status;
+using durable::to_string;
+using durable::status_from_string;
+using durable::is_terminal;
+
+struct InstanceRow {
+    std::string id;
+    std::string name;
+    Status status = Status::Pending;
+    std::string execution_id;
+    std::optional<std::string> input, output, error, custom_status;
+    std::optional<std::string> parent_id;
+    std::int64_t parent_task_id = -1;
+    Millis created_at = 0, updated_at = 0;
+    std::optional<Millis> completed_at;
+    std::int64_t version = 0;
+    std::optional<std::string> lease_owner;
+    Millis lease_expires_at = 0;
+    std::int64_t recoveries = 0;  // takeovers in a row without progress
+};
+
+struct HistoryRow {
+    std::int64_t seq = 0;
+    std::string event;  // JSON text
+};
+
+struct InboxRow {
+    std::int64_t id = 0;
+    std::string instance_id;
+    Millis visible_at = 0;
+    bool control = false;
+    std::string event;  // JSON text
+};
+
+// An instance to create. Creation is idempotent on `id`: an existing id is left alone.
+struct NewInstance {
+    std::string id, name, execution_id;
+    std::optional<std::string> input;
+    std::optional<std::string> parent_id;
+    std::int64_t parent_task_id = -1;
+    Millis now = 0;
+    std::string start_event;   // inbox event that starts it
+    Millis start_at = 0;       // when the start event becomes visible
+    // When set, the instance is created already leased to this host (saves a claim).
+    std::optional<std::string> lease_owner;
+    Millis lease_expires_at = 0;
+    std::string actor;         // for the audit log; empty: no audit entry
+};
+
+struct NewMessage {
+    std::string instance_id;
+    Millis visible_at = 0;
+    bool control = false;
+    std::string event;
+};
+
+// Activity work any host that knows `name` may take.
+struct NewTask {
+    std::string instance_id, execution_id, name;
+    std::int64_t task_id = 0;
+    std::optional<std::string> input;
+    Millis visible_at = 0;
+};
+
+struct AuditEntry {
+    Millis at = 0;
+    std::string actor, action;
+    std::optional<std::string> instance_id;
+    std::optional<std::string> detail;
+};
+
+// Everything one orchestration episode decided, committed atomically under the lease CAS.
+struct EpisodeCommit {
+    std::string instance_id;
+    std::string owner;
+    std::int64_t expected_version = 0;
+    Millis now = 0;
+    bool reset_history = false;           // continue-as-new: the old generation's history goes
+    std::int64_t first_seq = 0;           // seq of events[0]
+    std::vector<std::string> events;      // history to append
+    std::vector<std::int64_t> consumed_inbox;
+    std::vector<NewMessage> messages;     // timers, events to other instances, completions
+    std::vector<NewInstance> new_instances;  // sub-orchestrations
+    std::vector<NewTask> tasks;
+    std::vector<std::int64_t> completed_task_rows;  // none today; kept for remote completions
+    // The instance row after the episode.
+    Status status = Status::Running;
+    bool progressed = true;                // history grew: resets the recovery count
+    std::string execution_id;
+    std::optional<std::string> input, output, error, custom_status;
+    bool release_lease = false;            // on completion / idle eviction
+    Millis lease_expires_at = 0;           // when not releasing: keep/extend to this
+    std::vector<AuditEntry> audit;
+};
+
+// What a write achieved. `error` is set when the transaction failed (the write had no
+// effect); `conflict` when a CAS found the row changed (no effect either).
+struct WriteResult {
+    bool ok = false;
+    std::int64_t inbox_id = 0;             // create_instance: the start event's inbox row
+    bool conflict = false;
+    std::exception_ptr error;
+    std::int64_t new_version = 0;
+    std::int64_t count = 0;                // rows affected where that is the answer
+    std::vector<std::string> ids;          // ids where that is the answer
+};
+using WriteCallback = std::function<void(const WriteResult&)>;
+
+struct Candidate {
+    std::string id;
+    std::int64_t version = 0;
+    bool orphaned = false;  // a host left it behind with its lease expired
+};
+
+struct ClaimedTask {
+    std::int64_t row_id = 0;
+    std::string instance_id, execution_id, name;
+    std::int64_t task_id = 0;
+    std::optional<std::string> input;
+    std::int64_t attempt = 0;
+};
+
+struct HostRow {
+    std::string id, hostname;
+    std::int64_t pid = 0;
+    Millis started_at = 0, heartbeat_at = 0;
+    std::optional<Millis> stopped_at;
+    std::int64_t leases = 0;
+};
+
+struct InstanceFilter {
+    std::vector<Status> statuses;
+    std::optional<std::string> name;
+    std::optional<std::string> parent_id;
+    std::optional<Millis> created_from, created_to;  // [from, to)
+    std::optional<std::string> after_id;              // keyset paging: ids > after_id
+    int limit = 100;
+};
+
+struct PurgeFilter {
+    std::vector<Status> statuses;   // only terminal statuses are purged in any case
+    std::optional<Millis> completed_before;
+};
+
+struct StoreStats {
+    std::int64_t commits = 0, ops = 0, busy_wait_us = 0, wal_pages = 0, checkpoints = 0;
+};
+
+class Store {
+public:
+    virtual ~Store() = default;
+
+    // ---- writes (group-committed; the callback runs after durability) ----
+    virtual void create_instance(NewInstance inst, WriteCallback cb) = 0;  // ids = {id} if created
+    // Messages to existing, non-terminal instances. conflict=true when the instance is missing
+    // or finished (nothing written).
+    virtual void send_message(NewMessage msg, std::optional<AuditEntry> audit, WriteCallback cb) = 0;
+    virtual void commit_episode(EpisodeCommit commit, WriteCallback cb) = 0;
+    // Claims each candidate whose version still matches and whose lease is free or expired.
+    // ids = the claimed ones; their new version is candidate.version + 1.
+    virtual void claim_instances(std::vector<Candidate> candidates, std::string owner, Millis now,
+                                 Millis lease_until, WriteCallback cb) = 0;
+    // Extends every unexpired lease `owner` holds (instances and tasks) to `lease_until`.
+    // ids = instance ids still held. Never changes `version`.
+    virtual void renew_leases(std::string owner, Millis now, Millis lease_until, WriteCallback cb) = 0;
+    // Gives leases up. With `orphan`, the owner stays set and the lease expires now, so any
+    // host recovers the instance at once (work was in flight); otherwise it is freed.
+    virtual void release_leases(std::string owner, std::vector<std::string> ids, bool orphan,
+                                WriteCallback cb) = 0;
+    virtual void heartbeat(HostRow host, WriteCallback cb) = 0;
+    virtual void claim_tasks(std::vector<std::string> names, std::string owner, Millis now,
+                             Millis lease_until, int limit,
+                             std::function<void(std::vector<ClaimedTask>, std::exception_ptr)> cb) = 0;
+    // Deletes the task row (if still leased by owner) and delivers `completion` to the inbox.
+    virtual void complete_task(std::int64_t row_id, std::string owner, NewMessage completion,
+                               WriteCallback cb) = 0;
+    virtual void purge_instance(std::string id, WriteCallback cb) = 0;  // count = instances purged
+    virtual void purge_instances(PurgeFilter filter, Millis now, WriteCallback cb) = 0;
+    virtual void append_audit(AuditEntry entry, WriteCallback cb) = 0;
+
+    // Blocks until every write submitted before the call is durable.
+    virtual void flush() = 0;
+
+    // ---- reads ----
+    virtual std::optional<InstanceRow> get_instance(const std::string& id) = 0;
+    virtual std::vector<HistoryRow> get_history(const std::string& id, std::int64_t from_seq = 0,
+                                                int limit = -1) = 0;
+    virtual std::vector<InboxRow> get_inbox(const std::string& id, Millis now) = 0;
+    virtual std::vector<InstanceRow> query_instances(const InstanceFilter& filter) = 0;
+    // Instances with visible inbox work whose lease is free or expired, and instances whose
+    // owner left them behind (lease expired with owner set).
+    virtual std::vector<Candidate> find_claimable(const std::string& owner, Millis now, int limit) = 0;
+    // Visible inbox rows of instances `owner` holds.
+    virtual std::vector<InboxRow> owned_inbox(const std::string& owner, Millis now, int limit) = 0;
+    // Earliest future visible_at in any inbox, if any (when to look for due timers next).
+    virtual std::optional<Millis> next_visible_after(Millis now) = 0;
+    virtual std::vector<HostRow> list_hosts() = 0;
+    virtual std::vector<InstanceRow> list_leases(Millis now) = 0;
+    virtual std::vector<AuditEntry> audit_log(const std::optional<std::string>& instance_id, int limit) = 0;
+    // Changes whenever another connection (any process) commits; cheap change detection.
+    virtual std::int64_t change_counter() = 0;
+    virtual StoreStats stats() = 0;
+    virtual std::string describe() const = 0;  // for logs and benchmark lines
+};
+
+enum class Synchronous { Full, Normal };
+
+struct SqliteOptions {
+    Synchronous synchronous = Synchronous::Full;
+    int busy_timeout_ms = 10'000;
+    int max_batch_ops = 1'000;                  // writes carried by one transaction at most
+    std::int64_t checkpoint_pages = 4'000;      // passive checkpoint past this WAL size
+    std::int64_t journal_size_limit = 64 << 20;
+    bool read_only = false;                     // open for inspection only
+};
+
+// Opens (creating if needed) and migrates a SQLite database. Throws durable::StoreError
+// with a message naming the file and what to do when it cannot be used.
+std::shared_ptr<Store> open_sqlite(const std::string& path, const SqliteOptions& options = {});
+
+}  // namespace durable::store
