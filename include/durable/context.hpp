@@ -10,6 +10,9 @@
 // A history that does not match the code fails the instance with durable::NonDeterminism,
 // naming the event, instead of corrupting it.
 //
+// Compiler note: GCC 12 miscompiles `co_await` inside the conditional operator
+// (`c ? co_await a : b`); write an if statement instead.
+//
 // Thread safety: a context is used only by the thread running its orchestration.
 #pragma once
 

@@ -22,12 +22,14 @@ struct Engine {
     Client client() { return host->client(); }
     // Stops the host and starts a new one on the same file (a process restart).
     void restart(bool graceful = true) {
-        if (graceful) {
-            host->stop();
-        } else {
-            host->abandon();
+        if (host) {
+            if (graceful) {
+                host->stop();
+            } else {
+                host->abandon();
+            }
+            host.reset();
         }
-        host.reset();
         db = Database::open(path);
         host = std::make_unique<Host>(db, registry, options);
         host->start();
