@@ -54,10 +54,9 @@ public:
     // provider builds it; throws the factory's failure if the build failed.
     template <class R>
     std::shared_ptr<R> resource(std::string_view name) {
-        auto& r = lookup(name);
-        auto p = r.acquire();
+        auto p = acquire_as<R>(lookup(name));
         acquired_[std::string(name)] = p;
-        return std::static_pointer_cast<R>(p);
+        return p;
     }
     // Tells the provider `name` that the resource this call got is broken; it is rebuilt.
     void report_broken(std::string_view name) {
