@@ -31,8 +31,9 @@ CREATE TABLE history (
 
 -- Events waiting for an instance: starts, raised events, timers (visible_at in the
 -- future), completions of sub-orchestrations and remote activities, control messages.
+-- Ids are never reused (AUTOINCREMENT): hosts remember which rows they handed out.
 CREATE TABLE inbox (
-    id          INTEGER PRIMARY KEY,
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
     instance_id TEXT NOT NULL,
     visible_at  INTEGER NOT NULL,
     control     INTEGER NOT NULL DEFAULT 0, -- 1 for terminate / suspend / resume

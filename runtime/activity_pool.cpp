@@ -17,7 +17,7 @@ void Host::Impl::dispatch_activities_locked(const std::shared_ptr<LiveInstance>&
                                             const std::vector<detail::Decision>& decisions) {
     if (decisions.empty()) return;
     for (const auto& d : decisions) {
-        activity_queue_.push_back(ActivityWork{inst->id, inst->execution_id, d.name, d.id, d.input, -1, 1});
+        activity_queue_.push_back(ActivityWork{inst->id, inst->execution_id, d.name, d.id, d.input, -1, 1, inst});
         ++inst->inflight_activities;
     }
     if (decisions.size() == 1) {
@@ -109,7 +109,7 @@ void Host::Impl::run_activity(ActivityWork& work) {
     auto it = instances_.find(work.instance_id);
     if (it == instances_.end()) return;
     auto& inst = it->second;
-    if (inst->dead || inst->execution_id != work.execution_id) return;
+    if (inst->dead || inst->execution_id != work.execution_id || work.owner.lock() != inst) return;
     --inst->inflight_activities;
     inst->incoming.push_back(Incoming{std::move(event), -1});
     enqueue_locked(inst);

@@ -112,6 +112,14 @@ bool Host::Impl::poll_once() {
 }
 
 void Host::Impl::deliver_owned_inbox(std::int64_t now) {
+    {
+        // Rows consumed by commits durable before this read cannot be in it: forget them now.
+        // Rows consumed while it runs stay in delivered_inbox_, so a read that started before
+        // their commit cannot deliver them a second time.
+        std::lock_guard lock(mu_);
+        for (auto row : consumed_inbox_) delivered_inbox_.erase(row);
+        consumed_inbox_.clear();
+    }
     auto rows = store->owned_inbox(id, now, 5000);
     if (rows.empty()) return;
     std::vector<Json> parsed;
@@ -141,6 +149,14 @@ void Host::Impl::deliver_owned_inbox(std::int64_t now) {
 }
 
 void Host::Impl::load_instance(const std::string& iid, bool orphaned) {
+    {
+        // As in deliver_owned_inbox: inbox ids are rowids, reused once their row is deleted, so
+        // a consumed row's id left in delivered_inbox_ could hide this instance's start event
+        // (a new row with that id) for good. Commits durable before this read are forgotten now.
+        std::lock_guard lock(mu_);
+        for (auto row : consumed_inbox_) delivered_inbox_.erase(row);
+        consumed_inbox_.clear();
+    }
     auto row = store->get_instance(iid);
     if (!row || row->lease_owner != id || is_terminal(row->status)) return;
     auto history = store->get_history(iid);

@@ -28,13 +28,18 @@ void Host::Impl::drop_locked(const std::shared_ptr<LiveInstance>& inst, const ch
     if (inst->dead) return;
     inst->dead = true;
     auto it = instances_.find(inst->id);
-    if (it != instances_.end() && it->second == inst) instances_.erase(it);
+    bool current = it != instances_.end() && it->second == inst;
+    if (current) instances_.erase(it);
     for (auto row : inst->delivered) delivered_inbox_.erase(row);
     inst->delivered.clear();
     inst->incoming.clear();
     inst->held.clear();
     if (!inst->running) inst->exec.reset();
     log->warn("host {}: dropped instance {} from memory: {}", id, inst->id, why);
+    // Give the lease up too, orphaned (expired, owner kept) so any host, this one included,
+    // takes the instance over at once. Kept, it would be renewed with this host's other leases
+    // and the instance would never run again. A no-op where another host holds it now.
+    if (current) store->release_leases(id, {inst->id}, true, nullptr);
 }
 
 void Host::Impl::episode_worker() {
@@ -107,6 +112,7 @@ void Host::Impl::run_episode(const std::shared_ptr<LiveInstance>& inst, std::deq
     std::deque<Incoming> hold, release_held;
     Status status = inst->status;
     bool suspended = status == Status::Suspended;
+    std::vector<Json> after_continue;
 
     for (auto& in : events) {
         auto t = ev::type_of(in.event);
@@ -121,13 +127,20 @@ void Host::Impl::run_episode(const std::shared_ptr<LiveInstance>& inst, std::deq
             continue;
         }
         if (in.inbox_id >= 0) consumed.push_back(in.inbox_id);
-        if (ex->finished()) continue;
+        bool continued = ex->state() == Execution::State::ContinuedAsNew;
+        if (ex->finished() && !continued) continue;
         if (t == ev::kExecutionSuspended) {
             if (suspended) continue;
             suspended = true;
         } else if (t == ev::kExecutionResumed) {
             if (!suspended) continue;
             suspended = false;
+        }
+        if (continued) {
+            // Arrived after the continue-as-new in this same batch: it belongs to the next
+            // generation (raised events, terminate), not to the finished one.
+            after_continue.push_back(std::move(in.event));
+            continue;
         }
         ex->apply_new(std::move(in.event), now);
     }
@@ -150,6 +163,7 @@ void Host::Impl::run_episode(const std::shared_ptr<LiveInstance>& inst, std::deq
         if (!info.parent_execution_id.empty()) start["px"] = info.parent_execution_id;
         next->apply_new(std::move(start), now);
         for (auto& c : carried) next->apply_new(std::move(c), now);
+        for (auto& e : after_continue) next->apply_new(std::move(e), now);  // old-generation completions drop
         std::unique_ptr<Execution> old;
         {
             std::lock_guard lock(mu_);
@@ -322,10 +336,13 @@ void Host::Impl::on_committed(const std::shared_ptr<LiveInstance>& inst, const s
             if (!inst->running && inst->exec) graveyard = std::move(inst->exec);
         } else {
             for (auto row : consumed) {
-                delivered_inbox_.erase(row);
+                consumed_inbox_.push_back(row);  // forgotten by delivered_inbox_ later: see deliver_owned_inbox
                 std::erase(inst->delivered, row);
             }
             if (terminal) {
+                // The terminal commit deleted the whole inbox, delivered rows included.
+                for (auto row : inst->delivered) consumed_inbox_.push_back(row);
+                inst->delivered.clear();
                 (status == Status::Completed ? m_completed : m_failed).inc();
                 auto it = instances_.find(inst->id);
                 if (it != instances_.end() && it->second == inst) instances_.erase(it);

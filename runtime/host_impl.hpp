@@ -61,6 +61,10 @@ struct ActivityWork {
     Json input;
     std::int64_t row_id = -1;  // a claimed activity_tasks row; -1 for in-memory work
     int attempt = 1;
+    // The in-memory instance that dispatched it. After a drop and a reload on this host the
+    // reloaded instance dispatches the task again; a result of the old run must not reach it
+    // as well (history would get the completion twice).
+    std::weak_ptr<LiveInstance> owner;
 };
 
 struct Client::Attachment {
@@ -132,6 +136,9 @@ struct Host::Impl : std::enable_shared_from_this<Host::Impl> {
     std::deque<std::shared_ptr<LiveInstance>> ready_;                          // guarded by mu_
     std::deque<ActivityWork> activity_queue_;                                   // guarded by mu_
     std::unordered_set<std::int64_t> delivered_inbox_;                          // guarded by mu_
+    // Inbox rows whose consuming commit is durable, still in delivered_inbox_ until the
+    // dispatcher's next inbox read starts (a read that raced the commit may still see them).
+    std::vector<std::int64_t> consumed_inbox_;                                  // guarded by mu_
     std::deque<std::string> to_adopt_;                                          // guarded by mu_
     std::priority_queue<std::int64_t, std::vector<std::int64_t>, std::greater<>> timers_;  // guarded by mu_
     int running_episodes_ = 0;       // guarded by mu_

@@ -47,10 +47,12 @@ void Host::Impl::renewer_loop() {
         auto f = done->get_future();
         store->renew_leases(id, now, now + lease_ms(), [done](const store::WriteResult& r) { done->set_value(r); });
         store->heartbeat(store::HostRow{id, name, static_cast<std::int64_t>(getpid()), 0, now, std::nullopt, 0}, nullptr);
-        auto deadline = std::chrono::steady_clock::now() +
-                        std::max(std::chrono::steady_clock::duration(std::chrono::milliseconds(1)),
-                                 std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                                     fence_after - (start - last_ok)));
+        // Wait no longer than the fencing point of the last good renewal. Past it (the host
+        // has fenced itself already), give this renewal the interval to land: a 1 ms wait
+        // could never see it succeed, and the host would stay fenced for good.
+        auto left = std::chrono::duration_cast<std::chrono::steady_clock::duration>(fence_after - (start - last_ok));
+        if (left < std::chrono::milliseconds(1)) left = std::chrono::duration_cast<std::chrono::steady_clock::duration>(interval);
+        auto deadline = std::chrono::steady_clock::now() + left;
         bool ready = f.wait_until(deadline) == std::future_status::ready;
         if (ready) {
             auto r = f.get();
