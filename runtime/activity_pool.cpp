@@ -17,7 +17,8 @@ void Host::Impl::dispatch_activities_locked(const std::shared_ptr<LiveInstance>&
                                             const std::vector<detail::Decision>& decisions) {
     if (decisions.empty()) return;
     for (const auto& d : decisions) {
-        activity_queue_.push_back(ActivityWork{inst->id, inst->execution_id, d.name, d.id, d.input, -1, 1, inst});
+        activity_queue_.push_back(ActivityWork{inst->id, inst->execution_id, d.name, d.id, d.input, -1, 1,
+                                               inst->exec ? inst->exec->info().correlation_id : inst->id, inst});
         ++inst->inflight_activities;
     }
     if (decisions.size() == 1) {
@@ -87,7 +88,7 @@ void Host::Impl::run_activity(ActivityWork& work) {
             result = pipeline.execute(
                 [&](const CancellationToken& token, int attempt) -> Json {
                     ActivityContext ctx(work.instance_id, work.execution_id, work.task_id, work.name, attempt, token,
-                                        &registry->resources());
+                                        &registry->resources(), work.correlation_id);
                     try {
                         return entry->fn(ctx, work.input);
                     } catch (const ResourceBroken& broken) {
@@ -103,7 +104,15 @@ void Host::Impl::run_activity(ActivityWork& work) {
     if (stop_token.cancelled()) return;  // the host is stopping: the activity runs again elsewhere
     m_activities.inc();
     if (error) m_activity_failures.inc();
-    h_activity.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    auto took = std::chrono::steady_clock::now() - started;
+    h_activity.observe(std::chrono::duration<double>(took).count());
+    if (options.span_sink) {
+        Span span{work.correlation_id, "activity:" + work.name, work.instance_id, id,
+                  now_ms() - std::chrono::duration_cast<std::chrono::milliseconds>(took).count(),
+                  std::chrono::duration_cast<std::chrono::microseconds>(took).count(), !error,
+                  error ? detail::exception_message(error) : std::string()};
+        options.span_sink(span);
+    }
     Json event = complete_activity_event(work, result, error);
     std::lock_guard lock(mu_);
     auto it = instances_.find(work.instance_id);

@@ -97,6 +97,7 @@ std::string Client::schedule(const std::string& name, const Json& input, const S
     Json start = ev::make(ev::kExecutionStarted, inst.now);
     start["name"] = name;
     start["input"] = input;
+    start["cid"] = options.correlation_id ? *options.correlation_id : inst.id;
     inst.start_event = start.dump();
     inst.actor = actor_name(attachment_);
     bool here = host && inst.start_at <= inst.now;

@@ -89,7 +89,7 @@ void OrchestrationContext::set_custom_status_impl(Json status) {
 }
 
 void OrchestrationContext::log_impl(const std::string& line) {
-    exec_.log().info("[{}] {}", exec_.info().instance_id, line);
+    exec_.log().info("[instance {}] [cid {}] {}", exec_.info().instance_id, exec_.info().correlation_id, line);
 }
 
 std::chrono::milliseconds OrchestrationContext::retry_delay(const RetryPolicy& p, int attempt) {

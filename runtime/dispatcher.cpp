@@ -97,7 +97,12 @@ bool Host::Impl::poll_once() {
             if (r.error) std::rethrow_exception(r.error);
             for (const auto& iid : r.ids) {
                 m_claims.inc();
-                if (orphaned[iid]) m_takeovers.inc();
+                if (orphaned[iid]) {
+                    m_takeovers.inc();
+                    store->append_audit(store::AuditEntry{now, "host:" + id, "takeover", iid,
+                                                          "lease of a host that stopped working on it had expired"},
+                                        nullptr);
+                }
                 load_instance(iid, orphaned[iid]);
             }
             busy = !r.ids.empty();

@@ -161,6 +161,7 @@ void Host::Impl::run_episode(const std::shared_ptr<LiveInstance>& inst, std::deq
         start["name"] = inst->name;
         start["input"] = input;
         if (!info.parent_execution_id.empty()) start["px"] = info.parent_execution_id;
+        start["cid"] = info.correlation_id;
         next->apply_new(std::move(start), now);
         for (auto& c : carried) next->apply_new(std::move(c), now);
         for (auto& e : after_continue) next->apply_new(std::move(e), now);  // old-generation completions drop
@@ -239,6 +240,7 @@ void Host::Impl::run_episode(const std::shared_ptr<LiveInstance>& inst, std::deq
                 start["name"] = d.name;
                 start["input"] = d.input;
                 start["px"] = inst->execution_id;
+                start["cid"] = ex->info().correlation_id;
                 child.start_event = start.dump();
                 child.start_at = now;
                 child.lease_owner = id;  // created leased to this host: it starts here, no claim
@@ -302,7 +304,14 @@ void Host::Impl::run_episode(const std::shared_ptr<LiveInstance>& inst, std::deq
     }
     if (!timers.empty()) wake_dispatcher();
     m_episodes.inc();
-    h_episode.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    auto took = std::chrono::steady_clock::now() - started;
+    h_episode.observe(std::chrono::duration<double>(took).count());
+    if (options.span_sink) {
+        Span span{ex->info().correlation_id, "episode", inst->id, id, now,
+                  std::chrono::duration_cast<std::chrono::microseconds>(took).count(),
+                  new_status != Status::Failed, new_status == Status::Failed ? ex->error().dump() : std::string()};
+        options.span_sink(span);
+    }
 
     auto self = shared_from_this();
     auto committed_at = std::chrono::steady_clock::now();

@@ -182,6 +182,7 @@ void Execution::start(const Json& e) {
     if (state_ != State::NotStarted) return;
     state_ = State::Running;
     info_.parent_execution_id = e.value("px", "");
+    info_.correlation_id = e.value("cid", info_.instance_id);
     const OrchestratorFn* fn = registry_.orchestrator(info_.name);
     if (!fn) {
         fail("UnknownOrchestration",
@@ -242,7 +243,7 @@ void Execution::fail(std::string_view type, const std::string& message) {
     replaying_ = false;
     record(std::move(e));
     replaying_ = was_replaying;
-    log_->warn("instance {} failed: {}: {}", info_.instance_id, type, message);
+    log_->warn("[instance {}] [cid {}] failed: {}: {}", info_.instance_id, info_.correlation_id, type, message);
 }
 
 void Execution::terminate(const Json& reason) {

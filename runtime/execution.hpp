@@ -48,6 +48,7 @@ struct ExecutionInfo {
     std::optional<std::string> parent_id;
     std::int64_t parent_task_id = -1;
     std::string parent_execution_id;  // from the start event
+    std::string correlation_id;       // from the start event; default the instance id
 };
 
 class Execution final : public FrameOwner {

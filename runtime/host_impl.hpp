@@ -61,6 +61,7 @@ struct ActivityWork {
     Json input;
     std::int64_t row_id = -1;  // a claimed activity_tasks row; -1 for in-memory work
     int attempt = 1;
+    std::string correlation_id;
     // The in-memory instance that dispatched it. After a drop and a reload on this host the
     // reloaded instance dispatches the task again; a result of the old run must not reach it
     // as well (history would get the completion twice).

@@ -41,6 +41,9 @@ struct ScheduleOptions {
     // instance (each dirties its own B-tree pages). Default: a time-ordered UUIDv7.
     std::optional<std::string> instance_id;
     std::optional<std::chrono::system_clock::time_point> start_at;  // delayed start
+    // Ties the instance's logs and spans (and its sub-orchestrations') to the caller's trace.
+    // Default: the instance id.
+    std::optional<std::string> correlation_id;
 };
 
 struct QueryFilter {

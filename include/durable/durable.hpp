@@ -13,3 +13,4 @@
 #include "durable/shared_provider.hpp"
 #include "durable/status.hpp"
 #include "durable/task.hpp"
+#include "durable/tracing.hpp"

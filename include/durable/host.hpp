@@ -28,6 +28,7 @@
 #include "durable/metrics.hpp"
 #include "durable/registry.hpp"
 #include "durable/resilience.hpp"
+#include "durable/tracing.hpp"
 
 namespace durable {
 
@@ -50,6 +51,7 @@ struct HostOptions {
     ResiliencePolicy default_activity_policy{};            // for activities without their own
     std::shared_ptr<Clock> clock;                          // default: SystemClock
     std::shared_ptr<spdlog::logger> logger;                // default: spdlog's default logger
+    SpanSink span_sink;                                    // receives a span per episode and activity
 };
 
 struct HostStats {

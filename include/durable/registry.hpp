@@ -30,14 +30,16 @@ class ActivityContext {
 public:
     ActivityContext(std::string instance_id, std::string execution_id, std::int64_t task_id, std::string name,
                     int attempt, CancellationToken token,
-                    const std::map<std::string, std::shared_ptr<SharedResource>, std::less<>>* resources)
+                    const std::map<std::string, std::shared_ptr<SharedResource>, std::less<>>* resources,
+                    std::string correlation_id = {})
         : instance_id_(std::move(instance_id)),
           execution_id_(std::move(execution_id)),
           task_id_(task_id),
           name_(std::move(name)),
           attempt_(attempt),
           token_(std::move(token)),
-          resources_(resources) {}
+          resources_(resources),
+          correlation_id_(std::move(correlation_id)) {}
 
     const std::string& instance_id() const { return instance_id_; }
     const std::string& name() const { return name_; }
@@ -47,6 +49,8 @@ public:
     // The same for every execution of this activity call (activities run at least once):
     // use it to make side effects idempotent.
     std::string idempotency_key() const { return instance_id_ + "/" + execution_id_ + "/" + std::to_string(task_id_); }
+    // The trace this call belongs to (see tracing.hpp): put it in your logs and outgoing calls.
+    const std::string& correlation_id() const { return correlation_id_; }
     // Cancelled when the attempt's timeout passes or the host stops; check it in long work.
     const CancellationToken& cancellation() const { return token_; }
 
@@ -80,6 +84,7 @@ private:
     int attempt_;
     CancellationToken token_;
     const std::map<std::string, std::shared_ptr<SharedResource>, std::less<>>* resources_;
+    std::string correlation_id_;
     std::map<std::string, std::shared_ptr<void>> acquired_;
 };
 

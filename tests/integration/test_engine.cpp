@@ -389,3 +389,31 @@ TEST_CASE("non-determinism: changed orchestrator code fails the instance naming 
     CHECK(s.error["type"] == "NonDeterminism");
     CHECK(s.error["message"].get<std::string>().find("square") != std::string::npos);
 }
+
+TEST_CASE("one correlation id covers every episode and activity span, sub-orchestrations included") {
+    auto spans = std::make_shared<std::vector<Span>>();
+    auto mu = std::make_shared<std::mutex>();
+    HostOptions o;
+    o.span_sink = [spans, mu](const Span& s) {
+        std::lock_guard lock(*mu);
+        spans->push_back(s);
+    };
+    Engine e(registry(), o);
+    auto c = e.client();
+    ScheduleOptions so;
+    so.correlation_id = "trace-7";
+    auto id = c.schedule("nested", 2, so);
+    REQUIRE(c.wait_for_completion(id, 10s).status == Status::Completed);
+    std::lock_guard lock(*mu);
+    std::set<std::string> instances;
+    int activities = 0;
+    for (auto& s : *spans) {
+        CHECK(s.correlation_id == "trace-7");
+        CHECK(s.host_id == e.host->id());
+        instances.insert(s.instance_id);
+        activities += s.name == "activity:square";
+    }
+    CHECK(instances.size() == 3);
+    CHECK(activities == 1);
+    CHECK(e.host->metrics_text().find("durable_episodes_total") != std::string::npos);
+}
