@@ -1,0 +1,106 @@
+// cli/common.hpp — what every `durable` subcommand shares: global options, how a parsed
+// subcommand runs, argument parsing (durations, JSON, statuses), opening the database, and
+// formatting times and JSON for people.
+//
+// Exit codes, for every subcommand: 0 ok; 1 the operation failed (unknown instance, timeout,
+// database locked, the instance failed); 2 usage error (bad arguments, bad JSON, unknown
+// orchestration name). Errors go to stderr as "durable: error: <what was wrong>".
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <durable/durable.hpp>
+
+namespace durable::cli {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailed = 1;
+inline constexpr int kExitUsage = 2;
+
+// A mistake in the command line that the CLI found itself: exit code 2.
+class UsageError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+// An operation that did not succeed, with its message already written for people: exit code 1.
+class Failure : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+// Options of the `durable` command itself.
+struct GlobalOptions {
+    std::string db = "durable.db";
+    std::string argv0;  // how the program was invoked (for the demo's worker processes)
+};
+
+// The subcommands parsed so far and what each does; main() runs the one that was given.
+class Commands {
+public:
+    using Handler = std::function<int()>;
+    // Registers `run` as what `sub` does when it is on the command line.
+    void add(CLI::App* sub, Handler run) { entries_.push_back({sub, std::move(run)}); }
+    // Runs the handler of the parsed subcommand; returns its exit code.
+    int run_parsed() const;
+
+private:
+    struct Entry {
+        CLI::App* app;
+        Handler run;
+    };
+    std::vector<Entry> entries_;
+};
+
+// Each group of subcommands adds itself (one file each).
+void add_instance_commands(CLI::App& app, GlobalOptions& global, Commands& commands);   // start ... purge
+void add_history_command(CLI::App& app, GlobalOptions& global, Commands& commands);     // history
+void add_worker_command(CLI::App& app, GlobalOptions& global, Commands& commands);      // worker
+void add_cluster_commands(CLI::App& app, GlobalOptions& global, Commands& commands);    // hosts, leases, metrics
+void add_demo_command(CLI::App& app, GlobalOptions& global, Commands& commands);        // demo
+
+// ---- parsing arguments ----
+
+// "500ms", "10s", "2m", "1h", "7d" (also "1.5s"); throws UsageError naming `what` otherwise.
+std::chrono::milliseconds parse_duration(std::string_view text, std::string_view what);
+// Parses `text` as JSON; on a syntax error throws UsageError with the byte position.
+Json parse_json_arg(const std::string& text, std::string_view what);
+// A status name, any case ("completed", "Completed"); throws UsageError listing the valid ones.
+Status parse_status(std::string_view text);
+// Each entry may itself be a comma-separated list.
+std::vector<Status> parse_statuses(const std::vector<std::string>& texts);
+
+// ---- the database ----
+
+// Opens the database at global.db. With `must_exist`, a missing file is a Failure naming it
+// (reading commands should not create empty databases); `read_only` opens for inspection.
+Database open_database(const GlobalOptions& global, bool must_exist, bool read_only = false);
+// The names of the orchestrations this build of durable knows (the examples).
+std::vector<std::string> known_orchestrations();
+
+// ---- formatting ----
+
+// Local time with milliseconds: "2026-01-31 14:05:09.123".
+std::string format_time(std::int64_t ms_since_epoch);
+// Milliseconds as "850ms", "3.2s", "4m05s", "2h10m".
+std::string format_duration(std::int64_t ms);
+// "3.2s ago" / "in 1.5s" relative to now.
+std::string format_relative(std::int64_t ms_since_epoch, std::int64_t now_ms);
+// Compact JSON, cut to `max` characters with "…" when longer.
+std::string brief_json(const Json& value, std::size_t max = 120);
+// Milliseconds since the epoch, now.
+std::int64_t now_ms();
+// InstanceState as JSON (for --json output).
+Json state_to_json(const InstanceState& s);
+// Pads or cuts `text` to `width` columns.
+std::string column(std::string_view text, std::size_t width);
+
+}  // namespace durable::cli

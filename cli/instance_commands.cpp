@@ -1,0 +1,297 @@
+// The subcommands that act on instances: start, status, wait, list, raise, terminate,
+// suspend, resume, purge. Each is a thin layer over durable::Client.
+#include <algorithm>
+#include <fmt/format.h>
+
+#include "cli/common.hpp"
+#include "orchestrations/orchestrations.hpp"
+
+namespace durable::cli {
+namespace {
+
+void print_state(const InstanceState& s) {
+    auto now = now_ms();
+    fmt::print("id:          {}\n", s.id);
+    fmt::print("name:        {}\n", s.name);
+    fmt::print("status:      {}\n", to_string(s.status));
+    fmt::print("created:     {} ({})\n", format_time(s.created_at_ms), format_relative(s.created_at_ms, now));
+    fmt::print("updated:     {} ({})\n", format_time(s.updated_at_ms), format_relative(s.updated_at_ms, now));
+    if (s.completed_at_ms) {
+        fmt::print("completed:   {} (took {})\n", format_time(*s.completed_at_ms),
+                   format_duration(*s.completed_at_ms - s.created_at_ms));
+    }
+    if (s.parent_id) fmt::print("parent:      {}\n", *s.parent_id);
+    if (s.lease_owner && !is_terminal(s.status)) {
+        fmt::print("lease:       {} (expires {})\n", *s.lease_owner, format_relative(s.lease_expires_at_ms, now));
+    }
+    fmt::print("input:       {}\n", brief_json(s.input, 400));
+    if (!s.custom_status.is_null()) fmt::print("custom:      {}\n", brief_json(s.custom_status, 400));
+    if (s.status == Status::Completed || s.status == Status::Terminated) {
+        fmt::print("output:      {}\n", brief_json(s.output, 2000));
+    }
+    if (!s.error.is_null()) {
+        fmt::print("error:       {}: {}\n", s.error.value("type", "Error"), s.error.value("message", ""));
+    }
+}
+
+void print_state(const InstanceState& s, bool json) {
+    if (json) {
+        fmt::print("{}\n", state_to_json(s).dump(2));
+    } else {
+        print_state(s);
+    }
+}
+
+// Exit code for a finished instance: 0 only when it completed.
+int final_code(const InstanceState& s) {
+    if (s.status == Status::Completed) return kExitOk;
+    if (s.status == Status::Failed) {
+        fmt::print(stderr, "durable: error: instance '{}' failed: {}: {}\n", s.id, s.error.value("type", "Error"),
+                   s.error.value("message", ""));
+    } else {
+        fmt::print(stderr, "durable: error: instance '{}' was terminated: {}\n", s.id, brief_json(s.output));
+    }
+    return kExitFailed;
+}
+
+InstanceState require_status(const Client& client, const std::string& id, const std::string& db) {
+    auto s = client.get_status(id);
+    if (!s) {
+        throw Failure(fmt::format("no instance '{}' in '{}'; `durable list` shows the instances there", id, db));
+    }
+    return *s;
+}
+
+void check_name(const std::string& name, bool force) {
+    auto known = known_orchestrations();
+    if (force || std::find(known.begin(), known.end(), name) != known.end()) return;
+    throw UsageError(fmt::format("no orchestration named '{}'; the known ones are: {} (pass --force to schedule it "
+                                 "anyway, for workers with their own orchestrations)",
+                                 name, fmt::join(known, ", ")));
+}
+
+struct StartArgs {
+    std::string name, input, id;
+    bool force = false, wait = false, json = false;
+    std::string timeout = "5m";
+};
+
+int run_start(const GlobalOptions& g, const StartArgs& a) {
+    check_name(a.name, a.force);
+    Json input;
+    if (a.input.empty()) {
+        input = orchestrations::example_input(a.name);
+        if (!input.is_null()) fmt::print(stderr, "no --input given: using the example input {}\n", input.dump());
+    } else {
+        input = parse_json_arg(a.input, "--input");
+    }
+    auto timeout = parse_duration(a.timeout, "--timeout");
+    Client client(open_database(g, false));
+    ScheduleOptions options;
+    if (!a.id.empty()) options.instance_id = a.id;
+    auto id = client.schedule(a.name, input, options);
+    fmt::print("{}\n", id);
+    if (!a.wait) return kExitOk;
+    std::fflush(stdout);
+    auto s = client.wait_for_completion(id, timeout);
+    print_state(s, a.json);
+    return final_code(s);
+}
+
+struct IdArgs {
+    std::string id;
+    bool json = false;
+    std::string timeout = "5m";
+};
+
+int run_status(const GlobalOptions& g, const IdArgs& a) {
+    Client client(open_database(g, true, true));
+    print_state(require_status(client, a.id, g.db), a.json);
+    return kExitOk;
+}
+
+int run_wait(const GlobalOptions& g, const IdArgs& a) {
+    auto timeout = parse_duration(a.timeout, "--timeout");
+    Client client(open_database(g, true, true));
+    require_status(client, a.id, g.db);
+    auto s = client.wait_for_completion(a.id, timeout);
+    print_state(s, a.json);
+    return final_code(s);
+}
+
+struct ListArgs {
+    std::vector<std::string> statuses;
+    std::string name, after;
+    int limit = 50;
+    bool json = false;
+};
+
+int run_list(const GlobalOptions& g, const ListArgs& a) {
+    if (a.limit <= 0) throw UsageError(fmt::format("--limit must be at least 1, got {}", a.limit));
+    QueryFilter filter;
+    filter.statuses = parse_statuses(a.statuses);
+    if (!a.name.empty()) filter.name = a.name;
+    Client client(open_database(g, true, true));
+    auto page = client.query(filter, static_cast<std::size_t>(a.limit),
+                             a.after.empty() ? std::nullopt : std::optional<std::string>(a.after));
+    if (a.json) {
+        Json out = Json::array();
+        for (const auto& s : page.instances) out.push_back(state_to_json(s));
+        fmt::print("{}\n", Json{{"instances", out}, {"next", page.next ? Json(*page.next) : Json()}}.dump(2));
+        return kExitOk;
+    }
+    auto now = now_ms();
+    std::size_t id_width = 36;
+    for (const auto& s : page.instances) id_width = std::max(id_width, std::min<std::size_t>(s.id.size(), 64));
+    fmt::print("{}  {}  {}  {}  {}\n", column("ID", id_width), column("NAME", 16), column("STATUS", 10),
+               column("CREATED", 23), "UPDATED");
+    for (const auto& s : page.instances) {
+        fmt::print("{}  {}  {}  {}  {}\n", column(s.id, id_width), column(s.name, 16), column(to_string(s.status), 10),
+                   column(format_time(s.created_at_ms), 23), format_relative(s.updated_at_ms, now));
+    }
+    fmt::print(stderr, "{} instance{}", page.instances.size(), page.instances.size() == 1 ? "" : "s");
+    if (page.next) fmt::print(stderr, "; more with: durable list --after {}", *page.next);
+    fmt::print(stderr, "\n");
+    return kExitOk;
+}
+
+struct RaiseArgs {
+    std::string id, event, data;
+};
+
+int run_raise(const GlobalOptions& g, const RaiseArgs& a) {
+    Json data = a.data.empty() ? Json() : parse_json_arg(a.data, "--data");
+    Client client(open_database(g, true));
+    client.raise_event(a.id, a.event, data);
+    fmt::print("raised '{}' on {}\n", a.event, a.id);
+    return kExitOk;
+}
+
+struct ControlArgs {
+    std::string id, reason;
+    bool no_recursive = false;
+};
+
+int run_control(const GlobalOptions& g, const ControlArgs& a, const std::string& what) {
+    Client client(open_database(g, true));
+    require_status(client, a.id, g.db);
+    if (what == "terminate") {
+        client.terminate(a.id, a.reason, !a.no_recursive);
+        fmt::print("terminating {}\n", a.id);
+    } else if (what == "suspend") {
+        client.suspend(a.id, a.reason);
+        fmt::print("suspending {}\n", a.id);
+    } else {
+        client.resume(a.id, a.reason);
+        fmt::print("resuming {}\n", a.id);
+    }
+    return kExitOk;
+}
+
+struct PurgeArgs {
+    std::string id, older_than;
+    std::vector<std::string> statuses;
+};
+
+int run_purge(const GlobalOptions& g, const PurgeArgs& a) {
+    bool bulk = !a.statuses.empty() || !a.older_than.empty();
+    if (!a.id.empty() && bulk) throw UsageError("give either an instance ID or --status / --older-than, not both");
+    if (a.id.empty() && !bulk) {
+        throw UsageError("say what to purge: an instance ID, or --status S and/or --older-than D "
+                         "(e.g. durable purge --status Completed --older-than 7d)");
+    }
+    if (!a.id.empty()) {
+        Client client(open_database(g, true));
+        require_status(client, a.id, g.db);
+        client.purge(a.id);
+        fmt::print("purged {}\n", a.id);
+        return kExitOk;
+    }
+    auto statuses = parse_statuses(a.statuses);
+    for (auto s : statuses) {
+        if (!is_terminal(s)) {
+            throw UsageError(fmt::format("only finished instances can be purged; {} is not a final status (use "
+                                         "Completed, Failed or Terminated)",
+                                         to_string(s)));
+        }
+    }
+    std::optional<std::chrono::system_clock::time_point> before;
+    if (!a.older_than.empty()) before = std::chrono::system_clock::now() - parse_duration(a.older_than, "--older-than");
+    Client client(open_database(g, true));
+    auto n = client.purge(statuses, before);
+    fmt::print("purged {} instance{}\n", n, n == 1 ? "" : "s");
+    return kExitOk;
+}
+
+}  // namespace
+
+void add_instance_commands(CLI::App& app, GlobalOptions& g, Commands& commands) {
+    {
+        auto a = std::make_shared<StartArgs>();
+        auto* sub = app.add_subcommand("start", "Schedule an orchestration; prints the new instance's id");
+        sub->add_option("name", a->name, "Orchestration name (e.g. order_pipeline, word_count, approval)")->required();
+        sub->add_option("--input", a->input, "Input as JSON (default: the example's sample input)");
+        sub->add_option("--id", a->id, "Instance id to use (scheduling an existing id does nothing)");
+        sub->add_flag("--wait", a->wait, "Wait for the instance to finish and print it");
+        sub->add_option("--timeout", a->timeout, "With --wait: how long to wait (e.g. 30s, 5m)")->capture_default_str();
+        sub->add_flag("--json", a->json, "With --wait: print the final state as JSON");
+        sub->add_flag("--force", a->force, "Schedule a name this build does not know");
+        commands.add(sub, [&g, a] { return run_start(g, *a); });
+    }
+    {
+        auto a = std::make_shared<IdArgs>();
+        auto* sub = app.add_subcommand("status", "Show an instance's status, input, output and error");
+        sub->add_option("id", a->id, "Instance id")->required();
+        sub->add_flag("--json", a->json, "Print as JSON");
+        commands.add(sub, [&g, a] { return run_status(g, *a); });
+    }
+    {
+        auto a = std::make_shared<IdArgs>();
+        auto* sub = app.add_subcommand("wait", "Wait until an instance finishes; exit 0 only if it completed");
+        sub->add_option("id", a->id, "Instance id")->required();
+        sub->add_option("--timeout", a->timeout, "How long to wait (e.g. 30s, 5m)")->capture_default_str();
+        sub->add_flag("--json", a->json, "Print the final state as JSON");
+        commands.add(sub, [&g, a] { return run_wait(g, *a); });
+    }
+    {
+        auto a = std::make_shared<ListArgs>();
+        auto* sub = app.add_subcommand("list", "List instances, oldest first, a page at a time");
+        sub->add_option("--status", a->statuses, "Only these statuses (repeat or comma-separate)");
+        sub->add_option("--name", a->name, "Only this orchestration");
+        sub->add_option("--limit", a->limit, "Instances per page")->capture_default_str();
+        sub->add_option("--after", a->after, "Continue after this instance id (from the previous page)");
+        sub->add_flag("--json", a->json, "Print as JSON");
+        commands.add(sub, [&g, a] { return run_list(g, *a); });
+    }
+    {
+        auto a = std::make_shared<RaiseArgs>();
+        auto* sub = app.add_subcommand("raise", "Raise an external event on an instance");
+        sub->add_option("id", a->id, "Instance id")->required();
+        sub->add_option("event", a->event, "Event name (e.g. approved, rejected, stop)")->required();
+        sub->add_option("--data", a->data, "Event payload as JSON");
+        commands.add(sub, [&g, a] { return run_raise(g, *a); });
+    }
+    for (const char* what : {"terminate", "suspend", "resume"}) {
+        auto a = std::make_shared<ControlArgs>();
+        std::string help = std::string(what) == "terminate" ? "End an instance (and its sub-orchestrations) as Terminated"
+                           : std::string(what) == "suspend" ? "Pause an instance; events wait until it is resumed"
+                                                             : "Resume a suspended instance";
+        auto* sub = app.add_subcommand(what, help);
+        sub->add_option("id", a->id, "Instance id")->required();
+        sub->add_option("--reason", a->reason, "Why (recorded in history and the audit log)");
+        if (std::string(what) == "terminate") {
+            sub->add_flag("--no-recursive", a->no_recursive, "Leave its sub-orchestrations running");
+        }
+        commands.add(sub, [&g, a, w = std::string(what)] { return run_control(g, *a, w); });
+    }
+    {
+        auto a = std::make_shared<PurgeArgs>();
+        auto* sub = app.add_subcommand("purge", "Delete finished instances and their history");
+        sub->add_option("id", a->id, "One instance id");
+        sub->add_option("--status", a->statuses, "Finished statuses to purge (Completed, Failed, Terminated)");
+        sub->add_option("--older-than", a->older_than, "Only instances that finished longer ago than this (e.g. 7d)");
+        commands.add(sub, [&g, a] { return run_purge(g, *a); });
+    }
+}
+
+}  // namespace durable::cli

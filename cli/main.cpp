@@ -1,0 +1,76 @@
+// durable — the command line: inspect and steer instances in a durable database, run a
+// worker, or watch the multi-host demo.
+//
+//   durable [--db FILE] <subcommand> ...      (default FILE: durable.db in this directory)
+//
+// Exit codes: 0 ok, 1 the operation failed, 2 usage error; see cli/common.hpp.
+#include <cstdio>
+#include <fmt/format.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "cli/common.hpp"
+
+namespace {
+
+int report(int code, const std::string& message) {
+    fmt::print(stderr, "durable: error: {}\n", message);
+    return code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    using namespace durable::cli;
+    GlobalOptions global;
+    global.argv0 = argc > 0 ? argv[0] : "durable";
+
+    CLI::App app{"durable: durable orchestrations on one SQLite file.\n"
+                 "Start with `durable demo`, then look around with `durable list` and `durable history ID`.",
+                 "durable"};
+    app.add_option("--db", global.db, "The database file")->capture_default_str();
+    app.require_subcommand(1);
+    app.fallthrough();  // --db may also follow the subcommand
+
+    Commands commands;
+    add_instance_commands(app, global, commands);
+    add_history_command(app, global, commands);
+    add_worker_command(app, global, commands);
+    add_cluster_commands(app, global, commands);
+    add_demo_command(app, global, commands);
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForAllHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForVersion& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        app.exit(e);  // prints the problem and a hint to stderr
+        return kExitUsage;
+    }
+
+    // Library logs (hosts starting, lease warnings) go to stderr, so stdout carries only
+    // results; warnings and worse unless the worker asks for more.
+    spdlog::set_default_logger(spdlog::stderr_color_mt("durable"));
+    spdlog::set_level(spdlog::level::warn);
+    try {
+        return commands.run_parsed();
+    } catch (const UsageError& e) {
+        return report(kExitUsage, e.what());
+    } catch (const Failure& e) {
+        return report(kExitFailed, e.what());
+    } catch (const durable::InstanceNotFound& e) {
+        return report(kExitFailed, e.what());
+    } catch (const durable::Timeout& e) {
+        return report(kExitFailed, e.what());
+    } catch (const durable::StoreError& e) {
+        return report(kExitFailed, fmt::format("the database could not be used: {}", e.what()));
+    } catch (const durable::Error& e) {
+        return report(kExitFailed, e.what());
+    } catch (const std::exception& e) {
+        return report(kExitFailed, fmt::format("unexpected failure: {}", e.what()));
+    }
+}

@@ -1,0 +1,88 @@
+// `durable worker`: runs a Host with every example orchestration on the database until
+// SIGINT or SIGTERM, then stops it gracefully (running episodes finish, leases are released).
+//
+// The signals are blocked in every thread before the host starts its threads, and the main
+// thread waits for them with sigwait: no signal handler, no flag polling.
+#include <signal.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "cli/common.hpp"
+#include "orchestrations/orchestrations.hpp"
+
+namespace durable::cli {
+namespace {
+
+struct WorkerArgs {
+    std::string host_id, lease = "10s", poll = "50ms", log_level = "info";
+    int threads = 4, episode_threads = 1;
+    bool exit_with_parent = false;
+};
+
+int run_worker(const GlobalOptions& g, const WorkerArgs& a) {
+    HostOptions options;
+    options.host_id = a.host_id;
+    options.lease_duration = parse_duration(a.lease, "--lease");
+    options.poll_interval = parse_duration(a.poll, "--poll");
+    if (a.threads < 1) throw UsageError(fmt::format("--threads must be at least 1, got {}", a.threads));
+    if (a.episode_threads < 1) {
+        throw UsageError(fmt::format("--episode-threads must be at least 1, got {}", a.episode_threads));
+    }
+    options.activity_threads = a.threads;
+    options.episode_threads = a.episode_threads;
+    auto level = spdlog::level::from_str(a.log_level);
+    if (level == spdlog::level::off && a.log_level != "off") {
+        throw UsageError(fmt::format("--log-level '{}' is not one of trace, debug, info, warn, error, off", a.log_level));
+    }
+    spdlog::set_level(level);
+
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);  // inherited by the host's threads
+    if (a.exit_with_parent) {
+        // The demo's workers must not outlive it: its death sends us SIGTERM (handled below).
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() == 1) return kExitOk;  // the parent is already gone
+    }
+
+    auto db = open_database(g, false);
+    Host host(db, orchestrations::make_registry(), options);
+    orchestrations::set_host_label(host.id());
+    host.start();
+    spdlog::info("worker {} running on {} (lease {} ms, {} activity threads); stop it with Ctrl-C or SIGTERM",
+                 host.id(), g.db, options.lease_duration.count(), options.activity_threads);
+
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    spdlog::info("worker {}: {} received, stopping", host.id(), sig == SIGINT ? "SIGINT" : "SIGTERM");
+    host.stop();
+    auto s = host.stats();
+    spdlog::info("worker {} stopped: {} episodes, {} activities, {} completed, {} failed, {} claims, {} takeovers",
+                 host.id(), s.episodes, s.activities, s.completed, s.failed, s.claims, s.takeovers);
+    return kExitOk;
+}
+
+}  // namespace
+
+void add_worker_command(CLI::App& app, GlobalOptions& g, Commands& commands) {
+    auto a = std::make_shared<WorkerArgs>();
+    auto* sub = app.add_subcommand("worker", "Run a worker host with the example orchestrations until SIGINT/SIGTERM");
+    sub->add_option("--host-id", a->host_id, "This host's id (default: hostname-pid-random)");
+    sub->add_option("--lease", a->lease, "Lease duration (renewed every half of it)")->capture_default_str();
+    sub->add_option("--threads", a->threads, "Activity worker threads")->capture_default_str();
+    sub->add_option("--episode-threads", a->episode_threads, "Threads running orchestrator code")
+        ->capture_default_str();
+    sub->add_option("--poll", a->poll, "How often to look for other processes' work")->capture_default_str();
+    sub->add_option("--log-level", a->log_level, "trace, debug, info, warn, error or off (logs go to stderr)")
+        ->capture_default_str();
+    sub->add_flag("--exit-with-parent", a->exit_with_parent, "Stop when the parent process dies (used by the demo)")
+        ->group("");  // hidden
+    commands.add(sub, [&g, a] { return run_worker(g, *a); });
+}
+
+}  // namespace durable::cli
