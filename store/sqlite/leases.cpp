@@ -82,7 +82,20 @@ std::vector<Candidate> find_claimable(Connection& c, const std::string& owner, M
     std::vector<Candidate> out;
     std::unordered_set<std::string> seen;
     {
-        // Due inbox rows in the order they became visible; several rows of one instance
+        // First, work a dead (or departed) host left behind: owner set, lease expired. It is
+        // the oldest work there is; behind new work it would wait for every backlog to drain.
+        auto s = c.stmt(
+            "SELECT id, version FROM instances WHERE lease_owner IS NOT NULL AND lease_expires_at < ? "
+            "AND status NOT IN ('Completed', 'Failed', 'Terminated') ORDER BY lease_expires_at LIMIT ?");
+        s->bind(1, static_cast<std::int64_t>(now));
+        s->bind(2, limit);
+        while (s->executeStep() && static_cast<int>(out.size()) < limit) {
+            std::string id = s->getColumn(0).getString();
+            if (seen.insert(id).second) out.push_back(Candidate{id, s->getColumn(1).getInt64(), true});
+        }
+    }
+    if (static_cast<int>(out.size()) < limit) {
+        // Then due inbox rows in the order they became visible; several rows of one instance
         // count once.
         auto s = c.stmt(
             "SELECT i.id, i.version, i.lease_owner IS NOT NULL FROM inbox b JOIN instances i ON i.id = b.instance_id "
@@ -98,18 +111,6 @@ std::vector<Candidate> find_claimable(Connection& c, const std::string& owner, M
             if (seen.insert(id).second) {
                 out.push_back(Candidate{id, s->getColumn(1).getInt64(), s->getColumn(2).getInt() != 0});
             }
-        }
-    }
-    if (static_cast<int>(out.size()) < limit) {
-        // Work a dead (or departed) host left behind: owner set, lease expired.
-        auto s = c.stmt(
-            "SELECT id, version FROM instances WHERE lease_owner IS NOT NULL AND lease_expires_at < ? "
-            "AND status NOT IN ('Completed', 'Failed', 'Terminated') ORDER BY lease_expires_at LIMIT ?");
-        s->bind(1, static_cast<std::int64_t>(now));
-        s->bind(2, limit);
-        while (s->executeStep() && static_cast<int>(out.size()) < limit) {
-            std::string id = s->getColumn(0).getString();
-            if (seen.insert(id).second) out.push_back(Candidate{id, s->getColumn(1).getInt64(), true});
         }
     }
     (void)owner;

@@ -1,6 +1,8 @@
 // SQL for reading instances, history, inboxes and the audit log.
 #include <fmt/format.h>
 
+#include <limits>
+
 #include "store/sqlite/sql.hpp"
 
 namespace durable::store::sqlite::sql {
@@ -68,17 +70,24 @@ std::vector<InstanceRow> query_instances(Connection& c, const InstanceFilter& f)
     }
     if (f.name) sql += " AND name = ?";
     if (f.parent_id) sql += " AND parent_id = ?";
-    if (f.created_from) sql += " AND created_at >= ?";
-    if (f.created_to) sql += " AND created_at < ?";
-    if (f.after_id) sql += " AND id > ?";
+    // A time filter is always a two-sided range (an open end at the extreme): SQLite reads a
+    // two-sided range from instances_by_created, but a one-sided one by walking the whole table
+    // in id order. With nothing narrower, the keyset term stays off the primary key (`+id`) for
+    // the same reason; the cost is then the window's size, never the table's.
+    const bool by_created = f.created_from || f.created_to;
+    const bool created_only = by_created && f.statuses.empty() && !f.name && !f.parent_id;
+    if (by_created) sql += " AND created_at >= ? AND created_at < ?";
+    if (f.after_id) sql += created_only ? " AND +id > ?" : " AND id > ?";
     sql += " ORDER BY id LIMIT ?";
     SQLite::Statement s(c.db(), sql);
     int i = 1;
     for (auto st : f.statuses) s.bind(i++, std::string(to_string(st)));
     if (f.name) s.bind(i++, *f.name);
     if (f.parent_id) s.bind(i++, *f.parent_id);
-    if (f.created_from) s.bind(i++, static_cast<std::int64_t>(*f.created_from));
-    if (f.created_to) s.bind(i++, static_cast<std::int64_t>(*f.created_to));
+    if (by_created) {
+        s.bind(i++, static_cast<std::int64_t>(f.created_from.value_or(std::numeric_limits<Millis>::min())));
+        s.bind(i++, static_cast<std::int64_t>(f.created_to.value_or(std::numeric_limits<Millis>::max())));
+    }
     if (f.after_id) s.bind(i++, *f.after_id);
     s.bind(i, f.limit);
     std::vector<InstanceRow> out;
@@ -95,9 +104,11 @@ std::optional<Millis> next_visible_after(Connection& c, Millis now) {
 
 std::vector<AuditEntry> audit_log(Connection& c, const std::optional<std::string>& instance_id, int limit) {
     std::vector<AuditEntry> out;
-    auto s = c.stmt(
-        "SELECT at, actor, action, instance_id, detail FROM audit_log WHERE (?1 IS NULL OR instance_id = ?1) "
-        "ORDER BY id DESC LIMIT ?2");
+    // Two statements: an `(?1 IS NULL OR instance_id = ?1)` filter cannot use
+    // audit_log_by_instance, so one instance's entries would be found by scanning the whole log.
+    auto s = instance_id ? c.stmt("SELECT at, actor, action, instance_id, detail FROM audit_log WHERE instance_id = ?1 "
+                                  "ORDER BY id DESC LIMIT ?2")
+                         : c.stmt("SELECT at, actor, action, instance_id, detail FROM audit_log ORDER BY id DESC LIMIT ?2");
     bind_opt(*s, 1, instance_id);
     s->bind(2, limit);
     while (s->executeStep()) {

@@ -1,0 +1,48 @@
+// A program outside the durable source tree, built against an installed durable (CMake
+// package or pkg-config): opens a database, runs a one-activity orchestration on a host and
+// prints its output. Exits 0 only when the orchestration completed with the expected output.
+#include <durable/durable.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <string>
+
+namespace {
+
+durable::Task<std::string> greet(durable::OrchestrationContext& ctx, std::string name) {
+    co_return co_await ctx.call_activity<std::string>("hello", name);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc != 2) {
+        std::fprintf(stderr, "usage: durable_consumer DB_PATH\n");
+        return 2;
+    }
+    try {
+        auto db = durable::Database::open(argv[1]);
+        auto registry = std::make_shared<durable::Registry>();
+        registry->add_activity("hello", [](std::string name) { return "hello " + name; });
+        registry->add_orchestrator("greet", greet);
+
+        durable::Host host(db, registry);
+        host.start();
+        auto client = host.client();
+        auto id = client.schedule("greet", "consumer");
+        auto state = client.wait_for_completion(id, std::chrono::seconds(60));
+        host.stop();
+
+        if (state.status != durable::Status::Completed || state.output != "hello consumer") {
+            std::fprintf(stderr, "durable_consumer: instance %s ended %s with output %s\n", id.c_str(),
+                         std::string(durable::to_string(state.status)).c_str(), state.output.dump().c_str());
+            return 1;
+        }
+        std::printf("%s\n", state.output.get<std::string>().c_str());
+        return 0;
+    } catch (const durable::Error& e) {
+        std::fprintf(stderr, "durable_consumer: %s\n", e.what());
+        return 1;
+    }
+}
