@@ -1,0 +1,299 @@
+// The in-process workloads: W1 sequence, W2 fan-out, W3 latency, W6 history. One host and
+// its attached client share one Database handle in this process, as an application would.
+//
+// W1 and W2 are closed loops: C lanes (threads), each scheduling an instance and waiting
+// for it (Client::wait_for_completion) before scheduling the next, until N instances have
+// run; wall time runs from the first schedule to the last completion, and each instance's
+// latency from its schedule call to the return of its wait.
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <condition_variable>
+#include <fmt/format.h>
+#include <latch>
+#include <mutex>
+#include <thread>
+
+#include "bench.hpp"
+#include "orchestrations.hpp"
+
+namespace durable::bench {
+namespace {
+
+// Prints "<label>: k/n completed" on stderr every second until stopped.
+class Ticker {
+public:
+    Ticker(std::string label, const std::atomic<std::int64_t>& done, std::int64_t total)
+        : label_(std::move(label)), done_(done), total_(total), t0_(Clock::now()), thread_([this] { run(); }) {}
+    ~Ticker() {
+        {
+            std::lock_guard lock(mu_);
+            stop_ = true;
+        }
+        cv_.notify_all();
+        thread_.join();
+    }
+
+private:
+    void run() {
+        std::unique_lock lock(mu_);
+        while (!cv_.wait_for(lock, std::chrono::seconds(1), [&] { return stop_; })) {
+            auto d = done_.load();
+            progress(fmt::format("{}: {}/{} completed ({:.0f}/s)", label_, d, total_,
+                                 static_cast<double>(d) / seconds_since(t0_)));
+        }
+    }
+
+    std::string label_;
+    const std::atomic<std::int64_t>& done_;
+    std::int64_t total_;
+    Clock::time_point t0_;
+    std::mutex mu_;
+    std::condition_variable cv_;
+    bool stop_ = false;  // guarded by mu_
+    std::thread thread_;
+};
+
+struct LaneOutcome {
+    double seconds = 0;
+    std::vector<std::string> ids;        // by instance index
+    std::vector<double> latencies_ms;    // of the instances that completed
+    std::int64_t completed = 0;
+    double cpu_seconds = 0;              // CPU this process used meanwhile (all threads)
+    std::int64_t context_switches = 0;   // of this process meanwhile
+};
+
+// Runs `n` instances through `lanes` closed-loop lanes. `schedule` starts one instance and
+// returns its id; `check` judges a final state (empty string: right).
+LaneOutcome run_lanes(Result& r, const Client& client, int n, int lanes, Clock::time_point deadline,
+                      const std::string& label, const std::function<std::string(Client&)>& schedule,
+                      const std::function<std::string(const InstanceState&)>& check) {
+    LaneOutcome out;
+    out.ids.resize(static_cast<std::size_t>(n));
+    std::vector<double> latency(static_cast<std::size_t>(n), -1);
+    std::atomic<int> next{0};
+    std::atomic<std::int64_t> done{0};
+    std::atomic<bool> abort{false};
+    std::mutex mu;
+    std::vector<Clock::time_point> finished(static_cast<std::size_t>(std::max(lanes, 1)));
+    lanes = std::max(1, std::min(lanes, n));
+    std::latch go(1);
+    std::vector<std::thread> threads;
+    threads.reserve(static_cast<std::size_t>(lanes));
+    for (int lane = 0; lane < lanes; ++lane) {
+        threads.emplace_back([&, lane] {
+            Client c = client;
+            go.wait();
+            for (;;) {
+                int i = next.fetch_add(1);
+                if (i >= n || abort.load()) break;
+                auto t = Clock::now();
+                try {
+                    std::string id = schedule(c);
+                    out.ids[static_cast<std::size_t>(i)] = id;
+                    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+                    auto s = c.wait_for_completion(id, std::max(left, std::chrono::milliseconds(1)));
+                    auto t_end = Clock::now();
+                    latency[static_cast<std::size_t>(i)] = std::chrono::duration<double, std::milli>(t_end - t).count();
+                    finished[static_cast<std::size_t>(lane)] = t_end;
+                    ++done;
+                    if (auto why = check(s); !why.empty()) {
+                        std::lock_guard lock(mu);
+                        add_error(r, fmt::format("wrong output: {}: {}", id, why));
+                    }
+                } catch (const std::exception& e) {
+                    abort = true;
+                    std::lock_guard lock(mu);
+                    add_error(r, fmt::format("lane failed: instance #{}: {}", i, e.what()));
+                }
+            }
+        });
+    }
+    auto t0 = Clock::now();
+    double cpu0 = process_cpu_seconds();
+    auto switches0 = process_context_switches();
+    {
+        Ticker ticker(label, done, n);
+        go.count_down();
+        for (auto& t : threads) t.join();
+    }
+    auto t_end = t0;
+    for (auto& f : finished) t_end = std::max(t_end, f);
+    out.seconds = std::chrono::duration<double>(t_end - t0).count();
+    out.cpu_seconds = process_cpu_seconds() - cpu0;
+    out.context_switches = process_context_switches() - switches0;
+    out.completed = done.load();
+    for (double l : latency) {
+        if (l >= 0) out.latencies_ms.push_back(l);
+    }
+    std::erase(out.ids, std::string());
+    return out;
+}
+
+// One host on a fresh (or the user's) database, started; stopped at the end.
+struct LocalEngine {
+    LocalEngine(const Options& options, const std::string& tag)
+        : file(options, tag), db(open_database(options, file.path())) {
+        set_host_label("local");
+        host = std::make_unique<Host>(db, make_registry(), host_options(options, "bench-" + tag));
+        host->start();
+    }
+    ~LocalEngine() {
+        if (host) host->stop();
+    }
+    DbFile file;
+    Database db;
+    std::unique_ptr<Host> host;
+};
+
+// Closes a closed-loop workload's result: host stats, verification, common fields.
+void finish_closed_loop(Result& r, const Options& options, LocalEngine& e, const std::string& workload, int n,
+                        std::int64_t activities, LaneOutcome& out,
+                        const std::function<std::string(const InstanceState&)>& check, int untimed = 0) {
+    r.line["host_stats"] = host_stats_json(*e.host, e.db);
+    r.line["machine"] = machine_info(e.file.path());
+    auto client = e.host->client();
+    std::int64_t duplicates = verify_instances(r, client, out.ids, check);
+    // The host counts each completion it committed; more than it was given means an
+    // instance completed twice.
+    auto completed_by_host = e.host->stats().completed - untimed;
+    if (completed_by_host > n) {
+        duplicates = std::max<std::int64_t>(duplicates, completed_by_host - n);
+        add_error(r, fmt::format("host completion count: the host counted {} completions for {} instances",
+                                 completed_by_host, n));
+    }
+    if (out.completed != n) add_error(r, fmt::format("incomplete: {} of {} instances completed", out.completed, n));
+    r.line["cpu_seconds"] = std::round(out.cpu_seconds * 1e4) / 1e4;
+    if (out.completed > 0) {
+        r.line["cpu_us_per_orchestration"] = std::round(out.cpu_seconds * 1e6 / static_cast<double>(out.completed));
+        r.line["context_switches_per_orchestration"] =
+            std::round(static_cast<double>(out.context_switches) / static_cast<double>(out.completed) * 10.0) / 10.0;
+    }
+    fill_common(r, options, workload, n, activities, out.seconds, out.latencies_ms, out.completed, duplicates);
+}
+
+}  // namespace
+
+Result run_sequence(const Options& options) {
+    const int n = options.instances.value_or(2000), c = options.concurrency.value_or(50), steps = 5;
+    Result r;
+    LocalEngine e(options, "sequence");
+    progress(fmt::format("W1 sequence: {} instances x {} activities, {} in flight, sync={}, db {}", n, steps, c,
+                         options.sync, e.file.path()));
+    auto deadline = Clock::now() + options.timeout;
+    auto check = [&](const InstanceState& s) { return check_sequence_output(s.output, steps); };
+    auto out = run_lanes(
+        r, e.host->client(), n, c, deadline, "W1 sequence",
+        [&](Client& cl) { return cl.schedule(kSequence, sequence_input(steps)); }, check);
+    r.line["concurrency"] = c;
+    finish_closed_loop(r, options, e, "sequence", n, static_cast<std::int64_t>(n) * steps, out, check);
+    return r;
+}
+
+Result run_fanout(const Options& options) {
+    const int n = options.instances.value_or(200), c = options.concurrency.value_or(50), width = 20;
+    Result r;
+    LocalEngine e(options, "fanout");
+    progress(fmt::format("W2 fanout: {} instances x {} parallel activities, {} in flight, sync={}, db {}", n, width,
+                         c, options.sync, e.file.path()));
+    auto deadline = Clock::now() + options.timeout;
+    auto check = [&](const InstanceState& s) { return check_fanout_output(s.output, width); };
+    auto out = run_lanes(
+        r, e.host->client(), n, c, deadline, "W2 fanout",
+        [&](Client& cl) { return cl.schedule(kFanout, fanout_input(width)); }, check);
+    r.line["concurrency"] = c;
+    r.line["width"] = width;
+    finish_closed_loop(r, options, e, "fanout", n, static_cast<std::int64_t>(n) * width, out, check);
+    return r;
+}
+
+Result run_latency(const Options& options) {
+    const int n = options.instances.value_or(200), warmup = 5;
+    Result r;
+    LocalEngine e(options, "latency");
+    progress(fmt::format("W3 latency: {} single-activity instances one at a time (after {} warm-up), sync={}, db {}",
+                         n, warmup, options.sync, e.file.path()));
+    auto deadline = Clock::now() + options.timeout;
+    auto check = [&](const InstanceState& s) { return check_sequence_output(s.output, 1); };
+    auto schedule = [&](Client& cl) { return cl.schedule(kSequence, sequence_input(1)); };
+    // Warm-up instances prepare statements and fill caches; they are verified, not timed.
+    Result warm;
+    auto warm_out = run_lanes(warm, e.host->client(), warmup, 1, deadline, "W3 warm-up", schedule, check);
+    for (auto& err : warm.errors) add_error(r, "warm-up: " + err);
+    auto out = run_lanes(r, e.host->client(), n, 1, deadline, "W3 latency", schedule, check);
+    r.line["warmup_instances"] = warmup;
+    r.line["mean_ms"] = out.latencies_ms.empty()
+                            ? 0.0
+                            : std::round(1e6 * out.seconds / static_cast<double>(out.latencies_ms.size())) / 1000.0;
+    r.line["max_ms"] = out.latencies_ms.empty() ? 0.0 : *std::max_element(out.latencies_ms.begin(), out.latencies_ms.end());
+    finish_closed_loop(r, options, e, "latency", n, n, out, check, static_cast<int>(warm_out.completed));
+    return r;
+}
+
+Result run_history(const Options& options) {
+    std::vector<int> sizes = options.sizes.empty() ? std::vector<int>{10, 100, 1000, 10000} : options.sizes;
+    Result r;
+    LocalEngine e(options, "history");
+    progress(fmt::format("W6 history: one instance per size ({}), sequential activities, sync={}, db {}",
+                         fmt::join(sizes, ", "), options.sync, e.file.path()));
+    auto deadline = Clock::now() + options.timeout;
+    auto client = e.host->client();
+    Json us = Json::object(), secs = Json::object();
+    std::vector<double> latencies;
+    std::vector<std::string> ids;
+    double total = 0;
+    std::int64_t activities = 0, completed = 0;
+    std::vector<std::pair<std::string, int>> checks;
+    Json cpu_us = Json::object();
+    for (int size : sizes) {
+        auto t0 = Clock::now();
+        double cpu0 = process_cpu_seconds();
+        try {
+            auto id = client.schedule(kSequence, sequence_input(size));
+            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+            auto s = client.wait_for_completion(id, std::max(left, std::chrono::milliseconds(1)));
+            double dt = seconds_since(t0);
+            ids.push_back(id);
+            checks.emplace_back(id, size);
+            if (auto why = check_sequence_output(s.output, size); !why.empty()) {
+                add_error(r, fmt::format("wrong output: {}: {}", id, why));
+            }
+            ++completed;
+            total += dt;
+            activities += size;
+            latencies.push_back(dt * 1000.0);
+            us[std::to_string(size)] = std::round(dt * 1e6 / size * 10.0) / 10.0;
+            secs[std::to_string(size)] = std::round(dt * 1e4) / 1e4;
+            cpu_us[std::to_string(size)] = std::round((process_cpu_seconds() - cpu0) * 1e7 / size) / 10.0;
+            progress(fmt::format("W6 history: {} activities in {:.3f} s ({:.1f} us/activity)", size, dt,
+                                 dt * 1e6 / size));
+        } catch (const std::exception& ex) {
+            add_error(r, fmt::format("instance failed: history size {}: {}", size, ex.what()));
+            break;
+        }
+    }
+    r.line["us_per_activity"] = us;
+    r.line["seconds_by_size"] = secs;
+    r.line["cpu_us_per_activity"] = cpu_us;
+    if (sizes.size() >= 2 && us.contains(std::to_string(sizes.front())) && us.contains(std::to_string(sizes.back()))) {
+        double first = us[std::to_string(sizes.front())].get<double>();
+        double last = us[std::to_string(sizes.back())].get<double>();
+        r.line["growth_largest_vs_smallest"] = first > 0 ? std::round(last / first * 100.0) / 100.0 : 0.0;
+    }
+    r.line["host_stats"] = host_stats_json(*e.host, e.db);
+    r.line["machine"] = machine_info(e.file.path());
+    std::int64_t duplicates = 0;
+    for (auto& [id, size] : checks) {
+        int steps = size;
+        duplicates += verify_instances(r, client, {id},
+                                       [steps](const InstanceState& s) { return check_sequence_output(s.output, steps); });
+    }
+    if (completed != static_cast<std::int64_t>(sizes.size())) {
+        add_error(r, fmt::format("incomplete: {} of {} instances completed", completed, sizes.size()));
+    }
+    fill_common(r, options, "history", static_cast<std::int64_t>(sizes.size()), activities, total, latencies,
+                completed, duplicates);
+    return r;
+}
+
+}  // namespace durable::bench
