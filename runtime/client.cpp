@@ -1,4 +1,5 @@
 // Client: schedules and steers instances; every write is durable when the call returns.
+#include <algorithm>
 #include <fmt/format.h>
 #include <future>
 #include <thread>
@@ -262,6 +263,43 @@ std::vector<HistoryEntry> Client::history(const std::string& id, std::int64_t fr
 void Client::watch(const std::string& id, const std::function<bool(const HistoryEntry&)>& on_event,
                    std::int64_t from_seq, std::chrono::milliseconds timeout) const {
     auto deadline = std::chrono::steady_clock::now() + timeout;
+    std::shared_ptr<Host::Impl> host = attachment_ ? attachment_->host.lock() : nullptr;
+    if (host) {
+        // Live from the host's distributor; history from the store fills the start and any gap.
+        auto sub = host->distributor.subscribe(SubscribeOptions{id, std::nullopt, 0, OverflowPolicy::DropOldest});
+        std::int64_t next = from_seq;
+        auto catch_up = [&]() -> bool {
+            for (auto& h : history(id, next)) {
+                next = h.seq + 1;
+                if (!on_event(h)) return false;
+            }
+            return true;
+        };
+        if (!get_status(id)) throw InstanceNotFound(fmt::format("no instance '{}' to watch", id));
+        if (!catch_up()) return;
+        while (std::chrono::steady_clock::now() < deadline) {
+            auto status = get_status(id);
+            if (!status || is_terminal(status->status)) {
+                catch_up();
+                return;
+            }
+            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+            auto item = sub->next(std::clamp(left, std::chrono::milliseconds(1), std::chrono::milliseconds(100)));
+            if (!item) continue;
+            if (auto* e = std::get_if<std::shared_ptr<const WatchEvent>>(&*item)) {
+                if ((*e)->seq < next) continue;
+                if ((*e)->seq > next && !catch_up()) return;
+                if ((*e)->seq != next) continue;
+                next = (*e)->seq + 1;
+                if (!on_event(HistoryEntry{(*e)->seq, (*e)->event})) return;
+            } else if (std::holds_alternative<WatchGap>(*item)) {
+                if (!catch_up()) return;
+            } else {
+                break;  // closed (the host is stopping): go on from the store
+            }
+        }
+        from_seq = next;
+    }
     auto hub = db_.completions();
     std::int64_t next = from_seq;
     for (;;) {

@@ -3,14 +3,20 @@
 // The host notifies after the finishing commit is durable; Client::wait_for_completion waits
 // here instead of polling the database (it still looks at the database now and then, for
 // instances finished by other processes).
+//
+// Each notification wakes only the threads waiting for that instance (or, for progress, the
+// watchers): with many clients waiting at once, a shared condition variable woke every one
+// of them on every commit, each only to go back to sleep.
 #pragma once
 
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 
 namespace durable::detail {
@@ -27,8 +33,14 @@ public:
 
 private:
     static constexpr std::size_t kRemembered = 100'000;
+    // The threads waiting for one instance; erased by the last of them to leave.
+    struct Waiters {
+        std::condition_variable cv;
+        int count = 0;  // guarded by mu_
+    };
     mutable std::mutex mu_;
-    std::condition_variable cv_;
+    std::condition_variable progress_cv_;
+    std::unordered_map<std::string, std::unique_ptr<Waiters>> waiting_;  // guarded by mu_
     std::unordered_set<std::string> finished_;  // guarded by mu_
     std::deque<std::string> order_;             // guarded by mu_ (eviction order)
     std::uint64_t progress_ = 0;                // guarded by mu_

@@ -20,13 +20,22 @@ void CompletionHub::notify(const std::string& id) {
             }
         }
         ++progress_;
+        // Under the lock: the last waiter erases its Waiters only while holding it.
+        if (auto it = waiting_.find(id); it != waiting_.end()) it->second->cv.notify_all();
     }
-    cv_.notify_all();
+    progress_cv_.notify_all();
 }
 
 bool CompletionHub::wait(const std::string& id, std::chrono::steady_clock::time_point deadline) {
     std::unique_lock lock(mu_);
-    return cv_.wait_until(lock, deadline, [&] { return finished_.count(id) > 0; });
+    if (finished_.count(id) > 0) return true;
+    auto& slot = waiting_[id];
+    if (!slot) slot = std::make_unique<Waiters>();
+    Waiters* w = slot.get();
+    ++w->count;
+    bool done = w->cv.wait_until(lock, deadline, [&] { return finished_.count(id) > 0; });
+    if (--w->count == 0) waiting_.erase(id);
+    return done;
 }
 
 void CompletionHub::notify_progress() {
@@ -34,7 +43,7 @@ void CompletionHub::notify_progress() {
         std::lock_guard lock(mu_);
         ++progress_;
     }
-    cv_.notify_all();
+    progress_cv_.notify_all();
 }
 
 std::uint64_t CompletionHub::progress() const {
@@ -44,7 +53,7 @@ std::uint64_t CompletionHub::progress() const {
 
 bool CompletionHub::wait_progress(std::uint64_t seen, std::chrono::steady_clock::time_point deadline) {
     std::unique_lock lock(mu_);
-    return cv_.wait_until(lock, deadline, [&] { return progress_ != seen; });
+    return progress_cv_.wait_until(lock, deadline, [&] { return progress_ != seen; });
 }
 
 }  // namespace detail

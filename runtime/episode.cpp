@@ -313,18 +313,26 @@ void Host::Impl::run_episode(const std::shared_ptr<LiveInstance>& inst, std::deq
         options.span_sink(span);
     }
 
+    // Watchers see events once durable; nothing is kept when nobody watches.
+    std::vector<WatchEvent> watched;
+    if (distributor.stats().subscribers > 0) {
+        for (std::size_t i = 0; i < history.size(); ++i) {
+            watched.push_back(WatchEvent{inst->id, c.first_seq + static_cast<std::int64_t>(i), std::move(history[i]), 0, 0});
+        }
+    }
     auto self = shared_from_this();
     auto committed_at = std::chrono::steady_clock::now();
     store->commit_episode(std::move(c), [self, inst, consumed, terminal, new_status, adopt = std::move(adopt),
-                                         committed_at](const store::WriteResult& r) mutable {
+                                         committed_at, watched = std::move(watched)](const store::WriteResult& r) mutable {
         self->h_commit.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - committed_at).count());
-        self->on_committed(inst, r, std::move(consumed), terminal, new_status, std::move(adopt));
+        self->on_committed(inst, r, std::move(consumed), terminal, new_status, std::move(adopt), std::move(watched));
     });
 }
 
 void Host::Impl::on_committed(const std::shared_ptr<LiveInstance>& inst, const store::WriteResult& r,
                               std::vector<std::int64_t> consumed, bool terminal, Status status,
-                              std::vector<std::string> adopt) {
+                              std::vector<std::string> adopt, std::vector<WatchEvent> watched) {
+    if (r.ok && !watched.empty()) distributor.publish(std::move(watched));
     std::unique_ptr<Execution> graveyard;
     {
         std::lock_guard lock(mu_);

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "durable/client.hpp"
+#include "durable/event_distributor.hpp"
 #include "durable/host.hpp"
 #include "runtime/completion_hub.hpp"
 #include "runtime/execution.hpp"
@@ -84,7 +85,7 @@ struct Host::Impl : std::enable_shared_from_this<Host::Impl> {
     void run_episode(const std::shared_ptr<LiveInstance>& inst, std::deque<Incoming> events);
     void on_committed(const std::shared_ptr<LiveInstance>& inst, const store::WriteResult& r,
                       std::vector<std::int64_t> consumed, bool terminal, Status status,
-                      std::vector<std::string> adopt);
+                      std::vector<std::string> adopt, std::vector<WatchEvent> watched);
     void enqueue_locked(const std::shared_ptr<LiveInstance>& inst);
     void drop_locked(const std::shared_ptr<LiveInstance>& inst, const char* why);
 
@@ -123,6 +124,7 @@ struct Host::Impl : std::enable_shared_from_this<Host::Impl> {
     PolicyRegistry policies;
     Metrics metrics;
     CancellationToken stop_token;
+    EventDistributor distributor;  // committed history events, for watchers in this process
     std::vector<std::string> local_activity_names;
 
     // metrics

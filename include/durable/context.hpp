@@ -10,8 +10,10 @@
 // A history that does not match the code fails the instance with durable::NonDeterminism,
 // naming the event, instead of corrupting it.
 //
-// Compiler note: GCC 12 miscompiles `co_await` inside the conditional operator
-// (`c ? co_await a : b`); write an if statement instead.
+// Compiler notes (GCC 12 coroutine bugs): it miscompiles `co_await` inside the conditional
+// operator (`c ? co_await a : b`) and destroys a braced temporary inside a co_await
+// expression twice (`co_await ctx.call_activity("x", Req{...})`). Write an if statement, and
+// build arguments as named locals first.
 //
 // Thread safety: a context is used only by the thread running its orchestration.
 #pragma once
