@@ -100,7 +100,9 @@ TEST_CASE("kill -9 of one of three hosts mid-run: the survivors finish its insta
                         t.finished_s));
     const double bound = (cfg.lease_ms + cfg.poll_ms) / 1000.0;
     CHECK(t.taken_s <= bound + 1.0);     // + slack for a loaded machine
-    CHECK(t.finished_s <= bound + 2.0);  // + the rest of their chains (up to 5 steps of 20 ms each)
+    // + the rest of their chains: up to 5 steps of 20 ms each for every instance the victim held
+    // (it may have claimed most of them), on the survivors' 8 activity threads.
+    CHECK(t.finished_s <= bound + 5.0);
 
     REQUIRE(test::wait_until([&] { return c.count_status("Completed") == 150; }, 60s, 20ms));
     auto problems = c.history_problems(ids, 5);
