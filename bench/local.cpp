@@ -5,6 +5,8 @@
 // for it (Client::wait_for_completion) before scheduling the next, until N instances have
 // run; wall time runs from the first schedule to the last completion, and each instance's
 // latency from its schedule call to the return of its wait.
+#include <pthread.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -82,6 +84,7 @@ LaneOutcome run_lanes(Result& r, const Client& client, int n, int lanes, Clock::
     threads.reserve(static_cast<std::size_t>(lanes));
     for (int lane = 0; lane < lanes; ++lane) {
         threads.emplace_back([&, lane] {
+            pthread_setname_np(pthread_self(), "bench-client");
             Client c = client;
             go.wait();
             for (;;) {

@@ -16,6 +16,8 @@
 //     The pump never waits for a reader: offering to a full queue applies the overflow policy.
 #include "durable/event_distributor.hpp"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -154,7 +156,10 @@ public:
                 "EventDistributorOptions: ring_capacity, default_queue_capacity and input_capacity must be "
                 "at least 1");
         }
-        pump_thread_ = std::thread([this] { pump(); });
+        pump_thread_ = std::thread([this] {
+            pthread_setname_np(pthread_self(), "durable-events");
+            pump();
+        });
     }
 
     ~DistributorCore() { stop(); }

@@ -8,6 +8,7 @@
 //
 // Checkpoints: automatic checkpointing is off on every connection; the commit thread runs
 // `wal_checkpoint(PASSIVE)` when the WAL passes `checkpoint_pages`, and `TRUNCATE` when idle.
+#include <pthread.h>
 #include <sqlite3.h>
 
 #include <condition_variable>
@@ -65,7 +66,10 @@ public:
         migrate();
         if (!options_.read_only) {
             sqlite3_wal_hook(writer_->db().getHandle(), &wal_hook, this);
-            thread_ = std::thread([this] { commit_loop(); });
+            thread_ = std::thread([this] {
+                pthread_setname_np(pthread_self(), "durable-commit");
+                commit_loop();
+            });
         }
     }
 
