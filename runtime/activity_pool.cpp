@@ -13,6 +13,12 @@ namespace durable {
 
 namespace ev = detail::ev;
 
+namespace {
+// True on activity workers: after the episode it runs, such a thread takes the next activity
+// from the queue itself, so one activity fewer needs another worker woken.
+thread_local bool t_activity_worker = false;
+}  // namespace
+
 void Host::Impl::dispatch_activities_locked(const std::shared_ptr<LiveInstance>& inst,
                                             const std::vector<detail::Decision>& decisions) {
     if (decisions.empty()) return;
@@ -21,14 +27,12 @@ void Host::Impl::dispatch_activities_locked(const std::shared_ptr<LiveInstance>&
                                                inst->exec ? inst->exec->info().correlation_id : inst->id, inst});
         ++inst->inflight_activities;
     }
-    if (decisions.size() == 1) {
-        activity_cv_.notify_one();
-    } else {
-        activity_cv_.notify_all();
-    }
+    std::size_t wake = decisions.size() - (t_activity_worker ? 1 : 0);
+    for (std::size_t i = 0; i < wake; ++i) activity_cv_.notify_one();
 }
 
 void Host::Impl::activity_worker() {
+    t_activity_worker = true;
     std::unique_lock lock(mu_);
     for (;;) {
         activity_cv_.wait(lock, [&] { return activities_stop_ || !activity_queue_.empty(); });
@@ -37,9 +41,12 @@ void Host::Impl::activity_worker() {
         activity_queue_.pop_front();
         ++running_activities_;
         lock.unlock();
-        run_activity(work);
+        auto next = run_activity(work);
         lock.lock();
         --running_activities_;
+        // The instance's next episode, here: its state is hot in this thread's cache, and no
+        // episode worker has to be woken for it.
+        if (next && !next->queued && !next->running && !next->dead && !workers_stop_) run_instance_locked(lock, next);
     }
 }
 
@@ -71,7 +78,7 @@ Json Host::Impl::complete_activity_event(const ActivityWork& work, const Json& r
     return e;
 }
 
-void Host::Impl::run_activity(ActivityWork& work) {
+std::shared_ptr<LiveInstance> Host::Impl::run_activity(ActivityWork& work) {
     auto started = std::chrono::steady_clock::now();
     const ActivityEntry* entry = registry->activity(work.name);
     Json result;
@@ -101,7 +108,7 @@ void Host::Impl::run_activity(ActivityWork& work) {
             error = std::current_exception();
         }
     }
-    if (stop_token.cancelled()) return;  // the host is stopping: the activity runs again elsewhere
+    if (stop_token.cancelled()) return nullptr;  // the host is stopping: the activity runs again elsewhere
     m_activities.inc();
     if (error) m_activity_failures.inc();
     auto took = std::chrono::steady_clock::now() - started;
@@ -116,12 +123,14 @@ void Host::Impl::run_activity(ActivityWork& work) {
     Json event = complete_activity_event(work, result, error);
     std::lock_guard lock(mu_);
     auto it = instances_.find(work.instance_id);
-    if (it == instances_.end()) return;
-    auto& inst = it->second;
-    if (inst->dead || inst->execution_id != work.execution_id || work.owner.lock() != inst) return;
+    if (it == instances_.end()) return nullptr;
+    auto inst = it->second;
+    if (inst->dead || inst->execution_id != work.execution_id || work.owner.lock() != inst) return nullptr;
     --inst->inflight_activities;
     inst->incoming.push_back(Incoming{std::move(event), -1});
+    if (!inst->queued && !inst->running && !workers_stop_) return inst;  // run here, by the caller
     enqueue_locked(inst);
+    return nullptr;
 }
 
 }  // namespace durable

@@ -109,7 +109,7 @@ std::string Client::schedule(const std::string& name, const Json& input, const S
     }
     auto store = db_.store();
     auto r = wait_write([&](store::WriteCallback cb) { store->create_instance(inst, std::move(cb)); });
-    if (here && !r.ids.empty()) host->adopt(inst.id);
+    if (here && !r.ids.empty()) host->adopt_created(inst, r.inbox_id, std::move(start));
     return inst.id;
 }
 
@@ -122,7 +122,9 @@ std::optional<InstanceState> Client::get_status(const std::string& id) const {
 InstanceState Client::wait_for_completion(const std::string& id, std::chrono::milliseconds timeout) const {
     auto deadline = std::chrono::steady_clock::now() + timeout;
     auto hub = db_.completions();
-    auto poll = std::chrono::milliseconds(2);
+    // A client attached to a host is woken by it; it looks at the database now and then only
+    // for instances another process runs. A standalone client looks more often.
+    auto poll = std::chrono::milliseconds(attachment_ ? 25 : 2);
     for (;;) {
         auto s = get_status(id);
         if (!s) throw InstanceNotFound(fmt::format("no instance '{}' in {}", id, db_.path()));

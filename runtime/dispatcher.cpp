@@ -23,13 +23,32 @@ void Host::Impl::wake_dispatcher() {
     dispatch_cv_.notify_one();
 }
 
-void Host::Impl::adopt(const std::string& iid) {
-    {
-        std::lock_guard lock(mu_);
-        to_adopt_.push_back(iid);
-        dispatch_requested_ = true;
+void Host::Impl::adopt_created(const store::NewInstance& created, std::int64_t inbox_id, Json start_event) {
+    // Everything a load from the database would find is known here: version 0, no history,
+    // one inbox row (the start event). No read, no dispatcher round trip.
+    auto inst = std::make_shared<LiveInstance>();
+    inst->id = created.id;
+    inst->name = created.name;
+    inst->execution_id = created.execution_id;
+    inst->parent_id = created.parent_id;
+    inst->parent_task_id = created.parent_task_id;
+    inst->version = 0;
+    inst->status = Status::Pending;
+    inst->next_seq = 0;
+    inst->loaded_at = inst->last_active = std::chrono::steady_clock::now();
+    detail::ExecutionInfo info{created.id, created.name, created.execution_id, created.parent_id,
+                               created.parent_task_id, {}, {}};
+    inst->exec = std::make_unique<detail::Execution>(*registry, info, limits, log);
+    std::lock_guard lock(mu_);
+    if (stopping_ || instances_.count(created.id)) return;  // the lease lapses / it is here already
+    instances_[created.id] = inst;
+    if (!delivered_inbox_.count(inbox_id)) {
+        delivered_inbox_.insert(inbox_id);
+        inst->delivered.push_back(inbox_id);
+        inst->incoming.push_back(Incoming{std::move(start_event), inbox_id});
     }
-    dispatch_cv_.notify_one();
+    enqueue_locked(inst);
+    m_started.inc();
 }
 
 void Host::Impl::dispatcher_loop() {

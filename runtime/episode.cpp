@@ -43,7 +43,6 @@ void Host::Impl::drop_locked(const std::shared_ptr<LiveInstance>& inst, const ch
 }
 
 void Host::Impl::episode_worker() {
-    const auto fence_after = options.lease_duration * 2 / 3;
     std::unique_lock lock(mu_);
     for (;;) {
         work_cv_.wait(lock, [&] { return workers_stop_ || !ready_.empty(); });
@@ -52,41 +51,46 @@ void Host::Impl::episode_worker() {
         ready_.pop_front();
         inst->queued = false;
         if (inst->dead || inst->running) continue;
-        // Self-fencing: no work on an instance whose lease may have run out.
-        auto valid_from = std::max(last_renewal_ok_, inst->loaded_at);
-        if (clock->steady_now() - valid_from > fence_after) {
-            drop_locked(inst, "its lease was not renewed in time (self-fenced)");
-            continue;
-        }
-        inst->running = true;
-        ++running_episodes_;
-        std::deque<Incoming> events;
-        events.swap(inst->incoming);
-        lock.unlock();
-        try {
-            run_episode(inst, std::move(events));
-        } catch (const std::exception& e) {
-            lock.lock();
-            log->error("host {}: episode of {} failed inside the runtime: {}", id, inst->id, e.what());
-            drop_locked(inst, "the runtime failed while running its episode");
-            lock.unlock();
-        }
-        std::unique_ptr<Execution> graveyard;
-        lock.lock();
-        inst->running = false;
-        --running_episodes_;
-        if (inst->dead) {
-            graveyard = std::move(inst->exec);
-        } else if (!inst->incoming.empty() || inst->needs_episode) {
-            enqueue_locked(inst);
-        }
-        if (graveyard) {
-            lock.unlock();
-            graveyard.reset();
-            lock.lock();
-        }
-        idle_cv_.notify_all();
+        run_instance_locked(lock, inst);
     }
+}
+
+void Host::Impl::run_instance_locked(std::unique_lock<std::mutex>& lock, const std::shared_ptr<LiveInstance>& inst) {
+    // Self-fencing: no work on an instance whose lease may have run out.
+    const auto fence_after = options.lease_duration * 2 / 3;
+    auto valid_from = std::max(last_renewal_ok_, inst->loaded_at);
+    if (clock->steady_now() - valid_from > fence_after) {
+        drop_locked(inst, "its lease was not renewed in time (self-fenced)");
+        return;
+    }
+    inst->running = true;
+    ++running_episodes_;
+    std::deque<Incoming> events;
+    events.swap(inst->incoming);
+    lock.unlock();
+    try {
+        run_episode(inst, std::move(events));
+    } catch (const std::exception& e) {
+        lock.lock();
+        log->error("host {}: episode of {} failed inside the runtime: {}", id, inst->id, e.what());
+        drop_locked(inst, "the runtime failed while running its episode");
+        lock.unlock();
+    }
+    std::unique_ptr<Execution> graveyard;
+    lock.lock();
+    inst->running = false;
+    --running_episodes_;
+    if (inst->dead) {
+        graveyard = std::move(inst->exec);
+    } else if (!inst->incoming.empty() || inst->needs_episode) {
+        enqueue_locked(inst);
+    }
+    if (graveyard) {
+        lock.unlock();
+        graveyard.reset();
+        lock.lock();
+    }
+    idle_cv_.notify_all();
 }
 
 namespace {

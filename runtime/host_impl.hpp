@@ -4,7 +4,9 @@
 //
 // Threads, each started by start() and joined by stop():
 //   episode workers (HostOptions::episode_threads) run orchestrator code;
-//   activity workers (HostOptions::activity_threads) run activities;
+//   activity workers (HostOptions::activity_threads) run activities, and the episode an
+//     activity's result makes ready when its instance is idle (a chain of activities then
+//     runs on one thread: no handoff, no wake-up between steps);
 //   the dispatcher finds and claims work and delivers inbox events;
 //   the renewer renews leases and fences the host when renewal fails;
 //   the store's commit thread runs commit callbacks (on_committed).
@@ -82,6 +84,9 @@ struct Host::Impl : std::enable_shared_from_this<Host::Impl> {
 
     // ---- episodes (episode.cpp) ----
     void episode_worker();
+    // Runs one episode of `inst` (not running, not dead) on the calling thread; `lock` holds
+    // mu_ on entry and on return.
+    void run_instance_locked(std::unique_lock<std::mutex>& lock, const std::shared_ptr<LiveInstance>& inst);
     void run_episode(const std::shared_ptr<LiveInstance>& inst, std::deque<Incoming> events);
     void on_committed(const std::shared_ptr<LiveInstance>& inst, const store::WriteResult& r,
                       std::vector<std::int64_t> consumed, bool terminal, Status status,
@@ -95,7 +100,9 @@ struct Host::Impl : std::enable_shared_from_this<Host::Impl> {
     void load_instance(const std::string& id, bool orphaned);
     void deliver_owned_inbox(std::int64_t now);
     void evict_idle();
-    void adopt(const std::string& id);  // an instance created leased to this host
+    // An instance the attached client has just created leased to this host (its create is
+    // durable): put in memory as it is, and started.
+    void adopt_created(const store::NewInstance& created, std::int64_t inbox_id, Json start_event);
     void wake_dispatcher();
 
     // ---- leases (lease_renewer.cpp) ----
@@ -106,7 +113,9 @@ struct Host::Impl : std::enable_shared_from_this<Host::Impl> {
     void activity_worker();
     void dispatch_activities_locked(const std::shared_ptr<LiveInstance>& inst,
                                     const std::vector<detail::Decision>& decisions);
-    void run_activity(ActivityWork& work);
+    // Runs the activity and hands its result to the instance. Returns the instance when the
+    // calling thread should run its next episode itself (it is idle: nobody else would).
+    std::shared_ptr<LiveInstance> run_activity(ActivityWork& work);
     Json complete_activity_event(const ActivityWork& work, const Json& result, std::exception_ptr error);
 
     store::Millis now_ms() const { return clock->now_ms(); }
