@@ -299,16 +299,33 @@ private:
         }
     }
 
-    void run_batch(std::vector<Write>& batch) {
-        Connection& c = *writer_;
+    enum class Applied { All, WriteThrew, Failed };
+
+    // Begins a transaction and applies the batch. Without `isolate`, a throwing write rolls the
+    // transaction back (WriteThrew); with it, the write gets its error and the rest go on. When
+    // the transaction itself fails, every write gets the error (fail_all: Failed).
+    Applied apply_batch(Connection& c, std::vector<Write>& batch, bool isolate) {
         try {
             c.stmt("BEGIN IMMEDIATE")->exec();
         } catch (...) {
             fail_all(batch, "starting a write transaction on");
-            return;
+            return Applied::Failed;
         }
         for (auto& w : batch) {
             try {
+                if (!isolate) {
+                    bool threw = false;
+                    try {
+                        w.apply(c, w.result);
+                    } catch (...) {
+                        threw = true;
+                    }
+                    if (threw) {
+                        c.exec("ROLLBACK");  // a throw here fails the batch (below)
+                        return Applied::WriteThrew;
+                    }
+                    continue;
+                }
                 c.stmt("SAVEPOINT w")->exec();
                 try {
                     w.apply(c, w.result);
@@ -325,8 +342,26 @@ private:
                 } catch (...) {
                 }
                 fail_all(batch, "writing to");
-                return;
+                return Applied::Failed;
             }
+        }
+        return Applied::All;
+    }
+
+    // One transaction for the whole batch. Writes run back to back with no savepoint each
+    // (a savepoint per write costs as much SQLite work as a small write); should one of them
+    // throw, the transaction is rolled back and the batch run again with a savepoint around
+    // every write, so the failing write fails alone and the others commit. Writes are pure
+    // functions of the database, so running them again gives the same results.
+    void run_batch(std::vector<Write>& batch) {
+        Connection& c = *writer_;
+        switch (apply_batch(c, batch, false)) {
+            case Applied::All: break;
+            case Applied::Failed: return;
+            case Applied::WriteThrew:
+                for (auto& w : batch) w.result = WriteResult{};
+                if (apply_batch(c, batch, true) == Applied::Failed) return;
+                break;
         }
         try {
             c.stmt("COMMIT")->exec();
