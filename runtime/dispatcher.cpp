@@ -52,29 +52,40 @@ void Host::Impl::adopt_created(const store::NewInstance& created, std::int64_t i
 }
 
 void Host::Impl::dispatcher_loop() {
-    auto last_sweep = std::chrono::steady_clock::now();
+    using steady = std::chrono::steady_clock;
+    auto last_sweep = steady::now();
+    auto next_poll = steady::now();
     std::unique_lock lock(mu_);
     while (!dispatcher_stop_) {
-        lock.unlock();
-        bool busy = false;
-        try {
-            busy = poll_once();
-        } catch (const std::exception& e) {
-            log->warn("host {}: looking for work failed: {}", id, e.what());
+        // Lingering commits that are due: cheap, no database work.
+        auto linger_wake = due_lingering_locked(steady::now());
+        bool timer_due = !timers_.empty() && timers_.top() <= now_ms();
+        if (dispatch_requested_ || !to_adopt_.empty() || timer_due || steady::now() >= next_poll) {
+            dispatch_requested_ = false;
+            lock.unlock();
+            bool busy = false;
+            try {
+                busy = poll_once();
+            } catch (const std::exception& e) {
+                log->warn("host {}: looking for work failed: {}", id, e.what());
+            }
+            if (steady::now() - last_sweep > std::chrono::seconds(1)) {
+                evict_idle();
+                last_sweep = steady::now();
+            }
+            next_poll = steady::now() + (busy ? std::chrono::milliseconds(1) : options.poll_interval);
+            lock.lock();
+            continue;
         }
-        if (std::chrono::steady_clock::now() - last_sweep > std::chrono::seconds(1)) {
-            evict_idle();
-            last_sweep = std::chrono::steady_clock::now();
-        }
-        lock.lock();
-        if (dispatcher_stop_) break;
-        auto wait = busy ? std::chrono::milliseconds(1) : options.poll_interval;
+        auto wake = next_poll;
         if (!timers_.empty()) {
-            auto due = std::chrono::milliseconds(std::max<std::int64_t>(0, timers_.top() - now_ms()));
-            wait = std::min(wait, due);
+            wake = std::min(wake, steady::now() + std::chrono::milliseconds(std::max<std::int64_t>(0, timers_.top() - now_ms())));
         }
-        dispatch_cv_.wait_for(lock, wait, [&] { return dispatcher_stop_ || dispatch_requested_ || !to_adopt_.empty(); });
-        dispatch_requested_ = false;
+        if (linger_wake) wake = std::min(wake, *linger_wake);
+        dispatch_cv_.wait_until(lock, wake, [&] {
+            return dispatcher_stop_ || dispatch_requested_ || !to_adopt_.empty() || linger_replan_;
+        });
+        linger_replan_ = false;
     }
 }
 

@@ -189,11 +189,20 @@ void Host::Impl::run_episode(const std::shared_ptr<LiveInstance>& inst, std::deq
     if (new_status == Status::Pending && !history.empty()) new_status = Status::Running;
 
     if (history.empty() && consumed.empty() && new_status == inst->status && decisions.empty() && !reset_history) {
-        std::lock_guard lock(mu_);
-        for (auto row : undeliver) delivered_inbox_.erase(row);
-        for (auto& h : hold) inst->held.push_back(std::move(h));
-        inst->needs_episode = false;
-        inst->last_active = std::chrono::steady_clock::now();
+        bool flush = false;
+        {
+            std::lock_guard lock(mu_);
+            for (auto row : undeliver) delivered_inbox_.erase(row);
+            for (auto& h : hold) inst->held.push_back(std::move(h));
+            inst->needs_episode = false;
+            inst->last_active = std::chrono::steady_clock::now();
+            // Nothing new: a lingering commit goes when it is due (this may be the episode the
+            // dispatcher asked for) or when nothing is left that would bring the next episode.
+            flush = inst->lingering &&
+                    (std::chrono::steady_clock::now() >= inst->lingering->since + options.commit_linger ||
+                     (inst->inflight_activities == 0 && inst->incoming.empty()));
+        }
+        if (flush) flush_lingering(inst);
         return;
     }
 
@@ -284,13 +293,23 @@ void Host::Impl::run_episode(const std::shared_ptr<LiveInstance>& inst, std::deq
         }
     }
 
+    // A lingering commit of this instance (held for this episode) is merged into this one:
+    // both go under its CAS, as one version step. Continue-as-new rewrites history from seq 0:
+    // the lingering commit then goes first, on its own.
+    if (inst->lingering && reset_history) flush_lingering(inst);
+    const bool merging = inst->lingering.has_value();
+    bool more_coming = false;
     {
         std::lock_guard lock(mu_);
-        c.expected_version = inst->version;
         c.first_seq = reset_history ? 0 : inst->next_seq;
-        inst->version += 1;
+        if (merging) {
+            c.expected_version = inst->lingering->commit.expected_version;
+        } else {
+            c.expected_version = inst->version;
+            inst->version += 1;
+            inst->pending_commits += 1;
+        }
         inst->next_seq = c.first_seq + static_cast<std::int64_t>(c.events.size());
-        inst->pending_commits += 1;
         inst->status = new_status;
         inst->needs_episode = false;
         inst->last_active = std::chrono::steady_clock::now();
@@ -305,10 +324,12 @@ void Host::Impl::run_episode(const std::shared_ptr<LiveInstance>& inst, std::deq
         }
         for (auto t : timers) timers_.push(t);
         if (!terminal) dispatch_activities_locked(inst, local_activities);
+        more_coming = inst->inflight_activities > 0 || !inst->incoming.empty();
     }
     if (!timers.empty()) wake_dispatcher();
     m_episodes.inc();
-    auto took = std::chrono::steady_clock::now() - started;
+    auto ended = std::chrono::steady_clock::now();
+    auto took = ended - started;
     h_episode.observe(std::chrono::duration<double>(took).count());
     if (options.span_sink) {
         Span span{ex->info().correlation_id, "episode", inst->id, id, now,
@@ -324,13 +345,102 @@ void Host::Impl::run_episode(const std::shared_ptr<LiveInstance>& inst, std::deq
             watched.push_back(WatchEvent{inst->id, c.first_seq + static_cast<std::int64_t>(i), std::move(history[i]), 0, 0});
         }
     }
+    PendingCommit p{std::move(c), std::move(consumed), terminal, new_status, std::move(adopt), std::move(watched), ended};
+    if (merging) {
+        PendingCommit merged = std::move(*inst->lingering);
+        inst->lingering.reset();
+        auto& m = merged.commit;
+        auto& e = p.commit;
+        for (auto& ev : e.events) m.events.push_back(std::move(ev));
+        m.consumed_inbox.insert(m.consumed_inbox.end(), e.consumed_inbox.begin(), e.consumed_inbox.end());
+        for (auto& x : e.messages) m.messages.push_back(std::move(x));
+        for (auto& x : e.new_instances) m.new_instances.push_back(std::move(x));
+        for (auto& x : e.tasks) m.tasks.push_back(std::move(x));
+        for (auto& x : e.audit) m.audit.push_back(std::move(x));
+        m.now = e.now;
+        m.status = e.status;
+        m.progressed = m.progressed || e.progressed;
+        m.execution_id = std::move(e.execution_id);
+        if (e.input) m.input = std::move(e.input);
+        m.output = std::move(e.output);
+        m.error = std::move(e.error);
+        m.custom_status = std::move(e.custom_status);
+        m.release_lease = e.release_lease;
+        m.lease_expires_at = e.lease_expires_at;
+        merged.consumed.insert(merged.consumed.end(), p.consumed.begin(), p.consumed.end());
+        merged.terminal = p.terminal;
+        merged.status = p.status;
+        for (auto& a : p.adopt) merged.adopt.push_back(std::move(a));
+        for (auto& w : p.watched) merged.watched.push_back(std::move(w));
+        p = std::move(merged);
+    }
+    // Linger only while this host's activities of the instance still run (they bring the next
+    // episode), for nothing anyone waits on, and not past the linger time.
+    const auto& pc = p.commit;
+    bool linger = more_coming && !p.terminal && !pc.reset_history && pc.messages.empty() &&
+                  pc.new_instances.empty() && pc.tasks.empty() && pc.audit.empty() &&
+                  options.commit_linger.count() > 0 && ended < p.since + options.commit_linger;
+    if (!linger) {
+        submit_commit(inst, std::move(p));
+        return;
+    }
+    auto due = p.since + options.commit_linger;
+    inst->lingering = std::move(p);
+    std::lock_guard lock(mu_);
+    if (inst->dead) return;  // dropped meanwhile: the commit would be refused anyway
+    if (!inst->linger_due) {
+        inst->linger_due = due;
+        bool first = linger_due_.empty();
+        linger_due_.emplace_back(due, inst);
+        if (first) {
+            linger_replan_ = true;  // the dispatcher plans its next wake-up with it
+            dispatch_cv_.notify_one();
+        }
+    }
+}
+
+void Host::Impl::flush_lingering(const std::shared_ptr<LiveInstance>& inst) {
+    if (!inst->lingering) return;
+    PendingCommit p = std::move(*inst->lingering);
+    inst->lingering.reset();
+    submit_commit(inst, std::move(p));
+}
+
+void Host::Impl::submit_commit(const std::shared_ptr<LiveInstance>& inst, PendingCommit p) {
+    {
+        std::lock_guard lock(mu_);
+        inst->linger_due.reset();
+    }
     auto self = shared_from_this();
-    auto committed_at = std::chrono::steady_clock::now();
-    store->commit_episode(std::move(c), [self, inst, consumed, terminal, new_status, adopt = std::move(adopt),
-                                         committed_at, watched = std::move(watched)](const store::WriteResult& r) mutable {
-        self->h_commit.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - committed_at).count());
-        self->on_committed(inst, r, std::move(consumed), terminal, new_status, std::move(adopt), std::move(watched));
+    auto since = p.since;
+    store->commit_episode(std::move(p.commit), [self, inst, since, consumed = std::move(p.consumed), terminal = p.terminal,
+                                                status = p.status, adopt = std::move(p.adopt),
+                                                watched = std::move(p.watched)](const store::WriteResult& r) mutable {
+        self->h_commit.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count());
+        self->on_committed(inst, r, std::move(consumed), terminal, status, std::move(adopt), std::move(watched));
     });
+}
+
+std::optional<std::chrono::steady_clock::time_point> Host::Impl::due_lingering_locked(
+    std::chrono::steady_clock::time_point now) {
+    while (!linger_due_.empty()) {
+        auto& [due, weak] = linger_due_.front();
+        auto inst = weak.lock();
+        if (!inst || inst->dead || !inst->linger_due) {
+            linger_due_.pop_front();  // committed or gone meanwhile
+            continue;
+        }
+        if (*inst->linger_due > due) {
+            // Committed and lingering again since: due later (a newer entry is behind this one).
+            linger_due_.pop_front();
+            continue;
+        }
+        if (due > now) return due;
+        inst->needs_episode = true;
+        enqueue_locked(inst);
+        linger_due_.pop_front();
+    }
+    return std::nullopt;
 }
 
 void Host::Impl::on_committed(const std::shared_ptr<LiveInstance>& inst, const store::WriteResult& r,

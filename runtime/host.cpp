@@ -122,7 +122,17 @@ void Host::Impl::stop(bool graceful) {
     episode_threads_.clear();
     activity_threads_.clear();
     if (graceful) {
-        store->flush();  // 4. every commit submitted so far is durable
+        // 4. every commit is submitted (lingering ones too) and durable. No thread runs an
+        // episode now, so the lingering commits are this thread's to submit.
+        std::vector<std::shared_ptr<LiveInstance>> lingering;
+        {
+            std::lock_guard lock(mu_);
+            for (auto& [iid, inst] : instances_) {
+                if (!inst->dead && inst->lingering) lingering.push_back(inst);
+            }
+        }
+        for (auto& inst : lingering) flush_lingering(inst);
+        store->flush();
         // 5. leases go back: at once claimable where work was in flight.
         std::vector<std::string> idle, busy;
         {

@@ -20,6 +20,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <queue>
 #include <set>
 #include <thread>
@@ -41,11 +42,26 @@ struct Incoming {
     std::int64_t inbox_id = -1;  // the inbox row it came from; -1 for in-memory events
 };
 
+// An episode's commit with what its callback needs. A lingering commit of an instance is
+// merged into its next episode's (one CAS, one version step for both).
+struct PendingCommit {
+    store::EpisodeCommit commit;
+    std::vector<std::int64_t> consumed;
+    bool terminal = false;
+    Status status = Status::Running;
+    std::vector<std::string> adopt;
+    std::vector<WatchEvent> watched;
+    std::chrono::steady_clock::time_point since;  // when the first episode in it ended
+};
+
 struct LiveInstance {
     std::string id, name, execution_id;
     std::optional<std::string> parent_id;
     std::int64_t parent_task_id = -1;
     std::unique_ptr<detail::Execution> exec;  // owned by the worker that set `running`
+    std::optional<PendingCommit> lingering;   // a held commit; owned by the worker that set `running`
+    // Set while `lingering` is: when the dispatcher must run an episode to commit it.
+    std::optional<std::chrono::steady_clock::time_point> linger_due;  // guarded by mu_
     std::int64_t version = 0;    // the version the next commit expects
     std::int64_t next_seq = 0;   // seq of the next history event
     Status status = Status::Pending;
@@ -92,6 +108,12 @@ struct Host::Impl : std::enable_shared_from_this<Host::Impl> {
                       std::vector<std::int64_t> consumed, bool terminal, Status status,
                       std::vector<std::string> adopt, std::vector<WatchEvent> watched);
     void enqueue_locked(const std::shared_ptr<LiveInstance>& inst);
+    // Commit handling, on the thread running the instance (owner of inst->lingering).
+    void submit_commit(const std::shared_ptr<LiveInstance>& inst, PendingCommit p);
+    void flush_lingering(const std::shared_ptr<LiveInstance>& inst);
+    // Dispatcher: asks for an episode of each instance whose lingering commit is due; returns
+    // the earliest time the next one will be.
+    std::optional<std::chrono::steady_clock::time_point> due_lingering_locked(std::chrono::steady_clock::time_point now);
     void drop_locked(const std::shared_ptr<LiveInstance>& inst, const char* why);
 
     // ---- dispatcher (dispatcher.cpp) ----
@@ -153,9 +175,12 @@ struct Host::Impl : std::enable_shared_from_this<Host::Impl> {
     std::vector<std::int64_t> consumed_inbox_;                                  // guarded by mu_
     std::deque<std::string> to_adopt_;                                          // guarded by mu_
     std::priority_queue<std::int64_t, std::vector<std::int64_t>, std::greater<>> timers_;  // guarded by mu_
+    // Instances holding a lingering commit, in the order they are due; guarded by mu_.
+    std::deque<std::pair<std::chrono::steady_clock::time_point, std::weak_ptr<LiveInstance>>> linger_due_;
     int running_episodes_ = 0;       // guarded by mu_
     int running_activities_ = 0;     // guarded by mu_
     bool dispatch_requested_ = false;  // guarded by mu_
+    bool linger_replan_ = false;       // a first lingering commit: the dispatcher's wake-up changes; guarded by mu_
     bool started_ = false, stopping_ = false, stopped_ = false;  // guarded by mu_
     bool workers_stop_ = false, activities_stop_ = false, dispatcher_stop_ = false, renewer_stop_ = false;  // guarded by mu_
     std::chrono::steady_clock::time_point last_renewal_ok_;  // guarded by mu_

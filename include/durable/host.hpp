@@ -43,6 +43,13 @@ struct HostOptions {
     std::size_t max_cached_instances = 10'000;             // idle instances kept in memory (LRU)
     std::chrono::milliseconds idle_eviction{60'000};       // idle this long: released, evicted
     std::chrono::milliseconds poll_interval{50};           // look for other processes' work
+    // How long an episode's commit may wait for the next episode of its instance while the
+    // activities it started still run on this host, so that a chain of quick activities
+    // commits once instead of once per step. Orchestrator decisions stay exactly-once; what
+    // a crash can cost is activities that finished within this window running again (as
+    // in-flight ones do anyway). Commits that others wait for (completion, timers, messages,
+    // sub-orchestrations, continue-as-new) never wait. Zero: every episode commits at once.
+    std::chrono::microseconds commit_linger{1'000};
     int claim_batch = 64;                                  // instances claimed per look at most
     int max_recoveries = 5;                                // takeovers without progress: poison
     std::size_t max_history_events = 100'000;

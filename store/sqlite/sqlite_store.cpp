@@ -2,9 +2,10 @@
 // reader connections, migrations at open, and the checkpoint policy.
 //
 // Group commit: writes queue up; the commit thread takes everything queued (up to
-// max_batch_ops), runs it in ONE `BEGIN IMMEDIATE` transaction with a savepoint per write
-// (so one failing write never takes the others down), commits, and only then runs the
-// callbacks. A caller is never told a write happened before it is durable.
+// max_batch_ops), runs it in ONE `BEGIN IMMEDIATE` transaction (should a write fail, the
+// batch runs again with a savepoint per write, so one failing write never takes the others
+// down), commits, and only then hands the batch to the callback thread, which runs the
+// callbacks in commit order. A caller is never told a write happened before it is durable.
 //
 // Checkpoints: automatic checkpointing is off on every connection; the commit thread runs
 // `wal_checkpoint(PASSIVE)` when the WAL passes `checkpoint_pages`, and `TRUNCATE` when idle.
@@ -70,6 +71,10 @@ public:
                 pthread_setname_np(pthread_self(), "durable-commit");
                 commit_loop();
             });
+            done_thread_ = std::thread([this] {
+                pthread_setname_np(pthread_self(), "durable-done");
+                done_loop();
+            });
         }
     }
 
@@ -80,6 +85,12 @@ public:
         }
         cv_.notify_all();
         if (thread_.joinable()) thread_.join();
+        {
+            std::lock_guard lock(done_mu_);
+            done_stopping_ = true;
+        }
+        done_cv_.notify_all();
+        if (done_thread_.joinable()) done_thread_.join();
         try {
             if (writer_ && !options_.read_only) writer_->exec("PRAGMA wal_checkpoint(TRUNCATE)");
         } catch (const std::exception& e) {
@@ -285,6 +296,29 @@ private:
                 }
             }
             run_batch(batch);
+            {
+                std::lock_guard lock(done_mu_);
+                done_queue_.push_back(std::move(batch));
+            }
+            done_cv_.notify_one();
+            batch = {};
+            idle_checkpointed = false;
+            if (wal_pages_.load() > options_.checkpoint_pages) checkpoint("PASSIVE");
+        }
+    }
+
+    // Runs the callbacks of committed batches, in commit order, while the commit thread
+    // already works on the next batch (waking the waiters is a good part of a commit's cost).
+    void done_loop() {
+        for (;;) {
+            std::vector<Write> batch;
+            {
+                std::unique_lock lock(done_mu_);
+                done_cv_.wait(lock, [&] { return done_stopping_ || !done_queue_.empty(); });
+                if (done_queue_.empty()) return;  // stopping, and everything is told
+                batch = std::move(done_queue_.front());
+                done_queue_.pop_front();
+            }
             for (auto& w : batch) {
                 if (!w.done) continue;
                 try {
@@ -293,9 +327,6 @@ private:
                     spdlog::error("store: a write callback threw: {}", e.what());
                 }
             }
-            batch.clear();
-            idle_checkpointed = false;
-            if (wal_pages_.load() > options_.checkpoint_pages) checkpoint("PASSIVE");
         }
     }
 
@@ -431,6 +462,12 @@ private:
     std::deque<Write> queue_;  // guarded by mu_
     bool stopping_ = false;    // guarded by mu_
     std::thread thread_;
+
+    std::mutex done_mu_;
+    std::condition_variable done_cv_;
+    std::deque<std::vector<Write>> done_queue_;  // committed batches whose callbacks are due; guarded by done_mu_
+    bool done_stopping_ = false;                 // guarded by done_mu_
+    std::thread done_thread_;
 
     std::mutex pool_mu_;
     std::vector<std::unique_ptr<Connection>> readers_;  // guarded by pool_mu_
