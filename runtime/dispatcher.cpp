@@ -1,7 +1,9 @@
 // The dispatcher: finds work for this host and hands it to the episode workers.
 //
 // It wakes when told (a new instance adopted, a timer created), when the earliest timer it
-// knows of is due, and every poll_interval to see what other processes wrote. Each look:
+// knows of is due, when a lingering commit is due (no database work then), and to see what
+// other processes wrote: 1 ms after a look that found work, backing off to poll_interval
+// while none comes. Each look:
 // adopt instances created leased to this host; deliver visible inbox rows of instances this
 // host holds; claim free or orphaned instances (a random share of the candidates, so hosts
 // racing for the same work spread out); evict idle instances.
@@ -55,6 +57,10 @@ void Host::Impl::dispatcher_loop() {
     using steady = std::chrono::steady_clock;
     auto last_sweep = steady::now();
     auto next_poll = steady::now();
+    // Work from other processes is only seen by looking. After a look that found work the
+    // next comes 1 ms later, then 2, 4, ... up to poll_interval: a busy host sees new work at
+    // once, an idle one costs next to nothing.
+    auto idle_wait = std::chrono::milliseconds(1);
     std::unique_lock lock(mu_);
     while (!dispatcher_stop_) {
         // Lingering commits that are due: cheap, no database work.
@@ -73,7 +79,8 @@ void Host::Impl::dispatcher_loop() {
                 evict_idle();
                 last_sweep = steady::now();
             }
-            next_poll = steady::now() + (busy ? std::chrono::milliseconds(1) : options.poll_interval);
+            idle_wait = busy ? std::chrono::milliseconds(1) : std::min(idle_wait * 2, options.poll_interval);
+            next_poll = steady::now() + idle_wait;
             lock.lock();
             continue;
         }
@@ -101,7 +108,7 @@ bool Host::Impl::poll_once() {
         active = instances_.size();
     }
     for (const auto& iid : adopt_now) load_instance(iid, false);
-    deliver_owned_inbox(now);
+    bool delivered = deliver_owned_inbox(now) > 0;
 
     bool accepting;
     {
@@ -143,10 +150,10 @@ bool Host::Impl::poll_once() {
         if (timers_.empty() || timers_.top() > *next) timers_.push(*next);
     }
     g_cached.set(static_cast<double>(active));
-    return busy || !adopt_now.empty();
+    return busy || delivered || !adopt_now.empty();
 }
 
-void Host::Impl::deliver_owned_inbox(std::int64_t now) {
+std::size_t Host::Impl::deliver_owned_inbox(std::int64_t now) {
     {
         // Rows consumed by commits durable before this read cannot be in it: forget them now.
         // Rows consumed while it runs stay in delivered_inbox_, so a read that started before
@@ -156,7 +163,7 @@ void Host::Impl::deliver_owned_inbox(std::int64_t now) {
         consumed_inbox_.clear();
     }
     auto rows = store->owned_inbox(id, now, 5000);
-    if (rows.empty()) return;
+    if (rows.empty()) return 0;
     std::vector<Json> parsed;
     parsed.reserve(rows.size());
     for (const auto& row : rows) {
@@ -168,6 +175,7 @@ void Host::Impl::deliver_owned_inbox(std::int64_t now) {
             parsed.push_back(Json());
         }
     }
+    std::size_t count = 0;
     std::lock_guard lock(mu_);
     for (std::size_t i = 0; i < rows.size(); ++i) {
         const auto& row = rows[i];
@@ -180,7 +188,9 @@ void Host::Impl::deliver_owned_inbox(std::int64_t now) {
         inst->delivered.push_back(row.id);
         inst->incoming.push_back(Incoming{std::move(parsed[i]), row.id});
         enqueue_locked(inst);
+        ++count;
     }
+    return count;
 }
 
 void Host::Impl::load_instance(const std::string& iid, bool orphaned) {

@@ -120,7 +120,7 @@ struct Host::Impl : std::enable_shared_from_this<Host::Impl> {
     void dispatcher_loop();
     bool poll_once();
     void load_instance(const std::string& id, bool orphaned);
-    void deliver_owned_inbox(std::int64_t now);
+    std::size_t deliver_owned_inbox(std::int64_t now);  // returns how many events it delivered
     void evict_idle();
     // An instance the attached client has just created leased to this host (its create is
     // durable): put in memory as it is, and started.

@@ -351,8 +351,16 @@ TEST_CASE("a durable retry survives a host restart in the middle of its back-off
     g_flaky_calls = 0;
     Engine e(registry());
     auto id = e.client().schedule("durable_retry", 2);
-    // The first attempt fails at once; the retry waits 300 ms on a durable timer.
-    for (int i = 0; i < 100 && g_flaky_calls.load() < 1; ++i) std::this_thread::sleep_for(5ms);
+    // The first attempt fails at once; the retry waits 300 ms on a durable timer. Restart once
+    // that timer is in history (before, the first attempt itself could run again).
+    auto has_timer = [&] {
+        for (auto& entry : e.client().history(id)) {
+            if (entry.event["t"] == "TimerCreated") return true;
+        }
+        return false;
+    };
+    for (int i = 0; i < 400 && !has_timer(); ++i) std::this_thread::sleep_for(5ms);
+    REQUIRE(has_timer());
     e.restart(true);
     auto s = e.client().wait_for_completion(id, 20s);
     REQUIRE(s.status == Status::Completed);
