@@ -115,6 +115,12 @@ bool Host::Impl::poll_once() {
         std::lock_guard lock(mu_);
         accepting = !stopping_;
     }
+    {
+        // At capacity, the finishing of an instance wakes the dispatcher (on_committed), so
+        // the host claims more at once rather than at its next look.
+        std::lock_guard lock(mu_);
+        at_capacity_ = active >= options.max_active_instances;
+    }
     if (accepting && active < options.max_active_instances) {
         int room = static_cast<int>(std::min<std::size_t>(options.max_active_instances - active,
                                                           static_cast<std::size_t>(options.claim_batch)));

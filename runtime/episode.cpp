@@ -478,6 +478,11 @@ void Host::Impl::on_committed(const std::shared_ptr<LiveInstance>& inst, const s
                 auto it = instances_.find(inst->id);
                 if (it != instances_.end() && it->second == inst) instances_.erase(it);
                 inst->dead = true;
+                if (at_capacity_) {
+                    at_capacity_ = false;
+                    dispatch_requested_ = true;
+                    dispatch_cv_.notify_one();
+                }
                 if (!inst->running) graveyard = std::move(inst->exec);
             }
             for (auto& child : adopt) to_adopt_.push_back(std::move(child));

@@ -180,6 +180,7 @@ struct Host::Impl : std::enable_shared_from_this<Host::Impl> {
     int running_episodes_ = 0;       // guarded by mu_
     int running_activities_ = 0;     // guarded by mu_
     bool dispatch_requested_ = false;  // guarded by mu_
+    bool at_capacity_ = false;         // the last look found max_active_instances in memory; guarded by mu_
     bool linger_replan_ = false;       // a first lingering commit: the dispatcher's wake-up changes; guarded by mu_
     bool started_ = false, stopping_ = false, stopped_ = false;  // guarded by mu_
     bool workers_stop_ = false, activities_stop_ = false, dispatcher_stop_ = false, renewer_stop_ = false;  // guarded by mu_

@@ -20,15 +20,22 @@ using durable::test::HostConfig;
 
 namespace {
 
+// The host holding the most leases of unfinished instances; waits (10 s at most) for a
+// moment when some host holds one (between claims, all may briefly hold none).
 std::string busiest(Cluster& c) {
     std::string victim;
-    std::size_t most = 0;
-    for (const auto& [owner, n] : c.leases_by_owner()) {
-        if (n > most) {
-            most = n;
-            victim = owner;
-        }
-    }
+    test::wait_until(
+        [&] {
+            std::size_t most = 0;
+            for (const auto& [owner, n] : c.leases_by_owner()) {
+                if (n > most) {
+                    most = n;
+                    victim = owner;
+                }
+            }
+            return !victim.empty();
+        },
+        10s, 1ms);
     return victim;
 }
 
