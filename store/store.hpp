@@ -57,6 +57,8 @@ struct InstanceRow {
     std::int64_t recoveries = 0;  // takeovers in a row without progress
 };
 
+// One history event (the store may keep the events of one commit in one row; reads give
+// them one by one).
 struct HistoryRow {
     std::int64_t seq = 0;
     std::string event;  // JSON text

@@ -1,4 +1,5 @@
 // SQL for reading instances, history, inboxes and the audit log.
+#include <cstring>
 #include <fmt/format.h>
 
 #include <limits>
@@ -37,12 +38,35 @@ std::optional<InstanceRow> get_instance(Connection& c, const std::string& id) {
 }
 
 std::vector<HistoryRow> get_history(Connection& c, const std::string& id, std::int64_t from_seq, int limit) {
+    // A row holds the events of one commit, newline-separated, from its seq on (writes.cpp):
+    // start at the row holding from_seq.
+    std::int64_t start = from_seq;
+    if (from_seq > 0) {
+        auto s = c.stmt("SELECT MAX(seq) FROM history WHERE instance_id = ? AND seq <= ?");
+        s->bind(1, id);
+        s->bind(2, static_cast<std::int64_t>(from_seq));
+        if (s->executeStep() && !s->getColumn(0).isNull()) start = s->getColumn(0).getInt64();
+    }
     std::vector<HistoryRow> out;
     auto s = c.stmt("SELECT seq, event FROM history WHERE instance_id = ? AND seq >= ? ORDER BY seq LIMIT ?");
     s->bind(1, id);
-    s->bind(2, static_cast<std::int64_t>(from_seq));
-    s->bind(3, limit);
-    while (s->executeStep()) out.push_back(HistoryRow{s->getColumn(0).getInt64(), s->getColumn(1).getString()});
+    s->bind(2, static_cast<std::int64_t>(start));
+    s->bind(3, limit);  // a row holds one event or more: `limit` rows are enough
+    while (s->executeStep()) {
+        std::int64_t seq = s->getColumn(0).getInt64();
+        const char* text = s->getColumn(1).getText();
+        for (;;) {
+            const char* end = std::strchr(text, '\n');
+            if (seq >= from_seq) {
+                if (limit >= 0 && static_cast<int>(out.size()) >= limit) return out;
+                out.push_back(HistoryRow{seq, end ? std::string(text, end) : std::string(text)});
+            }
+            ++seq;
+            if (!end) break;
+            text = end + 1;
+        }
+    }
+    if (limit >= 0 && static_cast<int>(out.size()) > limit) out.resize(static_cast<std::size_t>(limit));
     return out;
 }
 

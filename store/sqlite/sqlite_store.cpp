@@ -12,6 +12,7 @@
 // `wal_checkpoint(PASSIVE)` when the WAL passes `checkpoint_pages`, and `TRUNCATE` when idle.
 #include <pthread.h>
 #include <sqlite3.h>
+#include <unistd.h>
 
 #include <condition_variable>
 #include <deque>
@@ -471,6 +472,7 @@ private:
     }
 
     void migrate();
+    void migrate_once();  // throws SQLite::Exception as SQLite gave it
 
     std::string path_;
     SqliteOptions options_;
@@ -504,10 +506,40 @@ int wal_hook(void* self, sqlite3*, const char*, int pages) {
 }
 
 void SqliteStore::migrate() {
+    // Processes opening a new file at the same moment: some steps (switching the journal to
+    // WAL, the first write transactions) can answer SQLITE_BUSY without waiting in the busy
+    // handler. Every step is safe to run again (each migration checks whether it is applied),
+    // so a busy answer means: wait a little, then again, until the busy timeout.
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.busy_timeout_ms);
+    std::uint64_t jitter = static_cast<std::uint64_t>(getpid()) * 2654435761u;
+    for (int attempt = 0;; ++attempt) {
+        try {
+            migrate_once();
+            return;
+        } catch (const SQLite::Exception& e) {
+            bool busy = (e.getErrorCode() & 0xff) == SQLITE_BUSY || (e.getErrorCode() & 0xff) == SQLITE_LOCKED;
+            if (!busy || std::chrono::steady_clock::now() >= deadline) {
+                try {
+                    throw;
+                } catch (...) {
+                    rethrow_as_store_error(path_, "opening and migrating");
+                }
+            }
+            jitter = jitter * 6364136223846793005ULL + 1442695040888963407ULL;
+            std::this_thread::sleep_for(std::chrono::milliseconds(1 + static_cast<int>((jitter >> 33) % (5u << std::min(attempt, 4)))));
+        } catch (const durable::Error&) {
+            throw;
+        } catch (...) {
+            rethrow_as_store_error(path_, "opening and migrating");
+        }
+    }
+}
+
+void SqliteStore::migrate_once() {
     Connection& c = *writer_;
     const auto& migrations = embedded_migrations();
     int known = migrations.empty() ? 0 : migrations.back().version;
-    try {
+    {
         if (!options_.read_only) {
             c.exec("PRAGMA journal_mode = WAL");
             c.exec("BEGIN IMMEDIATE");
@@ -566,8 +598,6 @@ void SqliteStore::migrate() {
                 throw;
             }
         }
-    } catch (...) {
-        rethrow_as_store_error(path_, "opening and migrating");
     }
 }
 

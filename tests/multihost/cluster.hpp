@@ -237,8 +237,13 @@ public:
             std::int64_t expect_seq = 0;
             bool gap = false;
             while (s.executeStep()) {
-                if (s.getColumn(0).getInt64() != expect_seq++) gap = true;
-                events.push_back(Json::parse(s.getColumn(1).getString()));
+                // A row holds the events of one commit, newline-separated, from its seq on.
+                if (s.getColumn(0).getInt64() != expect_seq) gap = true;
+                std::istringstream lines(s.getColumn(1).getString());
+                for (std::string line; std::getline(lines, line);) {
+                    events.push_back(Json::parse(line));
+                    ++expect_seq;
+                }
             }
             auto say = [&](const std::string& what) {
                 if (problems.size() < 20) problems.push_back(id + ": " + what);

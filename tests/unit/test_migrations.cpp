@@ -267,6 +267,7 @@ const std::vector<Planned>& store_statements() {
         // reads.cpp
         {"SELECT " COLS " FROM instances WHERE id = ?"},
         {"SELECT seq, event FROM history WHERE instance_id = ? AND seq >= ? ORDER BY seq LIMIT ?"},
+        {"SELECT MAX(seq) FROM history WHERE instance_id = ? AND seq <= ?"},
         {"SELECT id, instance_id, visible_at, control, event FROM inbox WHERE instance_id = ? AND visible_at <= ? "
          "ORDER BY id"},
         {"SELECT MIN(visible_at) FROM inbox WHERE visible_at > ?"},

@@ -289,9 +289,9 @@ TEST_CASE("a commit that fails half-way is rolled back whole") {
     e.events = {"{}", "{}"};
     REQUIRE(commit(*store, e).ok);  // seq 0, 1; version 2
 
-    // Passes the CAS, then breaks on history seq 1, which exists already.
+    // Passes the CAS, then breaks on history seq 0, which exists already.
     auto bad = episode("a", "h1", 2);
-    bad.first_seq = 1;
+    bad.first_seq = 0;
     bad.events = {"{}"};
     bad.consumed_inbox = {created.inbox_id};
     bad.custom_status = R"("never")";
@@ -345,6 +345,30 @@ TEST_CASE("history is appended in order across episodes and reset by continue-as
     CHECK(reset[0].event == R"({"gen":2})");
     CHECK(store->get_instance("a")->execution_id == "e-a-2");
     CHECK(store->get_history("b").size() == 1);
+}
+
+TEST_CASE("the events of one commit are one history row, read back one by one") {
+    TempDir dir;
+    const auto path = dir.file("s.db");
+    auto store = open_sqlite(path);
+    REQUIRE(create(*store, new_instance("a")).ok);
+    REQUIRE(claim(*store, "a", 0, "h1").ids.size() == 1);
+    auto e1 = episode("a", "h1", 1);
+    e1.events = {R"({"n":0})", R"({"n":1})", R"({"n":2})"};
+    REQUIRE(commit(*store, e1).ok);
+    // A newline in an event (JSON whitespace) is kept as a space: the separator stays unique.
+    auto e2 = episode("a", "h1", 2);
+    e2.first_seq = 3;
+    e2.events = {"{\n\"n\": 3}", R"({"n":4})"};
+    REQUIRE(commit(*store, e2).ok);
+    CHECK(count(path, "SELECT COUNT(*) FROM history WHERE instance_id = 'a'") == 2);
+    auto all = store->get_history("a");
+    REQUIRE(all.size() == 5);
+    CHECK(seqs(all) == std::vector<std::int64_t>{0, 1, 2, 3, 4});
+    CHECK(all[1].event == R"({"n":1})");
+    CHECK(all[3].event == "{ \"n\": 3}");
+    CHECK(seqs(store->get_history("a", 1, 1)) == std::vector<std::int64_t>{1});
+    CHECK(seqs(store->get_history("a", 2, 10)) == std::vector<std::int64_t>{2, 3, 4});
 }
 
 TEST_CASE("consumed inbox rows are deleted and the others stay") {
