@@ -20,12 +20,14 @@ using durable::test::HostConfig;
 
 namespace {
 
-// The host holding the most leases of unfinished instances; waits (10 s at most) for a
-// moment when some host holds one (between claims, all may briefly hold none).
+// The host holding the most leases of unfinished instances, frozen (SIGSTOP) while it holds
+// some: a fast host turns its leases over within milliseconds, so it is stopped first and
+// then asked what it holds. Tries for 10 s at most; empty if no host ever held a lease.
 std::string busiest(Cluster& c) {
     std::string victim;
     test::wait_until(
         [&] {
+            victim.clear();
             std::size_t most = 0;
             for (const auto& [owner, n] : c.leases_by_owner()) {
                 if (n > most) {
@@ -33,7 +35,12 @@ std::string busiest(Cluster& c) {
                     victim = owner;
                 }
             }
-            return !victim.empty();
+            if (victim.empty()) return false;
+            if (!c.host(victim).pause()) return false;
+            if (!c.owned_by(victim).empty()) return true;
+            c.host(victim).resume();
+            victim.clear();
+            return false;
         },
         10s, 1ms);
     return victim;
@@ -55,15 +62,15 @@ struct Takeover {
 // Kills `victim` and measures how long its unfinished instances take to move and finish.
 Takeover kill_and_measure(Cluster& c, const std::string& victim, std::vector<std::string>& victim_ids) {
     Takeover t;
-    auto killed = std::chrono::steady_clock::now();
-    auto killed_wall = test::wall_ms();
-    auto code = c.host(victim).kill();
-    CHECK(code == 128 + SIGKILL);
     std::int64_t latest = 0;
     for (const auto& row : c.owned_by(victim)) {
         victim_ids.push_back(row.id);
         latest = std::max(latest, row.lease_expires_at);
     }
+    auto killed = std::chrono::steady_clock::now();
+    auto killed_wall = test::wall_ms();
+    auto code = c.host(victim).kill();
+    CHECK(code == 128 + SIGKILL);
     t.expiry_after_kill_ms = latest - killed_wall;
     bool taken = test::wait_until([&] { return c.owned_by(victim).empty(); }, 30s, 5ms);
     t.taken_s = test::seconds_since(killed);
