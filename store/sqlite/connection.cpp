@@ -7,6 +7,7 @@
 #include <chrono>
 #include <fmt/format.h>
 #include <thread>
+#include <utility>
 
 #include "durable/errors.hpp"
 
@@ -143,6 +144,10 @@ int Connection::changes() const {
 
 std::int64_t Connection::last_insert_rowid() const {
     return sqlite3_last_insert_rowid(db_.getHandle());
+}
+
+int Connection::set_busy_timeout_ms(int ms) {
+    return std::exchange(busy_timeout_ms_, ms);
 }
 
 bool Connection::read_only() const {

@@ -57,6 +57,8 @@ public:
     SQLite::Database& db() { return db_; }
     const std::string& path() const { return path_; }
     bool read_only() const;
+    // How long the busy handler keeps trying before SQLITE_BUSY; returns the previous value.
+    int set_busy_timeout_ms(int ms);
 
 private:
     static int busy_handler(void* self, int count);

@@ -20,6 +20,7 @@
 #include <future>
 #include <mutex>
 #include <spdlog/spdlog.h>
+#include <string_view>
 #include <thread>
 
 #include "durable/errors.hpp"
@@ -93,11 +94,7 @@ public:
         }
         done_cv_.notify_all();
         if (done_thread_.joinable()) done_thread_.join();
-        try {
-            if (writer_ && !options_.read_only) writer_->exec("PRAGMA wal_checkpoint(TRUNCATE)");
-        } catch (const std::exception& e) {
-            spdlog::debug("final checkpoint of {} skipped: {}", path_, e.what());
-        }
+        if (writer_ && !options_.read_only) checkpoint("TRUNCATE");
     }
 
     void set_wal_pages(int pages) { wal_pages_ = pages; }
@@ -460,16 +457,28 @@ private:
         }
     }
 
+    // PASSIVE never waits. TRUNCATE waits for readers while holding the write lock, so it
+    // gets a short busy timeout: a reader in another process that does not finish (a process
+    // stopped with SIGSTOP in a read, say) must not stall this host's writes, or every host's
+    // claims, for the whole busy timeout. A TRUNCATE that cannot finish is tried again the
+    // next time the store is idle; the WAL is still bounded by the PASSIVE ones.
     void checkpoint(const char* mode) {
+        bool truncate = std::string_view(mode) == "TRUNCATE";
+        int previous = writer_->set_busy_timeout_ms(truncate ? kTruncateBusyMs : options_.busy_timeout_ms);
         try {
             std::string sql = fmt::format("PRAGMA wal_checkpoint({})", mode);
-            writer_->exec(sql.c_str());
-            checkpoints_.fetch_add(1, std::memory_order_relaxed);
-            wal_pages_ = 0;
+            SQLite::Statement s(writer_->db(), sql);
+            bool done = s.executeStep() && s.getColumn(0).getInt() == 0;  // busy = 0: it ran to the end
+            if (done) {
+                checkpoints_.fetch_add(1, std::memory_order_relaxed);
+                wal_pages_ = 0;
+            }
         } catch (const std::exception& e) {
             spdlog::debug("store: checkpoint {} of {} skipped: {}", mode, path_, e.what());
         }
+        writer_->set_busy_timeout_ms(previous);
     }
+    static constexpr int kTruncateBusyMs = 20;
 
     void migrate();
     void migrate_once();  // throws SQLite::Exception as SQLite gave it

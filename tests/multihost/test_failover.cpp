@@ -208,6 +208,12 @@ TEST_CASE("a host stopped (SIGSTOP) past its lease: its late commit is refused, 
             return row->lease_owner == "b" || is_terminal(row->status);
         },
         std::chrono::milliseconds(cfg.lease_ms + 5000), 5ms);
+    if (!taken) {
+        auto row = c.db.store()->get_instance(x);
+        MESSAGE("x: " << to_string(row->status) << ", lease " << row->lease_owner.value_or("-") << " until "
+                      << row->lease_expires_at << " (now " << test::wall_ms() << "), version " << row->version);
+        MESSAGE("b's log:\n" << c.stderr_of("b"));
+    }
     REQUIRE(taken);
     MESSAGE(fmt::format("b took x over {:.3f} s after a was stopped (lease {} ms)", test::seconds_since(paused),
                         cfg.lease_ms));

@@ -684,6 +684,28 @@ TEST_CASE("a write that throws inside a batch does not take the other writes dow
     CHECK(create(*store, new_instance("after")).ok);
 }
 
+TEST_CASE("a reader that never finishes does not stall writes behind the idle checkpoint") {
+    // The idle checkpoint (TRUNCATE) waits for readers while holding the write lock; a reader
+    // in a stopped process would have held every write of this store for the busy timeout.
+    TempDir dir;
+    const auto path = dir.file("s.db");
+    SqliteOptions options;
+    options.busy_timeout_ms = 10'000;
+    auto store = open_sqlite(path, options);
+    REQUIRE(create(*store, new_instance("a")).ok);
+
+    SQLite::Database reader(path, SQLite::OPEN_READONLY);
+    reader.exec("BEGIN");
+    CHECK(reader.execAndGet("SELECT COUNT(*) FROM instances").getInt() == 1);  // holds its snapshot
+    std::this_thread::sleep_for(std::chrono::milliseconds(600));  // idle: the checkpoint has started
+
+    auto started = std::chrono::steady_clock::now();
+    REQUIRE(create(*store, new_instance("b")).ok);
+    auto took = std::chrono::steady_clock::now() - started;
+    CHECK(took < std::chrono::seconds(3));  // not the 10 s busy timeout
+    reader.exec("COMMIT");
+}
+
 TEST_CASE("flush waits for every write submitted before it") {
     TempDir dir;
     const auto path = dir.file("s.db");
