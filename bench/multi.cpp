@@ -444,6 +444,19 @@ Result run_recovery(const Options& options) {
     r.line["activity_executions"] = executions;
     r.line["killed_host"] = before[victim].id;
     r.line["killed_host_active_instances"] = before[victim].stats.value("active", 0);
+    // In flight on the victim when it died: the instances it had claimed and not finished,
+    // whose progress (up to all their activities: commits linger, HostOptions::commit_linger)
+    // was not durable yet. Re-executed activities should stay within what those could have run.
+    {
+        const auto& vs = before[victim].stats;
+        std::int64_t unfinished = vs.value("claims", std::int64_t{0}) - vs.value("completed", std::int64_t{0}) -
+                                  vs.value("failed", std::int64_t{0});  // takeovers are claims too
+        unfinished = std::max<std::int64_t>(unfinished, 0);
+        r.line["killed_host_unfinished_instances"] = unfinished;
+        r.line["inflight_activities_bound"] = unfinished * kSteps;
+        r.line["reexecuted_within_inflight"] =
+            executions - static_cast<std::int64_t>(keys.size()) <= unfinished * kSteps;
+    }
     r.line["completed_at_kill"] = completed_at_kill;
     r.line["takeovers"] = takeovers;
     r.line["lease_conflicts"] = sum_of(stats, "lease_conflicts");

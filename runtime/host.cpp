@@ -226,7 +226,7 @@ HostStats Host::stats() const {
     std::lock_guard lock(i.mu_);
     s.cached = i.instances_.size();
     for (auto& [id, inst] : i.instances_) {
-        if (inst->inflight_activities > 0 || inst->running || inst->queued) ++s.active;
+        if (inst->inflight_activities > 0 || inst->running || inst->queued || inst->pending_commits > 0) ++s.active;
     }
     return s;
 }

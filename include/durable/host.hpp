@@ -64,7 +64,8 @@ struct HostOptions {
 struct HostStats {
     std::int64_t episodes = 0, activities = 0, completed = 0, failed = 0, claims = 0, takeovers = 0,
                  lease_conflicts = 0, renewals = 0, replays = 0;
-    std::size_t cached = 0, active = 0;
+    std::size_t cached = 0;  // instances in memory
+    std::size_t active = 0;  // of those, with work in flight (running, queued, activities, commits not yet durable)
 };
 
 class Host {
