@@ -89,6 +89,15 @@ WriteResult commit(Store& s, EpisodeCommit e) {
     return await_write([&](WriteCallback cb) { s.commit_episode(std::move(e), std::move(cb)); });
 }
 
+// A store on `path` holding instance `id`, created and claimed by `owner` (version 1).
+std::shared_ptr<Store> store_with_claimed(const std::string& path, const std::string& id, const std::string& owner) {
+    auto store = open_sqlite(path);
+    REQUIRE(create(*store, new_instance(id)).ok);
+    REQUIRE(claim(*store, id, 0, owner).ids.size() == 1);
+    return store;
+}
+
+
 // Claims `id` (at its current version) and commits it finished with `status` at `now`.
 void finish(Store& s, const std::string& id, durable::Status status, Millis now = kNow) {
     auto row = s.get_instance(id);
@@ -350,9 +359,7 @@ TEST_CASE("history is appended in order across episodes and reset by continue-as
 TEST_CASE("the events of one commit are one history row, read back one by one") {
     TempDir dir;
     const auto path = dir.file("s.db");
-    auto store = open_sqlite(path);
-    REQUIRE(create(*store, new_instance("a")).ok);
-    REQUIRE(claim(*store, "a", 0, "h1").ids.size() == 1);
+    auto store = store_with_claimed(path, "a", "h1");
     auto e1 = episode("a", "h1", 1);
     e1.events = {R"({"n":0})", R"({"n":1})", R"({"n":2})"};
     REQUIRE(commit(*store, e1).ok);
@@ -630,9 +637,7 @@ TEST_CASE("group commit: concurrent writes from several threads are all durable 
 TEST_CASE("a write that throws inside a batch does not take the other writes down") {
     TempDir dir;
     const auto path = dir.file("s.db");
-    auto store = open_sqlite(path);
-    REQUIRE(create(*store, new_instance("a")).ok);
-    REQUIRE(claim(*store, "a", 0, "h1").ids.size() == 1);
+    auto store = store_with_claimed(path, "a", "h1");
     auto e = episode("a", "h1", 1);
     e.events = {"{}"};
     REQUIRE(commit(*store, e).ok);  // version 2, history seq 0
