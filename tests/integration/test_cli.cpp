@@ -36,38 +36,15 @@ struct Result {
     bool err_has(const std::string& needle) const { return err.find(needle) != std::string::npos; }
 };
 
-std::string read_file(const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
 // Runs `program args...` to completion (bounded), collecting stdout lines and stderr.
 Result run_program(const TempDir& dir, const std::string& program, const std::vector<std::string>& args,
                    std::chrono::milliseconds timeout = 60s) {
     static int counter = 0;
     std::string err_path = dir.file("stderr-" + std::to_string(++counter) + ".txt");
-    Result r;
     Process p(program, args, {err_path});
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    auto left = [&] {
-        return std::max(std::chrono::milliseconds(1), std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                          deadline - std::chrono::steady_clock::now()));
-    };
-    while (std::chrono::steady_clock::now() < deadline) {
-        auto line = p.read_line(left());
-        if (!line) break;
-        r.out.push_back(*line);
-    }
-    auto code = p.wait(left());
-    if (!code) {
-        p.kill();
-        FAIL("`durable` did not finish within ", timeout.count(), " ms");
-    }
-    r.code = *code;
-    r.err = read_file(err_path);
-    return r;
+    auto f = durable::test::read_to_end(p, timeout);
+    if (!f.code) FAIL("`durable` did not finish within ", timeout.count(), " ms");
+    return Result{*f.code, std::move(f.lines), durable::test::read_text(err_path)};
 }
 
 // `durable --db <db> args...`
@@ -312,7 +289,7 @@ TEST_CASE("durable worker stops gracefully on SIGTERM and the hosts table says s
     auto hosts = durable_cli(dir, db, {"hosts"});
     CHECK(hosts.out_has("w-term"));
     CHECK(hosts.out_has("stopped"));
-    CHECK(read_file(dir.file("w.log")).find("SIGTERM received, stopping") != std::string::npos);
+    CHECK(durable::test::read_text(dir.file("w.log")).find("SIGTERM received, stopping") != std::string::npos);
 }
 
 TEST_CASE("without --db the database is durable.db in the current directory") {

@@ -31,32 +31,14 @@ struct Output {
     bool has(const std::string& needle) const { return text().find(needle) != std::string::npos; }
 };
 
-std::string slurp(const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
-// Reads the child's stdout to the end and reaps it, all within `timeout`.
+// Reads the child's stdout to the end (after what `out` holds already) and reaps it, all
+// within `timeout`.
 Output finish(Process& p, const std::string& err_path, Output out, std::chrono::milliseconds timeout) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    auto left = [&] {
-        return std::max(std::chrono::milliseconds(1), std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                          deadline - std::chrono::steady_clock::now()));
-    };
-    while (std::chrono::steady_clock::now() < deadline) {
-        auto line = p.read_line(left());
-        if (!line) break;
-        out.lines.push_back(*line);
-    }
-    auto code = p.wait(left());
-    if (!code) {
-        p.kill();
-        FAIL("the example did not finish within ", timeout.count(), " ms; stdout so far:\n", out.text());
-    }
-    out.code = *code;
-    out.err = slurp(err_path);
+    auto f = durable::test::read_to_end(p, timeout);
+    for (auto& l : f.lines) out.lines.push_back(std::move(l));
+    if (!f.code) FAIL("the example did not finish within ", timeout.count(), " ms; stdout so far:\n", out.text());
+    out.code = *f.code;
+    out.err = durable::test::read_text(err_path);
     return out;
 }
 
@@ -127,7 +109,7 @@ TEST_CASE("example approval is decided by `durable raise` from another process")
                   {raise_err});
     auto code = raise.wait(30s);
     REQUIRE(code);
-    CHECK_MESSAGE(*code == 0, slurp(raise_err));
+    CHECK_MESSAGE(*code == 0, durable::test::read_text(raise_err));
 
     auto out = finish(p, err, {}, 60s);
     INFO(out.text(), out.err);

@@ -27,28 +27,13 @@ struct Run {
 Run run_durable(const TempDir& dir, const std::vector<std::string>& args, std::chrono::milliseconds timeout) {
     static int counter = 0;
     std::string err_path = dir.file("demo-stderr-" + std::to_string(++counter) + ".txt");
-    Run r;
     Process p(kDurable, args, {err_path});
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    auto left = [&] {
-        return std::max(std::chrono::milliseconds(1), std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                          deadline - std::chrono::steady_clock::now()));
-    };
-    while (std::chrono::steady_clock::now() < deadline) {
-        auto line = p.read_line(left());
-        if (!line) break;
-        r.out += *line + "\n";
-    }
-    auto code = p.wait(left());
-    if (!code) {
-        p.kill();
-        FAIL("`durable demo` did not finish within ", timeout.count(), " ms; output so far:\n", r.out);
-    }
-    r.code = *code;
-    std::ifstream in(err_path);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    r.err = ss.str();
+    auto f = durable::test::read_to_end(p, timeout);
+    Run r;
+    for (const auto& l : f.lines) r.out += l + "\n";
+    if (!f.code) FAIL("`durable demo` did not finish within ", timeout.count(), " ms; output so far:\n", r.out);
+    r.code = *f.code;
+    r.err = durable::test::read_text(err_path);
     return r;
 }
 

@@ -10,7 +10,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <fstream>
+#include <sstream>
 #include <cstring>
 #include <stdexcept>
 #include <thread>
@@ -192,6 +195,30 @@ std::optional<int> Process::wait(std::chrono::milliseconds timeout) {
 std::optional<int> Process::kill(std::chrono::milliseconds timeout) {
     signal(SIGKILL);
     return wait(timeout);
+}
+
+Finished read_to_end(Process& p, std::chrono::milliseconds timeout) {
+    Finished f;
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    auto left = [&] {
+        return std::max(std::chrono::milliseconds(1), std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                          deadline - std::chrono::steady_clock::now()));
+    };
+    while (std::chrono::steady_clock::now() < deadline) {
+        auto line = p.read_line(left());
+        if (!line) break;
+        f.lines.push_back(*line);
+    }
+    f.code = p.wait(left());
+    if (!f.code) p.kill();
+    return f;
+}
+
+std::string read_text(const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
 }
 
 }  // namespace durable::test

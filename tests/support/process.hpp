@@ -71,4 +71,17 @@ private:
     bool eof_ = false;
 };
 
+// What a child printed on stdout, line by line, and its exit code (nullopt: it had not
+// finished within the time given, and was killed).
+struct Finished {
+    std::vector<std::string> lines;
+    std::optional<int> code;
+};
+
+// Reads the child's stdout to its end and reaps it, all within `timeout`.
+Finished read_to_end(Process& p, std::chrono::milliseconds timeout);
+
+// The whole content of a file ("" if it cannot be read).
+std::string read_text(const std::string& path);
+
 }  // namespace durable::test
