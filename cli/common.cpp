@@ -122,14 +122,24 @@ std::int64_t now_ms() {
         .count();
 }
 
-std::string format_time(std::int64_t ms) {
-    if (ms <= 0) return "-";
+namespace {
+// Local time of `ms` in strftime's `pattern`, then ".mmm".
+std::string local_time(std::int64_t ms, const char* pattern) {
     std::time_t secs = static_cast<std::time_t>(ms / 1000);
     std::tm tm{};
     localtime_r(&secs, &tm);
     char buf[32];
-    std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm);
+    std::strftime(buf, sizeof(buf), pattern, &tm);
     return fmt::format("{}.{:03}", buf, ms % 1000);
+}
+}  // namespace
+
+std::string format_time(std::int64_t ms) {
+    return ms <= 0 ? "-" : local_time(ms, "%Y-%m-%d %H:%M:%S");
+}
+
+std::string format_clock(std::int64_t ms) {
+    return ms <= 0 ? std::string(12, ' ') : local_time(ms, "%H:%M:%S");
 }
 
 std::string format_duration(std::int64_t ms) {

@@ -90,6 +90,8 @@ std::vector<std::string> known_orchestrations();
 
 // Local time with milliseconds: "2026-01-31 14:05:09.123".
 std::string format_time(std::int64_t ms_since_epoch);
+// Local time of day with milliseconds ("HH:MM:SS.mmm"); blanks of the same width for 0.
+std::string format_clock(std::int64_t ms_since_epoch);
 // Milliseconds as "850ms", "3.2s", "4m05s", "2h10m".
 std::string format_duration(std::int64_t ms);
 // "3.2s ago" / "in 1.5s" relative to now.

@@ -15,16 +15,6 @@ struct HistoryArgs {
     std::string timeout = "10m";
 };
 
-std::string clock_time(std::int64_t ms) {
-    if (ms <= 0) return std::string(12, ' ');
-    std::time_t secs = static_cast<std::time_t>(ms / 1000);
-    std::tm tm{};
-    localtime_r(&secs, &tm);
-    char buf[16];
-    std::strftime(buf, sizeof(buf), "%H:%M:%S", &tm);
-    return fmt::format("{}.{:03}", buf, ms % 1000);
-}
-
 // Renders events one line each; remembers task names so completions can say what finished.
 class Timeline {
 public:
@@ -37,7 +27,7 @@ public:
         if (auto id = e.find("id"); id != e.end() && id->is_number_integer()) {
             label += fmt::format(" #{}", id->get<std::int64_t>());
         }
-        fmt::print("{:>5}  {}  {:>9}  {}  {}\n", h.seq, clock_time(ts), format_duration(ts - first_ts_),
+        fmt::print("{:>5}  {}  {:>9}  {}  {}\n", h.seq, format_clock(ts), format_duration(ts - first_ts_),
                    column(label, 30), describe(type, e));
     }
 
@@ -58,7 +48,7 @@ private:
         if (type == "TimerCreated") {
             names_[id] = "timer";
             auto at = e.value("fire_at", std::int64_t{0});
-            return fmt::format("fires at {} (after {})", clock_time(at), format_duration(at - e.value("ts", at)));
+            return fmt::format("fires at {} (after {})", format_clock(at), format_duration(at - e.value("ts", at)));
         }
         if (type == "TaskCompleted" || type == "SubOrchestrationCompleted") {
             return fmt::format("{}  -> {}", names_[id], field("result"));

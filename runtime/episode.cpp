@@ -340,7 +340,7 @@ void Host::Impl::run_episode(const std::shared_ptr<LiveInstance>& inst, std::deq
 
     // Watchers see events once durable; nothing is kept when nobody watches.
     std::vector<WatchEvent> watched;
-    if (distributor.stats().subscribers > 0) {
+    if (distributor.has_subscribers()) {
         for (std::size_t i = 0; i < history.size(); ++i) {
             watched.push_back(WatchEvent{inst->id, c.first_seq + static_cast<std::int64_t>(i), std::move(history[i]), 0, 0});
         }
@@ -381,7 +381,7 @@ void Host::Impl::run_episode(const std::shared_ptr<LiveInstance>& inst, std::deq
                   pc.new_instances.empty() && pc.tasks.empty() && pc.audit.empty() &&
                   options.commit_linger.count() > 0 && ended < p.since + options.commit_linger;
     if (!linger) {
-        submit_commit(inst, std::move(p));
+        submit_commit(inst, std::move(p), merging);
         return;
     }
     auto due = p.since + options.commit_linger;
@@ -403,13 +403,13 @@ void Host::Impl::flush_lingering(const std::shared_ptr<LiveInstance>& inst) {
     if (!inst->lingering) return;
     PendingCommit p = std::move(*inst->lingering);
     inst->lingering.reset();
-    submit_commit(inst, std::move(p));
+    submit_commit(inst, std::move(p), true);
 }
 
-void Host::Impl::submit_commit(const std::shared_ptr<LiveInstance>& inst, PendingCommit p) {
-    {
+void Host::Impl::submit_commit(const std::shared_ptr<LiveInstance>& inst, PendingCommit p, bool lingered) {
+    if (lingered) {
         std::lock_guard lock(mu_);
-        inst->linger_due.reset();
+        inst->linger_due.reset();  // nothing left for the dispatcher to flush
     }
     auto self = shared_from_this();
     auto since = p.since;

@@ -285,6 +285,8 @@ public:
         if (pump_thread_.joinable()) pump_thread_.join();
     }
 
+    bool has_subscribers() const { return open_count_->load(std::memory_order_relaxed) > 0; }
+
     EventDistributorStats stats() const {
         EventDistributorStats s;
         {
@@ -470,5 +472,6 @@ std::shared_ptr<Subscription> EventDistributor::subscribe(SubscribeOptions optio
 void EventDistributor::stop() { core_->stop(); }
 
 EventDistributorStats EventDistributor::stats() const { return core_->stats(); }
+bool EventDistributor::has_subscribers() const { return core_->has_subscribers(); }
 
 }  // namespace durable

@@ -109,7 +109,8 @@ struct Host::Impl : std::enable_shared_from_this<Host::Impl> {
                       std::vector<std::string> adopt, std::vector<WatchEvent> watched);
     void enqueue_locked(const std::shared_ptr<LiveInstance>& inst);
     // Commit handling, on the thread running the instance (owner of inst->lingering).
-    void submit_commit(const std::shared_ptr<LiveInstance>& inst, PendingCommit p);
+    // `lingered`: p is (or holds) the instance's lingering commit, whose due time goes with it.
+    void submit_commit(const std::shared_ptr<LiveInstance>& inst, PendingCommit p, bool lingered);
     void flush_lingering(const std::shared_ptr<LiveInstance>& inst);
     // Dispatcher: asks for an episode of each instance whose lingering commit is due; returns
     // the earliest time the next one will be.

@@ -174,6 +174,9 @@ public:
     // queued, then WatchClosed) and joins the pump. Idempotent; later publishes are dropped.
     void stop();
     EventDistributorStats stats() const;
+    // Whether any subscription is open: lock-free, for publishers that build events only
+    // when someone listens.
+    bool has_subscribers() const;
 
 private:
     std::shared_ptr<detail::DistributorCore> core_;  // owns and joins the pump thread
