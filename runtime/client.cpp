@@ -74,9 +74,24 @@ std::string Client::schedule(const std::string& name, const Json& input, const S
     if (name.empty()) throw InvalidInput("the orchestration name is empty");
     std::shared_ptr<Host::Impl> host = attachment_ ? attachment_->host.lock() : nullptr;
     if (host && !host->registry->orchestrator(name)) {
-        std::string known;
-        for (const auto& n : host->registry->orchestrator_names()) known += (known.empty() ? "" : ", ") + n;
-        throw InvalidInput(fmt::format("no orchestration named '{}' is registered; known: {}", name, known));
+        // Not this host's code: fine if another live host registers it (it claims the
+        // instance); otherwise most likely a typo.
+        bool elsewhere = false;
+        auto now = wall_ms();
+        for (const auto& h : db_.store()->list_hosts()) {
+            bool live = !h.stopped_at && h.heartbeat_at + 2 * h.lease_ms >= now;
+            if (live && std::find(h.orchestrations.begin(), h.orchestrations.end(), name) != h.orchestrations.end()) {
+                elsewhere = true;
+            }
+        }
+        if (!elsewhere) {
+            std::string known;
+            for (const auto& n : host->registry->orchestrator_names()) known += (known.empty() ? "" : ", ") + n;
+            throw InvalidInput(fmt::format("no orchestration named '{}' is registered on this host or any live host; "
+                                           "known here: {}",
+                                           name, known));
+        }
+        host = nullptr;  // created unleased, for the host that has it
     }
     std::string in = input.dump();
     std::size_t limit = host ? host->options.max_payload_bytes : 256 * 1024;
