@@ -32,6 +32,7 @@
 #include "durable/event_distributor.hpp"
 #include "durable/host.hpp"
 #include "runtime/completion_hub.hpp"
+#include "runtime/database_access.hpp"
 #include "runtime/execution.hpp"
 #include "store/store.hpp"
 
@@ -87,7 +88,8 @@ struct ActivityWork {
     std::weak_ptr<LiveInstance> owner;
 };
 
-struct Client::Attachment {
+// What ties a Client to the Host that made it (Host::client()).
+struct detail::ClientAttachment {
     std::weak_ptr<Host::Impl> host;
 };
 
