@@ -99,6 +99,14 @@ std::string Client::schedule(const std::string& name, const Json& input, const S
     start["name"] = name;
     start["input"] = input;
     start["cid"] = options.correlation_id ? *options.correlation_id : inst.id;
+    if (options.traceparent) {
+        if (!TraceContext::parse(*options.traceparent)) {
+            throw InvalidInput(fmt::format("traceparent '{}' is not a W3C trace context (00-<32 hex>-<16 hex>-<2 hex>)",
+                                           *options.traceparent));
+        }
+        start["tp"] = *options.traceparent;
+        inst.trace_parent = *options.traceparent;
+    }
     inst.start_event = start.dump();
     inst.actor = actor_name(attachment_);
     bool here = host && inst.start_at <= inst.now;
@@ -265,56 +273,42 @@ std::vector<HistoryEntry> Client::history(const std::string& id, std::int64_t fr
 void Client::watch(const std::string& id, const std::function<bool(const HistoryEntry&)>& on_event,
                    std::int64_t from_seq, std::chrono::milliseconds timeout) const {
     auto deadline = std::chrono::steady_clock::now() + timeout;
-    std::shared_ptr<Host::Impl> host = attachment_ ? attachment_->host.lock() : nullptr;
-    if (host) {
-        // Live from the host's distributor; history from the store fills the start and any gap.
-        auto sub = host->distributor.subscribe(SubscribeOptions{id, std::nullopt, 0, OverflowPolicy::DropOldest});
-        std::int64_t next = from_seq;
-        auto catch_up = [&]() -> bool {
-            for (auto& h : history(id, next)) {
-                next = h.seq + 1;
-                if (!on_event(h)) return false;
-            }
-            return true;
-        };
-        if (!get_status(id)) throw InstanceNotFound(fmt::format("no instance '{}' to watch", id));
-        if (!catch_up()) return;
-        while (std::chrono::steady_clock::now() < deadline) {
-            auto status = get_status(id);
-            if (!status || is_terminal(status->status)) {
-                catch_up();
-                return;
-            }
-            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-            auto item = sub->next(std::clamp(left, std::chrono::milliseconds(1), std::chrono::milliseconds(100)));
-            if (!item) continue;
-            if (auto* e = std::get_if<std::shared_ptr<const WatchEvent>>(&*item)) {
-                if ((*e)->seq < next) continue;
-                if ((*e)->seq > next && !catch_up()) return;
-                if ((*e)->seq != next) continue;
-                next = (*e)->seq + 1;
-                if (!on_event(HistoryEntry{(*e)->seq, (*e)->event})) return;
-            } else if (std::holds_alternative<WatchGap>(*item)) {
-                if (!catch_up()) return;
-            } else {
-                break;  // closed (the host is stopping): go on from the store
-            }
-        }
-        from_seq = next;
-    }
-    auto hub = db_.completions();
+    // Live from the process's change-feed distributor (commits of every process on the file);
+    // history from the store fills the start and any gap. Subscribing before the first read
+    // leaves no seam: an event committed in between arrives live and is skipped by its seq.
+    auto sub = db_.events()->subscribe(SubscribeOptions{id, std::nullopt, 0, OverflowPolicy::DropOldest});
     std::int64_t next = from_seq;
-    for (;;) {
-        auto seen = hub->progress();
-        auto status = get_status(id);
-        if (!status) throw InstanceNotFound(fmt::format("no instance '{}' to watch", id));
+    auto catch_up = [&]() -> bool {
         for (auto& h : history(id, next)) {
             next = h.seq + 1;
-            if (!on_event(h)) return;
+            if (!on_event(h)) return false;
         }
-        if (is_terminal(status->status)) return;
-        if (std::chrono::steady_clock::now() >= deadline) return;
-        hub->wait_progress(seen, std::min(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(50)));
+        return true;
+    };
+    if (!get_status(id)) throw InstanceNotFound(fmt::format("no instance '{}' to watch", id));
+    if (!catch_up()) return;
+    while (std::chrono::steady_clock::now() < deadline) {
+        auto status = get_status(id);
+        if (!status || is_terminal(status->status)) {
+            catch_up();
+            return;
+        }
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        auto item = sub->next(std::clamp(left, std::chrono::milliseconds(1), std::chrono::milliseconds(100)));
+        if (!item) continue;
+        if (auto* e = std::get_if<std::shared_ptr<const WatchEvent>>(&*item)) {
+            if ((*e)->seq < next) continue;
+            if ((*e)->seq > next && !catch_up()) return;
+            if ((*e)->seq != next) continue;
+            next = (*e)->seq + 1;
+            if (!on_event(HistoryEntry{(*e)->seq, (*e)->event})) return;
+        } else if (std::holds_alternative<WatchGap>(*item)) {
+            if (!catch_up()) return;
+        } else {
+            // Closed (the process is shutting its database down): what is left comes from the store.
+            catch_up();
+            return;
+        }
     }
 }
 

@@ -18,6 +18,7 @@ void Host::Impl::fence(const char* why) {
     std::vector<std::unique_ptr<detail::Execution>> graveyard;
     {
         std::lock_guard lock(mu_);
+        fenced_until_ = clock->steady_now() + options.lease_duration;  // readiness: unready for a lease
         if (instances_.empty()) return;
         m_fences.inc();
         log->error("host {}: fencing itself, dropping {} instances: {}", id, instances_.size(), why);
@@ -39,6 +40,9 @@ void Host::Impl::renewer_loop() {
         renew_cv_.wait_for(lock, interval, [&] { return renewer_stop_; });
         if (renewer_stop_) break;
         auto last_ok = last_renewal_ok_;
+        // Woken past the fencing point (the process was stopped, say): its leases may be gone
+        // already. Readiness says so for a lease even if this renewal succeeds.
+        if (clock->steady_now() - last_ok > fence_after) fenced_until_ = clock->steady_now() + options.lease_duration;
         lock.unlock();
 
         auto start = clock->steady_now();

@@ -44,6 +44,10 @@ struct ScheduleOptions {
     // Ties the instance's logs and spans (and its sub-orchestrations') to the caller's trace.
     // Default: the instance id.
     std::optional<std::string> correlation_id;
+    // The caller's W3C trace context (a `traceparent` header value): the instance's spans
+    // join that trace under the caller's span, on every host, across takeovers. Throws
+    // InvalidInput if it is not a valid traceparent. None: the instance starts its own trace.
+    std::optional<std::string> traceparent;
 };
 
 struct QueryFilter {
