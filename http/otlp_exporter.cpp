@@ -126,6 +126,18 @@ std::optional<OtlpOptions> OtlpOptions::from_environment() {
         }
     }
     if (const char* n = std::getenv("OTEL_SERVICE_NAME"); n && *n) o.service_name = n;  // wins, as the spec says
+    // The batch span processor's variables.
+    auto number = [](const char* var) -> std::optional<long> {
+        const char* v = std::getenv(var);
+        if (!v || !*v) return std::nullopt;
+        char* end = nullptr;
+        long n = std::strtol(v, &end, 10);
+        if (*end != '\0' || n <= 0) throw InvalidInput(fmt::format("{}='{}' is not a positive number", var, v));
+        return n;
+    };
+    if (auto d = number("OTEL_BSP_SCHEDULE_DELAY")) o.flush_interval = std::chrono::milliseconds(*d);
+    if (auto q = number("OTEL_BSP_MAX_QUEUE_SIZE")) o.max_queue = static_cast<std::size_t>(*q);
+    if (auto b = number("OTEL_BSP_MAX_EXPORT_BATCH_SIZE")) o.max_batch = static_cast<std::size_t>(*b);
     return o;
 }
 

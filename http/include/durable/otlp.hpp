@@ -15,7 +15,8 @@
 // URL) or OTEL_EXPORTER_OTLP_ENDPOINT (a base URL; /v1/traces is appended),
 // OTEL_EXPORTER_OTLP_HEADERS / OTEL_EXPORTER_OTLP_TRACES_HEADERS (k=v,k2=v2),
 // OTEL_SERVICE_NAME (default "durable"), OTEL_RESOURCE_ATTRIBUTES (k=v,k2=v2, values
-// percent-decoded).
+// percent-decoded), OTEL_BSP_SCHEDULE_DELAY (ms between sends), OTEL_BSP_MAX_QUEUE_SIZE,
+// OTEL_BSP_MAX_EXPORT_BATCH_SIZE.
 //
 // Thread safety: the sink may be called from any thread; the exporter's methods too.
 #pragma once
