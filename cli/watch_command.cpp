@@ -60,7 +60,9 @@ int run_watch(const GlobalOptions& g, const WatchArgs& a) {
         sigwait(&stop_signals, &sig);
         sub->close();
     });
-    if (!a.json) fmt::print(stderr, "watching {} (Ctrl-C to stop)\n", g.db);
+    // On stderr in every mode: a supervisor (or a test) knows from it that the watch is live.
+    fmt::print(stderr, "watching {} (Ctrl-C to stop)\n", g.db);
+    std::fflush(stderr);
     std::string status_text = status ? std::string(to_string(*status)) : std::string();
     for (;;) {
         auto item = sub->next(std::chrono::seconds(1));
