@@ -27,6 +27,7 @@ Host::Impl::Impl(Database db_, std::shared_ptr<const Registry> registry_, HostOp
       registry(std::move(registry_)),
       options(std::move(options_)),
       clock(options.clock ? options.clock : SystemClock::instance()),
+      lease_timing(options.lease_duration),
       log(options.logger ? options.logger : spdlog::default_logger()),
       id(options.host_id.empty() ? default_host_id() : options.host_id),
       limits{options.max_history_events, options.suggest_continue_as_new_at, options.max_payload_bytes},
@@ -339,14 +340,14 @@ Readiness Host::readiness() const {
     auto& i = *impl_;
     Readiness r;
     auto now = i.clock->steady_now();
-    const auto fence_after = i.options.lease_duration * 2 / 3;
+    const auto fence_after = std::chrono::duration_cast<std::chrono::milliseconds>(i.lease_timing.fence_after());
     {
         std::lock_guard lock(i.mu_);
         if (!i.started_) r.problems.push_back("the host has not started");
         if (i.stopped_) r.problems.push_back("the host is stopped");
         if (i.started_ && !i.stopped_) {
             auto since = std::chrono::duration_cast<std::chrono::milliseconds>(now - i.last_renewal_ok_);
-            if (since > fence_after) {
+            if (i.lease_timing.fenced(i.last_renewal_ok_, now)) {
                 r.problems.push_back(fmt::format("no lease renewal has succeeded for {} ms (fencing point: {} ms)",
                                                  since.count(), fence_after.count()));
             }
