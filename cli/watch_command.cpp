@@ -16,7 +16,6 @@
 #include <thread>
 
 #include "cli/common.hpp"
-#include "store/store.hpp"
 
 namespace durable::cli {
 namespace {
@@ -113,14 +112,14 @@ struct AuditArgs {
 
 int run_audit(const GlobalOptions& g, const AuditArgs& a) {
     if (a.limit < 1) throw UsageError(fmt::format("--limit must be at least 1, got {}", a.limit));
-    auto db = open_database(g, true, true);
+    Client client(open_database(g, true, true));
     std::optional<std::string> instance;
     if (!a.instance.empty()) instance = a.instance;
-    auto entries = db.store()->audit_log(instance, a.limit);  // newest first
+    auto entries = client.audit_log(instance, a.limit);  // newest first
     if (a.json) {
         Json out = Json::array();
         for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
-            out.push_back({{"at_ms", it->at},
+            out.push_back({{"at_ms", it->at_ms},
                            {"actor", it->actor},
                            {"action", it->action},
                            {"instance", it->instance_id ? Json(*it->instance_id) : Json()},
@@ -132,7 +131,7 @@ int run_audit(const GlobalOptions& g, const AuditArgs& a) {
     fmt::print("{}  {}  {}  {}  {}\n", column("TIME", 23), column("ACTOR", 24), column("ACTION", 12),
                column("INSTANCE", 36), "DETAIL");
     for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
-        fmt::print("{}  {}  {}  {}  {}\n", format_time(it->at), column(it->actor, 24), column(it->action, 12),
+        fmt::print("{}  {}  {}  {}  {}\n", format_time(it->at_ms), column(it->actor, 24), column(it->action, 12),
                    column(it->instance_id.value_or(""), 36), it->detail.value_or(""));
     }
     fmt::print(stderr, "{} entr{} (oldest first; at most --limit, the newest)\n", entries.size(),

@@ -34,6 +34,9 @@
 namespace durable {
 
 class Client;
+namespace detail {
+struct ClientAttachment;
+}
 
 struct HostOptions {
     std::string host_id;                                   // empty: hostname-pid-random
@@ -106,9 +109,10 @@ public:
     // The database this host works on.
     Database database() const;
 
-    struct Impl;
-
 private:
+    struct Impl;  // runtime/host_impl.hpp
+    friend class Client;
+    friend struct detail::ClientAttachment;
     std::shared_ptr<Impl> impl_;
 };
 

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "orchestrations/orchestrations.hpp"
+#include "runtime/database_access.hpp"
 #include "store/store.hpp"
 #include "support/engine_fixture.hpp"
 #include "support/process.hpp"
@@ -91,7 +92,7 @@ TEST_CASE("each commit that appends history adds one change-feed row and pruning
     auto c = host.client();
     auto id = c.schedule("twice", 1);
     REQUIRE(c.wait_for_completion(id, 10s).status == Status::Completed);
-    auto rows = db.store()->read_changes(0, 100);
+    auto rows = detail::store_of(db)->read_changes(0, 100);
     REQUIRE(!rows.empty());
     std::int64_t events = 0;
     for (std::size_t i = 0; i < rows.size(); ++i) {
@@ -103,7 +104,7 @@ TEST_CASE("each commit that appends history adds one change-feed row and pruning
     }
     CHECK(events == static_cast<std::int64_t>(c.history(id).size()));
     CHECK(rows.back().status == Status::Completed);
-    std::int64_t head = db.store()->change_feed_head();
+    std::int64_t head = detail::store_of(db)->change_feed_head();
     CHECK(head == rows.back().seq);
     // More commits, until a prune (about once a second) has run past them: the count bound
     // leaves at most 3 rows plus what came after the last prune, never the newest row removed.
@@ -111,13 +112,13 @@ TEST_CASE("each commit that appends history adds one change-feed row and pruning
     for (int i = 0; i < 200 && !pruned; ++i) {
         auto more = c.schedule("twice", i);
         REQUIRE(c.wait_for_completion(more, 10s).status == Status::Completed);
-        auto all = db.store()->read_changes(0, 100'000);
+        auto all = detail::store_of(db)->read_changes(0, 100'000);
         pruned = !all.empty() && all.front().seq > head;
         if (!pruned) std::this_thread::sleep_for(20ms);
     }
     REQUIRE(pruned);
-    auto all = db.store()->read_changes(0, 100'000);
-    CHECK(all.back().seq == db.store()->change_feed_head());
+    auto all = detail::store_of(db)->read_changes(0, 100'000);
+    CHECK(all.back().seq == detail::store_of(db)->change_feed_head());
     for (std::size_t i = 1; i < all.size(); ++i) CHECK(all[i].seq == all[i - 1].seq + 1);
     host.stop();
 }
@@ -284,7 +285,7 @@ TEST_CASE("W3C traceparent: parsed and validated, and a client call with one put
     REQUIRE(c.wait_for_completion(id, 10s).status == Status::Completed);
     so.traceparent = "not-a-traceparent";
     CHECK_THROWS_AS(c.schedule("twice", 1, so), InvalidInput);
-    CHECK(e.db.store()->get_instance(id)->trace_parent == "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+    CHECK(detail::store_of(e.db)->get_instance(id)->trace_parent == "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
     std::lock_guard lock(*mu);
     std::string orch_span;
     for (const auto& s : *spans) {

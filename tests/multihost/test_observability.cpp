@@ -16,6 +16,7 @@
 
 #include "cluster.hpp"
 #include "orchestrations/orchestrations.hpp"
+#include "runtime/database_access.hpp"
 
 using namespace durable;
 using namespace durable::test;
@@ -355,7 +356,7 @@ TEST_CASE("durable watch sees a worker's commits in order, and reports a gap whe
     worker->wait(20s);
     worker.reset();
     REQUIRE(watcher.pause());
-    std::int64_t head = db.store()->change_feed_head();
+    std::int64_t head = detail::store_of(db)->change_feed_head();
     {
         DatabaseOptions small;
         small.feed_max_rows = 2;
@@ -368,7 +369,7 @@ TEST_CASE("durable watch sees a worker's commits in order, and reports a gap whe
         REQUIRE(wait_until([&] {
             auto id = c.schedule(orchestrations::kOrderPipeline, orchestrations::example_input(orchestrations::kOrderPipeline));
             c.wait_for_completion(id, 30s);
-            auto first = pruning.store()->read_changes(0, 1);
+            auto first = detail::store_of(pruning)->read_changes(0, 1);
             return !first.empty() && first.front().seq > head + 1;
         }, 60s, 50ms));
         host.stop();
