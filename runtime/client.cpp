@@ -91,7 +91,7 @@ ScheduleResult Client::schedule_with_result(const std::string& name, const Json&
     if (host && !host->registry->orchestrator(name)) {
         std::string known;
         for (const auto& n : host->registry->orchestrator_names()) known += (known.empty() ? "" : ", ") + n;
-        throw InvalidInput(fmt::format("no orchestration named '{}' is registered; known: {}", name, known));
+        throw UnknownOrchestration(fmt::format("no orchestration named '{}' is registered; known: {}", name, known));
     }
     std::string in;
     try {
