@@ -34,6 +34,9 @@ int run_hosts(const GlobalOptions& g, const ClusterArgs& a) {
                            {"heartbeat_at_ms", h.heartbeat_at_ms},
                            {"stopped_at_ms", h.stopped_at_ms ? Json(*h.stopped_at_ms) : Json()},
                            {"leases", h.leases},
+                           {"orchestrations", h.orchestrations},
+                           {"activities", h.activities},
+                           {"lease_ms", h.lease_ms},
                            {"state", host_state(h, now, stale)}});
         }
         fmt::print("{}\n", out.dump(2));
@@ -41,10 +44,13 @@ int run_hosts(const GlobalOptions& g, const ClusterArgs& a) {
     }
     fmt::print("{}  {}  {}  {}  {}  {}  {}\n", column("HOST", 28), column("STATE", 7), column("PID", 8),
                column("HOSTNAME", 16), column("STARTED", 23), column("HEARTBEAT", 12), "LEASES");
+    auto names = [](const std::vector<std::string>& v) { return v.empty() ? std::string("-") : fmt::format("{}", fmt::join(v, ", ")); };
     for (const auto& h : hosts) {
         fmt::print("{}  {}  {}  {}  {}  {}  {}\n", column(h.id, 28), column(host_state(h, now, stale), 7),
                    column(std::to_string(h.pid), 8), column(h.hostname, 16), column(format_time(h.started_at_ms), 23),
                    column(format_relative(h.heartbeat_at_ms, now), 12), h.leases);
+        // Who runs what: the names the host registers (it claims only these).
+        fmt::print("    orchestrations: {}\n    activities:     {}\n", names(h.orchestrations), names(h.activities));
     }
     fmt::print(stderr, "{} host{} ('silent': no heartbeat for {})\n", hosts.size(), hosts.size() == 1 ? "" : "s",
                format_duration(stale));
@@ -122,7 +128,8 @@ int run_metrics(const GlobalOptions& g, const ClusterArgs& a) {
 void add_cluster_commands(CLI::App& app, GlobalOptions& g, Commands& commands) {
     {
         auto a = std::make_shared<ClusterArgs>();
-        auto* sub = app.add_subcommand("hosts", "List the hosts that used this database: heartbeat, state, leases held");
+        auto* sub = app.add_subcommand(
+            "hosts", "List the hosts that used this database: heartbeat, state, leases held, what each runs");
         sub->add_flag("--json", a->json, "Print as JSON");
         sub->add_option("--stale-after", a->stale_after, "A heartbeat older than this marks the host 'silent'")
             ->capture_default_str();

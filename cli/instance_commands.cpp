@@ -1,9 +1,11 @@
 // The subcommands that act on instances: start, status, wait, list, raise, terminate,
 // suspend, resume, purge. Each is a thin layer over durable::Client.
 #include <algorithm>
+#include <filesystem>
 #include <fmt/format.h>
 
 #include "cli/common.hpp"
+#include "cli/live_hosts.hpp"
 #include "orchestrations/orchestrations.hpp"
 
 namespace durable::cli {
@@ -34,11 +36,14 @@ void print_state(const InstanceState& s) {
     }
 }
 
-void print_state(const InstanceState& s, bool json) {
+void print_state(const InstanceState& s, bool json, const std::optional<std::string>& waiting = std::nullopt) {
     if (json) {
-        fmt::print("{}\n", state_to_json(s).dump(2));
+        auto j = state_to_json(s);
+        if (waiting) j["waiting_for"] = *waiting;
+        fmt::print("{}\n", j.dump(2));
     } else {
         print_state(s);
+        if (waiting) fmt::print("waiting:     {}\n", *waiting);
     }
 }
 
@@ -63,9 +68,9 @@ InstanceState require_status(const Client& client, const std::string& id, const 
     return *s;
 }
 
-void check_name(const std::string& name, bool force) {
+void check_name(const std::string& name, bool force, const LiveCode& live) {
     auto known = known_orchestrations();
-    if (force || std::find(known.begin(), known.end(), name) != known.end()) return;
+    if (force || live.orchestrations.count(name) || std::find(known.begin(), known.end(), name) != known.end()) return;
     throw UsageError(fmt::format("no orchestration named '{}'; the known ones are: {} (pass --force to schedule it "
                                  "anyway, for workers with their own orchestrations)",
                                  name, fmt::join(known, ", ")));
@@ -99,22 +104,31 @@ IfExists parse_if_exists(const std::string& text) {
 }
 
 int run_start(const GlobalOptions& g, const StartArgs& a) {
+    // Everything the command line alone decides is checked before the file is touched: a
+    // usage error never creates a database.
     require_utf8(a.name, "the orchestration NAME");
-    check_name(a.name, a.force);
     if (a.id) {
         if (a.id->empty()) throw UsageError("--id is empty; give an instance id, or leave --id out to get a new one");
         require_utf8(*a.id, "--id");
     }
     auto if_exists = parse_if_exists(a.if_exists);
     auto timeout = parse_duration(a.timeout, "--timeout");
+    auto given = read_json_payload(a.input, a.input_file, "--input", "--input-file");
+    std::optional<Database> existing;
+    LiveCode live;
+    if (std::filesystem::exists(g.db)) {
+        existing = open_database(g, false);
+        live = live_code(*existing);
+    }
+    check_name(a.name, a.force, live);
     Json input;
-    if (auto given = read_json_payload(a.input, a.input_file, "--input", "--input-file")) {
+    if (given) {
         input = std::move(*given);
     } else {
         input = orchestrations::example_input(a.name);
         if (!input.is_null()) fmt::print(stderr, "no --input given: using the example input {}\n", input.dump());
     }
-    Client client(open_database(g, false));
+    Client client(existing ? *existing : open_database(g, false));
     ScheduleOptions options;
     options.instance_id = a.id;
     options.if_exists = if_exists;
@@ -135,6 +149,12 @@ int run_start(const GlobalOptions& g, const StartArgs& a) {
         fmt::print(stderr, "instance '{}' had finished: started anew (its old history is gone)\n", r.id);
     }
     fmt::print("{}\n", r.id);
+    if ((r.created || r.replaced) && !live.orchestrations.count(a.name)) {
+        fmt::print(stderr, "note: no live host registers '{}' yet; the instance waits (Pending) until one that does "
+                           "starts ({})\n",
+                   a.name, live.hosts == 0 ? "no host is running" : fmt::format("{} live host{}", live.hosts,
+                                                                                live.hosts == 1 ? "" : "s"));
+    }
     if (!a.wait) return kExitOk;
     std::fflush(stdout);
     return wait_and_print(client, r.id, timeout, a.json);
@@ -147,8 +167,10 @@ struct IdArgs {
 };
 
 int run_status(const GlobalOptions& g, const IdArgs& a) {
-    Client client(open_database(g, true, true));
-    print_state(require_status(client, a.id, g.db), a.json);
+    auto db = open_database(g, true, true);
+    Client client(db);
+    auto s = require_status(client, a.id, g.db);
+    print_state(s, a.json, waiting_reason(live_code(db), s));
     return kExitOk;
 }
 
@@ -171,12 +193,17 @@ int run_list(const GlobalOptions& g, const ListArgs& a) {
     QueryFilter filter;
     filter.statuses = parse_statuses(a.statuses);
     if (!a.name.empty()) filter.name = a.name;
-    Client client(open_database(g, true, true));
+    auto db = open_database(g, true, true);
+    Client client(db);
     auto page = client.query(filter, static_cast<std::size_t>(a.limit),
                              a.after.empty() ? std::nullopt : std::optional<std::string>(a.after));
+    auto live = live_code(db);
     if (a.json) {
         Json out = Json::array();
-        for (const auto& s : page.instances) out.push_back(state_to_json(s));
+        for (const auto& s : page.instances) {
+            out.push_back(state_to_json(s));
+            if (auto why = waiting_reason(live, s)) out.back()["waiting_for"] = *why;
+        }
         fmt::print("{}\n", Json{{"instances", out}, {"next", page.next ? Json(*page.next) : Json()}}.dump(2));
         return kExitOk;
     }
@@ -186,8 +213,11 @@ int run_list(const GlobalOptions& g, const ListArgs& a) {
     fmt::print("{}  {}  {}  {}  {}\n", column("ID", id_width), column("NAME", 16), column("STATUS", 10),
                column("CREATED", 23), "UPDATED");
     for (const auto& s : page.instances) {
-        fmt::print("{}  {}  {}  {}  {}\n", column(s.id, id_width), column(s.name, 16), column(to_string(s.status), 10),
-                   column(format_time(s.created_at_ms), 23), format_relative(s.updated_at_ms, now));
+        auto why = waiting_reason(live, s);
+        fmt::print("{}  {}  {}  {}  {}{}\n", column(s.id, id_width), column(s.name, 16), column(to_string(s.status), 10),
+                   column(format_time(s.created_at_ms), 23),
+                   why ? column(format_relative(s.updated_at_ms, now), 12) : format_relative(s.updated_at_ms, now),
+                   why ? "  (" + *why + ")" : std::string());
     }
     fmt::print(stderr, "{} instance{}", page.instances.size(), page.instances.size() == 1 ? "" : "s");
     if (page.next) fmt::print(stderr, "; more with: durable list --after {}", *page.next);

@@ -1,5 +1,8 @@
-// `durable worker`: runs a Host with every example orchestration on the database until
-// SIGINT or SIGTERM, then stops it gracefully (running episodes finish, leases are released).
+// `durable worker`: runs a Host with the example orchestrations and activities on the database
+// until SIGINT or SIGTERM, then stops it gracefully (running episodes finish, leases are
+// released). `--only` and `--activities` start split workers: a host claims only instances
+// of the orchestrations it registers and runs only the activities it registers (the others
+// go through the task table to a worker that has them).
 //
 // The signals are blocked in every thread before the host starts its threads, and the main
 // thread waits for them with sigwait: no signal handler, no flag polling.
@@ -7,6 +10,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -20,7 +24,8 @@ constexpr std::chrono::milliseconds kMinPoll{5};
 constexpr std::chrono::milliseconds kMinLease{100};
 
 struct WorkerArgs {
-    std::string host_id, lease = "10s", poll = "50ms", log_level = "info";
+    std::string host_id, lease = "10s", poll = "50ms", log_level = "info", only;
+    std::vector<std::string> activities;
     int threads = 4, episode_threads = 1;
     bool exit_with_parent = false;
 };
@@ -62,12 +67,33 @@ int run_worker(const GlobalOptions& g, const WorkerArgs& a) {
         if (getppid() == 1) return kExitOk;  // the parent is already gone
     }
 
+    auto all = orchestrations::make_registry();
+    auto known = all->activity_names();
+    for (const auto& name : a.activities) {
+        if (std::find(known.begin(), known.end(), name) == known.end()) {
+            throw UsageError(fmt::format("--activities: no activity named '{}'; the known ones are: {}", name,
+                                         fmt::join(known, ", ")));
+        }
+    }
+    if (a.only == "orchestrations" && !a.activities.empty()) {
+        throw UsageError("--activities cannot be combined with --only orchestrations (that worker runs no activity)");
+    }
+    const bool run_orchestrations = a.only != "activities";
+    const bool run_activities = a.only != "orchestrations";
+    auto registry = std::make_shared<Registry>(all->filtered([&](bool orchestrator, const std::string& name) {
+        if (orchestrator) return run_orchestrations;
+        if (!run_activities) return false;
+        return a.activities.empty() || std::find(a.activities.begin(), a.activities.end(), name) != a.activities.end();
+    }));
     auto db = open_database(g, false);
-    Host host(db, orchestrations::make_registry(), options);
+    Host host(db, registry, options);
     orchestrations::set_host_label(host.id());
     host.start();
     spdlog::info("worker {} running on {} (lease {} ms, {} activity threads); stop it with Ctrl-C or SIGTERM",
                  host.id(), g.db, options.lease_duration.count(), options.activity_threads);
+    spdlog::info("worker {} runs {} orchestrations and {} activities{}", host.id(),
+                 registry->orchestrator_names().size(), registry->activity_names().size(),
+                 a.activities.empty() ? std::string() : fmt::format(" ({})", fmt::join(a.activities, ", ")));
 
     int sig = 0;
     sigwait(&stop_signals, &sig);
@@ -92,6 +118,10 @@ void add_worker_command(CLI::App& app, GlobalOptions& g, Commands& commands) {
         ->capture_default_str();
     sub->add_option("--poll", a->poll, "How often to look for other processes' work (at least 5ms)")
         ->capture_default_str();
+    sub->add_option("--only", a->only,
+                    "Run only orchestrations (their activities go to activity workers) or only activities")
+        ->check(CLI::IsMember({"orchestrations", "activities"}));
+    sub->add_option("--activities", a->activities, "Run only these activities (comma-separated)")->delimiter(',');
     sub->add_option("--log-level", a->log_level, "trace, debug, info, warn, error or off (logs go to stderr)")
         ->capture_default_str();
     sub->add_flag("--exit-with-parent", a->exit_with_parent, "Stop when the parent process dies (used by the demo)")

@@ -89,9 +89,23 @@ ScheduleResult Client::schedule_with_result(const std::string& name, const Json&
     if (options.correlation_id) detail::require_utf8(*options.correlation_id, "the correlation id");
     std::shared_ptr<Host::Impl> host = attachment_ ? attachment_->host.lock() : nullptr;
     if (host && !host->registry->orchestrator(name)) {
-        std::string known;
-        for (const auto& n : host->registry->orchestrator_names()) known += (known.empty() ? "" : ", ") + n;
-        throw UnknownOrchestration(fmt::format("no orchestration named '{}' is registered; known: {}", name, known));
+        // Not this host's code: fine if another live host registers it (it claims the
+        // instance); otherwise most likely a typo.
+        bool elsewhere = false;
+        auto now = wall_ms();
+        for (const auto& h : hosts()) {
+            if (h.live_at(now) && std::find(h.orchestrations.begin(), h.orchestrations.end(), name) != h.orchestrations.end()) {
+                elsewhere = true;
+            }
+        }
+        if (!elsewhere) {
+            std::string known;
+            for (const auto& n : host->registry->orchestrator_names()) known += (known.empty() ? "" : ", ") + n;
+            throw UnknownOrchestration(fmt::format("no orchestration named '{}' is registered on this host or any live host; "
+                                           "known here: {}",
+                                           name, known));
+        }
+        host = nullptr;  // created unleased, for the host that has it
     }
     std::string in;
     try {
@@ -324,7 +338,8 @@ std::vector<HistoryEntry> Client::history(const std::string& id, std::int64_t fr
 std::vector<HostInfo> Client::hosts() const {
     std::vector<HostInfo> out;
     for (auto& h : detail::store_of(db_)->list_hosts()) {
-        out.push_back(HostInfo{h.id, h.hostname, h.pid, h.started_at, h.heartbeat_at, h.stopped_at, h.leases});
+        out.push_back(HostInfo{h.id, h.hostname, h.pid, h.started_at, h.heartbeat_at, h.stopped_at, h.leases,
+                               std::move(h.orchestrations), std::move(h.activities), h.lease_ms});
     }
     return out;
 }
@@ -353,14 +368,32 @@ WatchEnd Client::watch(const std::string& id, const std::function<bool(const His
             }
             return true;
         };
+        // An episode decides whether to hand its events to the distributor when it runs: one
+        // that ran before the subscription and commits after the first read below publishes
+        // nothing. Such commits are in flight now; once the instance has none (no episode
+        // running, no commit queued or lingering), the store is read once more, and from then
+        // on every event comes live.
+        auto settled = [&] {
+            std::lock_guard lock(host->mu_);
+            auto it = host->instances_.find(id);
+            if (it == host->instances_.end()) return true;
+            const LiveInstance& inst = *it->second;
+            return !inst.running && inst.pending_commits == 0 && !inst.linger_due;
+        };
+        bool read_after_settled = false;
         if (!get_status(id)) throw not_found();
         if (!catch_up()) return WatchEnd::Stopped;
         while (std::chrono::steady_clock::now() < deadline) {
             auto status = get_status(id);
             if (!status) throw not_found();  // purged meanwhile
             if (is_terminal(status->status)) return catch_up() ? WatchEnd::Finished : WatchEnd::Stopped;
+            if (!read_after_settled && settled()) {
+                read_after_settled = true;
+                if (!catch_up()) return WatchEnd::Stopped;
+            }
             auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-            auto item = sub->next(std::clamp(left, std::chrono::milliseconds(1), std::chrono::milliseconds(100)));
+            auto item = sub->next(std::clamp(left, std::chrono::milliseconds(1),
+                                             std::chrono::milliseconds(read_after_settled ? 100 : 2)));
             if (!item) continue;
             if (auto* e = std::get_if<std::shared_ptr<const WatchEvent>>(&*item)) {
                 if ((*e)->seq < next) continue;

@@ -158,11 +158,5 @@ Json orchestrator_failure_json(const std::exception_ptr& e) {
     }
 }
 
-Json simple_failure_json(std::string_view type, std::string_view message, std::string_view details) {
-    Json e = {{"type", type}, {"message", message}};
-    if (!details.empty()) e["details"] = details;
-    return e;
-}
-
 }  // namespace detail
 }  // namespace durable

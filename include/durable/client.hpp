@@ -92,6 +92,12 @@ struct HostInfo {
     std::int64_t started_at_ms = 0, heartbeat_at_ms = 0;
     std::optional<std::int64_t> stopped_at_ms;  // set when it stopped gracefully
     std::int64_t leases = 0;                    // unexpired instance leases it holds
+    std::vector<std::string> orchestrations;    // names it registers: it claims only these
+    std::vector<std::string> activities;        // activity names it runs
+    std::int64_t lease_ms = 0;                  // its lease duration (it heartbeats every half lease)
+
+    // Live: not stopped, and heard from within two of its leases.
+    bool live_at(std::int64_t now_ms) const { return !stopped_at_ms && heartbeat_at_ms + 2 * lease_ms >= now_ms; }
 };
 
 // An instance lease: who holds the instance, and until when.

@@ -125,6 +125,18 @@ public:
             sql::complete_task(c, row_id, owner, completion, r);
         }, std::move(cb));
     }
+    void release_tasks(std::string owner, std::vector<std::int64_t> rows, WriteCallback cb) override {
+        enqueue([owner = std::move(owner), rows = std::move(rows)](Connection& c, WriteResult& r) {
+            sql::release_tasks(c, owner, rows, r);
+        }, std::move(cb));
+    }
+    void heartbeat_task(std::int64_t row_id, std::string owner, Millis lease_until, std::optional<std::string> details,
+                        WriteCallback cb) override {
+        enqueue([row_id, owner = std::move(owner), lease_until, details = std::move(details)](Connection& c,
+                                                                                             WriteResult& r) {
+            sql::heartbeat_task(c, row_id, owner, lease_until, details, r);
+        }, std::move(cb));
+    }
     void purge_instance(std::string id, WriteCallback cb) override {
         enqueue([id = std::move(id)](Connection& c, WriteResult& r) { sql::purge_instance(c, id, r); }, std::move(cb));
     }
@@ -160,8 +172,12 @@ public:
     std::vector<InstanceRow> query_instances(const InstanceFilter& f) override {
         return read([&](Connection& c) { return sql::query_instances(c, f); });
     }
-    std::vector<Candidate> find_claimable(const std::string& owner, Millis now, int limit) override {
-        return read([&](Connection& c) { return sql::find_claimable(c, owner, now, limit); });
+    std::vector<Candidate> find_claimable(const std::string& owner, const std::vector<std::string>& names, Millis now,
+                                          int limit) override {
+        return read([&](Connection& c) { return sql::find_claimable(c, owner, names, now, limit); });
+    }
+    std::vector<std::string> claimable_task_names(const std::vector<std::string>& names, Millis now) override {
+        return read([&](Connection& c) { return sql::claimable_task_names(c, names, now); });
     }
     std::vector<InboxRow> owned_inbox(const std::string& owner, Millis now, int limit) override {
         return read([&](Connection& c) { return sql::owned_inbox(c, owner, now, limit); });

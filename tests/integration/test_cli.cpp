@@ -348,6 +348,62 @@ TEST_CASE("without --db the database is durable.db in the current directory") {
     CHECK(std::filesystem::exists(dir.path() / "durable.db"));
 }
 
+TEST_CASE("split workers: --only orchestrations and --only activities run an instance together; hosts shows who runs "
+          "what; an instance nobody runs says why it waits") {
+    TempDir dir;
+    auto db = dir.file("split.db");
+    {
+        Process orch(kDurable, {"--db", db, "worker", "--host-id", "orch-only", "--only", "orchestrations", "--lease",
+                                "2s", "--poll", "20ms"},
+                     {dir.file("orch.log")});
+        Process acts(kDurable, {"--db", db, "worker", "--host-id", "acts-only", "--only", "activities", "--lease", "2s",
+                                "--poll", "20ms"},
+                     {dir.file("acts.log")});
+        auto started = durable_cli(dir, db, {"start", "order_pipeline", "--id", "split-a", "--input",
+                                             R"({"order_id":"A","items":[{"sku":"book","quantity":2,"price":10}]})",
+                                             "--wait", "--timeout", "60s"});
+        CHECK(started.code == 0);
+        CHECK(started.out_has("status:      Completed"));
+
+        auto hosts = durable_cli(dir, db, {"hosts", "--json"});
+        REQUIRE(hosts.code == 0);
+        auto j = Json::parse(hosts.stdout_text());
+        int seen = 0;
+        for (const auto& h : j) {
+            if (h["id"] == "orch-only") {
+                ++seen;
+                CHECK_FALSE(h["orchestrations"].empty());
+                CHECK(h["activities"].empty());
+            } else if (h["id"] == "acts-only") {
+                ++seen;
+                CHECK(h["orchestrations"].empty());
+                CHECK_FALSE(h["activities"].empty());
+            }
+        }
+        CHECK(seen == 2);
+        CHECK(durable_cli(dir, db, {"hosts"}).out_has("orchestrations: -"));
+
+        // A name no live host registers: scheduled anyway (a host may come later), said so.
+        auto nobody = durable_cli(dir, db, {"start", "not_deployed_yet", "--id", "later-1", "--force"});
+        CHECK(nobody.code == 0);
+        CHECK(nobody.err_has("no live host registers 'not_deployed_yet'"));
+        auto status = durable_cli(dir, db, {"status", "later-1"});
+        CHECK(status.out_has("status:      Pending"));
+        CHECK(status.out_has("waiting for a host that registers 'not_deployed_yet'"));
+        CHECK(durable_cli(dir, db, {"list"}).out_has("(waiting for a host that registers 'not_deployed_yet')"));
+        CHECK(Json::parse(durable_cli(dir, db, {"status", "later-1", "--json"}).stdout_text())["waiting_for"] ==
+              "waiting for a host that registers 'not_deployed_yet'");
+        orch.signal(SIGTERM);
+        acts.signal(SIGTERM);
+        CHECK(orch.wait(20s) == 0);
+        CHECK(acts.wait(20s) == 0);
+    }
+    auto bad = durable_cli(dir, db, {"worker", "--activities", "no_such_activity"});
+    CHECK(bad.code == 2);
+    CHECK(bad.err_has("no activity named 'no_such_activity'"));
+    CHECK(durable_cli(dir, db, {"worker", "--only", "everything"}).code == 2);
+}
+
 TEST_CASE("start --id '' is a usage error and creates nothing") {
     TempDir dir;
     auto db = dir.file("cli.db");

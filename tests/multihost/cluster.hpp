@@ -44,6 +44,8 @@ struct HostConfig {
     int activity_ms = 0;  // how long each seq5 step sleeps
     int threads = 4;      // activity threads
     int max_active = 0;   // 0: the host's default
+    // Names the host registers: "a,b", "none", or empty for all of test_host's.
+    std::string orchestrations, activities;
 };
 
 struct ActivityRun {
@@ -136,6 +138,14 @@ public:
         if (c.max_active > 0) {
             args.push_back("--max-active");
             args.push_back(std::to_string(c.max_active));
+        }
+        if (!c.orchestrations.empty()) {
+            args.push_back("--orchestrations");
+            args.push_back(c.orchestrations);
+        }
+        if (!c.activities.empty()) {
+            args.push_back("--activities");
+            args.push_back(c.activities);
         }
         auto p = std::make_unique<Process>(std::string(DURABLE_BIN_DIR) + "/test_host", args,
                                            ProcessOptions{err_path(id)});
