@@ -59,6 +59,7 @@ int final_code(const InstanceState& s) {
 }
 
 InstanceState require_status(const Client& client, const std::string& id, const std::string& db) {
+    require_utf8(id, "the instance ID");
     auto s = client.get_status(id);
     if (!s) {
         throw Failure(fmt::format("no instance '{}' in '{}'; `durable list` shows the instances there", id, db));
@@ -74,30 +75,73 @@ void check_name(const std::string& name, bool force, const LiveCode& live) {
                                  name, fmt::join(known, ", ")));
 }
 
+// Waits for `id` to finish and prints it; a wait that runs out of time exits with kExitTimedOut.
+int wait_and_print(const Client& client, const std::string& id, std::chrono::milliseconds timeout, bool json) {
+    InstanceState s;
+    try {
+        s = client.wait_for_completion(id, timeout);
+    } catch (const Timeout& e) {
+        fmt::print(stderr, "durable: error: {}\n", e.what());
+        return kExitTimedOut;
+    }
+    print_state(s, json);
+    return final_code(s);
+}
+
 struct StartArgs {
-    std::string name, input, id;
+    std::string name;
+    std::optional<std::string> input, input_file, id;
     bool force = false, wait = false, json = false;
-    std::string timeout = "5m";
+    std::string timeout = "5m", if_exists = "return";
 };
 
+IfExists parse_if_exists(const std::string& text) {
+    if (text == "return") return IfExists::Return;
+    if (text == "fail") return IfExists::Fail;
+    if (text == "restart") return IfExists::Restart;
+    throw UsageError(fmt::format("--if-exists '{}' is not one of return, fail, restart", text));
+}
+
 int run_start(const GlobalOptions& g, const StartArgs& a) {
+    require_utf8(a.name, "the orchestration NAME");
     auto db = open_database(g, false);
     auto live = live_code(db);
     check_name(a.name, a.force, live);
+    if (a.id) {
+        if (a.id->empty()) throw UsageError("--id is empty; give an instance id, or leave --id out to get a new one");
+        require_utf8(*a.id, "--id");
+    }
+    auto if_exists = parse_if_exists(a.if_exists);
+    auto timeout = parse_duration(a.timeout, "--timeout");
     Json input;
-    if (a.input.empty()) {
+    if (auto given = read_json_payload(a.input, a.input_file, "--input", "--input-file")) {
+        input = std::move(*given);
+    } else {
         input = orchestrations::example_input(a.name);
         if (!input.is_null()) fmt::print(stderr, "no --input given: using the example input {}\n", input.dump());
-    } else {
-        input = parse_json_arg(a.input, "--input");
     }
-    auto timeout = parse_duration(a.timeout, "--timeout");
     Client client(db);
     ScheduleOptions options;
-    if (!a.id.empty()) options.instance_id = a.id;
-    auto id = client.schedule(a.name, input, options);
-    fmt::print("{}\n", id);
-    if (!live.orchestrations.count(a.name)) {
+    options.instance_id = a.id;
+    options.if_exists = if_exists;
+    ScheduleResult r;
+    try {
+        r = client.schedule_with_result(a.name, input, options);
+    } catch (const InstanceExists& e) {
+        throw Failure(fmt::format("{} (--if-exists {})", e.what(), a.if_exists));
+    } catch (const InvalidInput& e) {
+        throw UsageError(e.what());  // the name, id or input given: the command line's fault
+    }
+    if (!r.created) {
+        fmt::print(stderr,
+                   "instance '{}' exists already ({}): returning it; the input given was not used "
+                   "(--if-exists fail refuses, --if-exists restart starts a finished one anew)\n",
+                   r.id, to_string(r.status));
+    } else if (r.replaced) {
+        fmt::print(stderr, "instance '{}' had finished: started anew (its old history is gone)\n", r.id);
+    }
+    fmt::print("{}\n", r.id);
+    if ((r.created || r.replaced) && !live.orchestrations.count(a.name)) {
         fmt::print(stderr, "note: no live host registers '{}' yet; the instance waits (Pending) until one that does "
                            "starts ({})\n",
                    a.name, live.hosts == 0 ? "no host is running" : fmt::format("{} live host{}", live.hosts,
@@ -105,9 +149,7 @@ int run_start(const GlobalOptions& g, const StartArgs& a) {
     }
     if (!a.wait) return kExitOk;
     std::fflush(stdout);
-    auto s = client.wait_for_completion(id, timeout);
-    print_state(s, a.json);
-    return final_code(s);
+    return wait_and_print(client, r.id, timeout, a.json);
 }
 
 struct IdArgs {
@@ -128,9 +170,7 @@ int run_wait(const GlobalOptions& g, const IdArgs& a) {
     auto timeout = parse_duration(a.timeout, "--timeout");
     Client client(open_database(g, true, true));
     require_status(client, a.id, g.db);
-    auto s = client.wait_for_completion(a.id, timeout);
-    print_state(s, a.json);
-    return final_code(s);
+    return wait_and_print(client, a.id, timeout, a.json);
 }
 
 struct ListArgs {
@@ -178,11 +218,15 @@ int run_list(const GlobalOptions& g, const ListArgs& a) {
 }
 
 struct RaiseArgs {
-    std::string id, event, data;
+    std::string id, event;
+    std::optional<std::string> data, data_file;
 };
 
 int run_raise(const GlobalOptions& g, const RaiseArgs& a) {
-    Json data = a.data.empty() ? Json() : parse_json_arg(a.data, "--data");
+    require_utf8(a.id, "the instance ID");
+    if (a.event.empty()) throw UsageError("the EVENT name is empty");
+    require_utf8(a.event, "the EVENT name");
+    Json data = read_json_payload(a.data, a.data_file, "--data", "--data-file").value_or(Json());
     Client client(open_database(g, true));
     client.raise_event(a.id, a.event, data);
     fmt::print("raised '{}' on {}\n", a.event, a.id);
@@ -195,6 +239,7 @@ struct ControlArgs {
 };
 
 int run_control(const GlobalOptions& g, const ControlArgs& a, const std::string& what) {
+    require_utf8(a.reason, "--reason");
     Client client(open_database(g, true));
     require_status(client, a.id, g.db);
     if (what == "terminate") {
@@ -252,10 +297,16 @@ void add_instance_commands(CLI::App& app, GlobalOptions& g, Commands& commands) 
         auto a = std::make_shared<StartArgs>();
         auto* sub = app.add_subcommand("start", "Schedule an orchestration; prints the new instance's id");
         sub->add_option("name", a->name, "Orchestration name (e.g. order_pipeline, word_count, approval)")->required();
-        sub->add_option("--input", a->input, "Input as JSON (default: the example's sample input)");
-        sub->add_option("--id", a->id, "Instance id to use (scheduling an existing id does nothing)");
+        sub->add_option("--input", a->input,
+                        "Input as JSON, or - to read it from standard input (default: the example's sample input)");
+        sub->add_option("--input-file", a->input_file, "Read the input JSON from this file (for large inputs)");
+        sub->add_option("--id", a->id, "Instance id to use (default: a new time-ordered id)");
+        sub->add_option("--if-exists", a->if_exists,
+                        "When --id exists already: return (it, unchanged), fail, or restart (a finished one, anew)")
+            ->capture_default_str();
         sub->add_flag("--wait", a->wait, "Wait for the instance to finish and print it");
-        sub->add_option("--timeout", a->timeout, "With --wait: how long to wait (e.g. 30s, 5m)")->capture_default_str();
+        sub->add_option("--timeout", a->timeout, "With --wait: how long to wait (e.g. 30s, 5m; exit 3 when it passes)")
+            ->capture_default_str();
         sub->add_flag("--json", a->json, "With --wait: print the final state as JSON");
         sub->add_flag("--force", a->force, "Schedule a name this build does not know");
         commands.add(sub, [&g, a] { return run_start(g, *a); });
@@ -269,7 +320,8 @@ void add_instance_commands(CLI::App& app, GlobalOptions& g, Commands& commands) 
     }
     {
         auto a = std::make_shared<IdArgs>();
-        auto* sub = app.add_subcommand("wait", "Wait until an instance finishes; exit 0 only if it completed");
+        auto* sub = app.add_subcommand(
+            "wait", "Wait until an instance finishes; exit 0 if it completed, 1 if not, 3 if the wait timed out");
         sub->add_option("id", a->id, "Instance id")->required();
         sub->add_option("--timeout", a->timeout, "How long to wait (e.g. 30s, 5m)")->capture_default_str();
         sub->add_flag("--json", a->json, "Print the final state as JSON");
@@ -290,7 +342,8 @@ void add_instance_commands(CLI::App& app, GlobalOptions& g, Commands& commands) 
         auto* sub = app.add_subcommand("raise", "Raise an external event on an instance");
         sub->add_option("id", a->id, "Instance id")->required();
         sub->add_option("event", a->event, "Event name (e.g. approved, rejected, stop)")->required();
-        sub->add_option("--data", a->data, "Event payload as JSON");
+        sub->add_option("--data", a->data, "Event payload as JSON, or - to read it from standard input");
+        sub->add_option("--data-file", a->data_file, "Read the event payload JSON from this file");
         commands.add(sub, [&g, a] { return run_raise(g, *a); });
     }
     for (const char* what : {"terminate", "suspend", "resume"}) {

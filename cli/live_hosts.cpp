@@ -4,15 +4,14 @@
 #include <fmt/format.h>
 
 #include "cli/common.hpp"
-#include "store/store.hpp"
 
 namespace durable::cli {
 
 LiveCode live_code(Database& db) {
     LiveCode out;
     auto now = now_ms();
-    for (const auto& h : db.store()->list_hosts()) {
-        if (h.stopped_at || h.heartbeat_at + 2 * h.lease_ms < now) continue;
+    for (const auto& h : Client(db).hosts()) {
+        if (!h.live_at(now)) continue;
         ++out.hosts;
         out.orchestrations.insert(h.orchestrations.begin(), h.orchestrations.end());
         out.activities.insert(h.activities.begin(), h.activities.end());

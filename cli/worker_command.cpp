@@ -20,6 +20,9 @@
 namespace durable::cli {
 namespace {
 
+constexpr std::chrono::milliseconds kMinPoll{5};
+constexpr std::chrono::milliseconds kMinLease{100};
+
 struct WorkerArgs {
     std::string host_id, lease = "10s", poll = "50ms", log_level = "info", only;
     std::vector<std::string> activities;
@@ -32,6 +35,15 @@ int run_worker(const GlobalOptions& g, const WorkerArgs& a) {
     options.host_id = a.host_id;
     options.lease_duration = parse_duration(a.lease, "--lease");
     options.poll_interval = parse_duration(a.poll, "--poll");
+    // Below this a worker with nothing to do keeps a core busy looking for work.
+    if (options.poll_interval < kMinPoll) {
+        throw UsageError(fmt::format("--poll must be at least {}, got {}", format_duration(kMinPoll.count()),
+                                     format_duration(options.poll_interval.count())));
+    }
+    if (options.lease_duration < kMinLease) {
+        throw UsageError(fmt::format("--lease must be at least {}, got {}", format_duration(kMinLease.count()),
+                                     format_duration(options.lease_duration.count())));
+    }
     if (a.threads < 1) throw UsageError(fmt::format("--threads must be at least 1, got {}", a.threads));
     if (a.episode_threads < 1) {
         throw UsageError(fmt::format("--episode-threads must be at least 1, got {}", a.episode_threads));
@@ -99,11 +111,13 @@ void add_worker_command(CLI::App& app, GlobalOptions& g, Commands& commands) {
     auto a = std::make_shared<WorkerArgs>();
     auto* sub = app.add_subcommand("worker", "Run a worker host with the example orchestrations until SIGINT/SIGTERM");
     sub->add_option("--host-id", a->host_id, "This host's id (default: hostname-pid-random)");
-    sub->add_option("--lease", a->lease, "Lease duration (renewed every half of it)")->capture_default_str();
+    sub->add_option("--lease", a->lease, "Lease duration (renewed every half of it; at least 100ms)")
+        ->capture_default_str();
     sub->add_option("--threads", a->threads, "Activity worker threads")->capture_default_str();
     sub->add_option("--episode-threads", a->episode_threads, "Threads running orchestrator code")
         ->capture_default_str();
-    sub->add_option("--poll", a->poll, "How often to look for other processes' work")->capture_default_str();
+    sub->add_option("--poll", a->poll, "How often to look for other processes' work (at least 5ms)")
+        ->capture_default_str();
     sub->add_option("--only", a->only,
                     "Run only orchestrations (their activities go to activity workers) or only activities")
         ->check(CLI::IsMember({"orchestrations", "activities"}));

@@ -78,17 +78,7 @@ Json Host::Impl::complete_activity_event(const ActivityWork& work, const Json& r
     e["id"] = work.task_id;
     e["x"] = work.execution_id;
     if (error) {
-        std::string type = detail::exception_type_name(error);
-        std::string details;
-        try {
-            std::rethrow_exception(error);
-        } catch (const TaskFailed& tf) {
-            type = tf.error_type();
-            details = tf.details();
-        } catch (...) {
-        }
-        if (details.size() > 4096) details.resize(4096);
-        e["error"] = ev::error_json(type, detail::exception_message(error), details);
+        e["error"] = detail::failure_json(error);  // type, message, details, nested exceptions
     } else {
         e["result"] = result;
     }

@@ -22,8 +22,8 @@ std::string default_host_id() {
 
 Host::Impl::Impl(Database db_, std::shared_ptr<const Registry> registry_, HostOptions options_)
     : db(std::move(db_)),
-      store(db.store()),
-      hub(db.completions()),
+      store(detail::DatabaseAccess::store(db)),
+      hub(detail::DatabaseAccess::completions(db)),
       registry(std::move(registry_)),
       options(std::move(options_)),
       clock(options.clock ? options.clock : SystemClock::instance()),
@@ -235,9 +235,9 @@ const std::string& Host::id() const {
 
 Client Host::client() {
     Client c(impl_->db);
-    auto a = std::make_shared<Client::Attachment>();
+    auto a = std::make_shared<detail::ClientAttachment>();
     a->host = impl_;
-    c.attach(a);
+    c.attachment_ = std::move(a);
     return c;
 }
 

@@ -33,6 +33,7 @@
 #include "durable/host.hpp"
 #include "runtime/completion_hub.hpp"
 #include "runtime/episode_commit.hpp"
+#include "runtime/database_access.hpp"
 #include "runtime/execution.hpp"
 #include "runtime/lease_timing.hpp"
 #include "store/store.hpp"
@@ -88,7 +89,8 @@ struct ActivityWork {
     Json last_details;                       // a claimed task's last heartbeat details
 };
 
-struct Client::Attachment {
+// What ties a Client to the Host that made it (Host::client()).
+struct detail::ClientAttachment {
     std::weak_ptr<Host::Impl> host;
 };
 

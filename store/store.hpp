@@ -72,7 +72,9 @@ struct InboxRow {
     std::string event;  // JSON text
 };
 
-// An instance to create. Creation is idempotent on `id`: an existing id is left alone.
+// An instance to create. Creation is idempotent on `id`: an existing id is left alone, unless
+// `replace_finished` and it has finished (Completed, Failed, Terminated): then it is deleted
+// with its history, inbox and tasks, and created anew, in the same transaction.
 struct NewInstance {
     std::string id, name, execution_id;
     std::optional<std::string> input;
@@ -85,6 +87,7 @@ struct NewInstance {
     std::optional<std::string> lease_owner;
     Millis lease_expires_at = 0;
     std::string actor;         // for the audit log; empty: no audit entry
+    bool replace_finished = false;
 };
 
 struct NewMessage {
@@ -199,7 +202,8 @@ public:
     virtual ~Store() = default;
 
     // ---- writes (group-committed; the callback runs after durability) ----
-    virtual void create_instance(NewInstance inst, WriteCallback cb) = 0;  // ids = {id} if created
+    // ids = {id} if created; count = 1 if it replaced a finished instance (replace_finished).
+    virtual void create_instance(NewInstance inst, WriteCallback cb) = 0;
     // Messages to existing, non-terminal instances. conflict=true when the instance is missing
     // or finished (nothing written).
     virtual void send_message(NewMessage msg, std::optional<AuditEntry> audit, WriteCallback cb) = 0;

@@ -34,6 +34,8 @@ void append_audit(Connection& c, const AuditEntry& a) {
     s->exec();
 }
 
+static void delete_instance_rows(Connection& c, const std::string& id);
+
 static void insert_inbox(Connection& c, const NewMessage& m) {
     auto s = c.stmt("INSERT INTO inbox (instance_id, visible_at, control, event) VALUES (?, ?, ?, ?)");
     s->bind(1, m.instance_id);
@@ -44,6 +46,19 @@ static void insert_inbox(Connection& c, const NewMessage& m) {
 }
 
 void create_instance(Connection& c, const NewInstance& inst, WriteResult& r) {
+    bool replaced = false;
+    if (inst.replace_finished) {
+        std::optional<Status> status;
+        {
+            auto s = c.stmt("SELECT status FROM instances WHERE id = ?");
+            s->bind(1, inst.id);
+            if (s->executeStep()) status = status_from_string(s->getColumn(0).getString());
+        }
+        if (status && is_terminal(*status)) {
+            delete_instance_rows(c, inst.id);
+            replaced = true;
+        }
+    }
     {
         auto s = c.stmt(
             "INSERT INTO instances (id, name, status, execution_id, input, parent_id, parent_task_id, "
@@ -66,9 +81,10 @@ void create_instance(Connection& c, const NewInstance& inst, WriteResult& r) {
     insert_inbox(c, NewMessage{inst.id, inst.start_at, false, inst.start_event});
     r.inbox_id = c.last_insert_rowid();
     if (!inst.actor.empty()) {
-        append_audit(c, AuditEntry{inst.now, inst.actor, "schedule", inst.id, inst.name});
+        append_audit(c, AuditEntry{inst.now, inst.actor, replaced ? "restart" : "schedule", inst.id, inst.name});
     }
     r.ids.push_back(inst.id);
+    r.count = replaced ? 1 : 0;
 }
 
 void send_message(Connection& c, const NewMessage& msg, const std::optional<AuditEntry>& audit,

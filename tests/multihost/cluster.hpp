@@ -31,6 +31,7 @@
 #include <thread>
 #include <vector>
 
+#include "runtime/database_access.hpp"
 #include "store/store.hpp"
 #include "support/process.hpp"
 #include "support/temp_dir.hpp"
@@ -219,7 +220,7 @@ public:
     // Non-terminal instances whose lease `owner` holds (expired or not).
     std::vector<store::InstanceRow> owned_by(const std::string& owner) {
         std::vector<store::InstanceRow> out;
-        for (auto& row : db.store()->list_leases(wall_ms())) {
+        for (auto& row : durable::detail::store_of(db)->list_leases(wall_ms())) {
             if (row.lease_owner == owner && !is_terminal(row.status)) out.push_back(std::move(row));
         }
         return out;
@@ -228,7 +229,7 @@ public:
     // Lease holders now: host id -> instances held.
     std::map<std::string, std::size_t> leases_by_owner() {
         std::map<std::string, std::size_t> out;
-        for (auto& row : db.store()->list_leases(wall_ms())) {
+        for (auto& row : durable::detail::store_of(db)->list_leases(wall_ms())) {
             if (row.lease_owner && !is_terminal(row.status)) ++out[*row.lease_owner];
         }
         return out;

@@ -91,7 +91,7 @@ TEST_CASE("rolling deploy: instances of v2 wait Pending while only an old host r
     CHECK(c.count_status("Failed") == 0);
     // The hosts table says who runs what.
     bool old_listed = false;
-    for (const auto& h : c.db.store()->list_hosts()) {
+    for (const auto& h : c.client.hosts()) {
         if (h.id != "old") continue;
         old_listed = true;
         CHECK(h.orchestrations == std::vector<std::string>{"long_activity", "seq5"});

@@ -524,8 +524,10 @@ TEST_CASE("a file locked beyond the busy timeout gives a clear error naming the 
         make_database(path);
     }
     SUBCASE("a new file in rollback-journal mode held exclusively") {
+        // Written (a header, no tables: durable may set it up), in rollback-journal mode.
         SQLite::Database db(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
         db.exec("CREATE TABLE t (x)");
+        db.exec("DROP TABLE t");
     }
     SQLite::Database holder(path, SQLite::OPEN_READWRITE);
     holder.exec("BEGIN EXCLUSIVE");
