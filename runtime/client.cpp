@@ -405,7 +405,8 @@ WatchEnd Client::watch(const std::string& id, const std::function<bool(const His
             break;  // closed (the database handle is shutting down): go on from the store
         }
     }
-    // The feed closed: go on from the store, woken by this process's commits.
+    // Past the live loop (timed out, or the feed closed): the store, woken by this process's
+    // commits, until the deadline.
     auto hub = detail::DatabaseAccess::completions(db_);
     for (;;) {
         auto seen = hub->progress();
