@@ -405,9 +405,7 @@ WatchEnd Client::watch(const std::string& id, const std::function<bool(const His
             break;  // closed (the database handle is shutting down): go on from the store
         }
     }
-    from_seq = next;
     auto hub = detail::DatabaseAccess::completions(db_);
-    std::int64_t next = from_seq;
     for (;;) {
         auto seen = hub->progress();
         auto status = get_status(id);
