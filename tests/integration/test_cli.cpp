@@ -382,6 +382,8 @@ TEST_CASE("split workers: --only orchestrations and --only activities run an ins
     CHECK(bad.code == 2);
     CHECK(bad.err_has("no activity named 'no_such_activity'"));
     CHECK(durable_cli(dir, db, {"worker", "--only", "everything"}).code == 2);
+}
+
 TEST_CASE("start --id '' is a usage error and creates nothing") {
     TempDir dir;
     auto db = dir.file("cli.db");
