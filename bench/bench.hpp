@@ -130,12 +130,14 @@ Result run_latency(const Options& options);   // W3
 Result run_recovery(const Options& options);  // W4
 Result run_hosts(const Options& options);     // W5
 Result run_history(const Options& options);   // W6
+Result run_remote(const Options& options);    // W7
 
 // The worker role: a host process driven over stdin/stdout by W4 and W5.
 struct WorkerOptions {
     std::string db, sync = "full", host_id;
     std::optional<std::chrono::milliseconds> lease;
     std::optional<std::string> exec_log;
+    std::string only;  // "activities": register no orchestration (W7's activity worker)
 };
 int run_worker(const WorkerOptions& options);
 

@@ -1,5 +1,8 @@
 // The in-process workloads: W1 sequence, W2 fan-out, W3 latency, W6 history. One host and
 // its attached client share one Database handle in this process, as an application would.
+// W7 remote is W1 with the activities on a separate worker process: this process's host
+// registers only the orchestrations, so every activity is a task row claimed and completed
+// by the worker.
 //
 // W1 and W2 are closed loops: C lanes (threads), each scheduling an instance and waiting
 // for it (Client::wait_for_completion) before scheduling the next, until N instances have
@@ -20,6 +23,7 @@
 #include <durable/otlp.hpp>
 
 #include "bench.hpp"
+#include "fleet.hpp"
 #include "orchestrations.hpp"
 
 namespace durable::bench {
@@ -140,7 +144,7 @@ LaneOutcome run_lanes(Result& r, const Client& client, int n, int lanes, Clock::
 // With --http and the OTEL_* variables, it serves /metrics and exports spans as a worker
 // does (what those cost is what the run then measures).
 struct LocalEngine {
-    LocalEngine(const Options& options, const std::string& tag)
+    LocalEngine(const Options& options, const std::string& tag, std::shared_ptr<Registry> registry = make_registry())
         : file(options, tag), db(open_database(options, file.path())) {
         set_host_label("local");
         auto ho = host_options(options, "bench-" + tag);
@@ -148,7 +152,7 @@ struct LocalEngine {
             exporter = std::make_unique<http::OtlpExporter>(*otlp);
             ho.span_sink = exporter->sink();
         }
-        host = std::make_unique<Host>(db, make_registry(), ho);
+        host = std::make_unique<Host>(db, std::move(registry), ho);
         host->start();
         if (!options.http.empty()) {
             server = std::make_unique<http::HttpServer>(http::HttpOptions{options.http, "", 2});
@@ -327,6 +331,56 @@ Result run_history(const Options& options) {
     }
     fill_common(r, options, "history", static_cast<std::int64_t>(sizes.size()), activities, total, latencies,
                 completed, duplicates);
+    return r;
+}
+
+Result run_remote(const Options& options) {
+    const int n = options.instances.value_or(2000), c = options.concurrency.value_or(50), steps = 5;
+    Result r;
+    auto orchestrations_only = std::make_shared<Registry>(
+        make_registry()->filtered([](bool orchestrator, const std::string&) { return orchestrator; }));
+    LocalEngine e(options, "remote", orchestrations_only);
+    auto deadline = Clock::now() + options.timeout;
+    Fleet fleet;
+    std::vector<std::string> args{"--role", "worker", "--db", e.file.path(), "--sync", options.sync,
+                                  "--host-id", "bench-remote-activities", "--only", "activities"};
+    if (options.lease) {
+        args.push_back("--lease");
+        args.push_back(fmt::format("{}ms", options.lease->count()));
+    }
+    if (options.verbose) args.push_back("--verbose");
+    fleet.spawn("activities", args);
+    std::string why;
+    if (!fleet.wait_until([](const auto& ws) { return ws[0].ready; }, deadline, &why)) {
+        throw Error("the activity worker did not get ready: " + why);
+    }
+    fleet.send_all("go");
+    if (!fleet.wait_until([](const auto& ws) { return ws[0].started; }, deadline, &why)) {
+        throw Error("the activity worker did not start its host: " + why);
+    }
+    progress(fmt::format("W7 remote: {} instances x {} activities on a separate worker process, {} in flight, "
+                         "sync={}, db {}",
+                         n, steps, c, options.sync, e.file.path()));
+    auto check = [&](const InstanceState& s) { return check_sequence_output(s.output, steps); };
+    auto out = run_lanes(
+        r, e.host->client(), n, c, deadline, "W7 remote",
+        [&](Client& cl) { return cl.schedule(kSequence, sequence_input(steps)); }, check);
+    r.line["concurrency"] = c;
+    auto finals = fleet.stop_all(Clock::now() + std::chrono::seconds(30));
+    if (!finals.empty() && finals[0].final_stats.is_object()) {
+        r.line["worker_stats"] = finals[0].final_stats;
+        auto activities = finals[0].final_stats.value("activities", std::int64_t{0});
+        if (activities < static_cast<std::int64_t>(n) * steps) {
+            add_error(r, fmt::format("the activity worker ran {} activities, fewer than the {} scheduled", activities,
+                                     static_cast<std::int64_t>(n) * steps));
+        }
+    } else {
+        add_error(r, "the activity worker did not report its final stats");
+    }
+    if (e.host->stats().activities != 0) {
+        add_error(r, fmt::format("the orchestration host ran {} activities itself", e.host->stats().activities));
+    }
+    finish_closed_loop(r, options, e, "remote", n, static_cast<std::int64_t>(n) * steps, out, check);
     return r;
 }
 

@@ -46,11 +46,11 @@ void log_to_stderr(bool verbose) {
 int main(int argc, char** argv) {
     CLI::App app{"durable-bench: measures the durable runtime on workloads W1-W6 (see bench/README.md)"};
     Options o;
-    std::string role = "bench", lease, host_id, exec_log;
+    std::string role = "bench", lease, host_id, exec_log, only;
     std::vector<int> hosts, sizes;
     int instances = 0, concurrency = 0, timeout_s = 600;
-    app.add_option("--workload", o.workload, "sequence|fanout|latency|recovery|hosts|history|all")
-        ->check(CLI::IsMember({"sequence", "fanout", "latency", "recovery", "hosts", "history", "all"}))
+    app.add_option("--workload", o.workload, "sequence|fanout|latency|recovery|hosts|history|remote|all")
+        ->check(CLI::IsMember({"sequence", "fanout", "latency", "recovery", "hosts", "history", "remote", "all"}))
         ->capture_default_str();
     app.add_option("--db", o.db, "database file to use (kept); default: a fresh temp file per run, removed");
     app.add_option("--sync", o.sync, "full (every commit fsync'd) or normal")
@@ -76,6 +76,7 @@ int main(int argc, char** argv) {
     app.add_option("--role", role, "bench or worker (internal)")->check(CLI::IsMember({"bench", "worker"}))->group("");
     app.add_option("--host-id", host_id, "worker: host id")->group("");
     app.add_option("--exec-log", exec_log, "worker: activity execution log")->group("");
+    app.add_option("--only", only, "worker: 'activities' registers no orchestration (W7)")->group("");
     CLI11_PARSE(app, argc, argv);
 
     log_to_stderr(o.verbose);
@@ -99,6 +100,7 @@ int main(int argc, char** argv) {
             }
             WorkerOptions w{*o.db, o.sync, host_id, o.lease, std::nullopt};
             if (!exec_log.empty()) w.exec_log = exec_log;
+            w.only = only;
             return run_worker(w);
         } catch (const std::exception& e) {
             std::fprintf(stderr, "durable-bench worker %s: %s\n", host_id.c_str(), e.what());
@@ -111,7 +113,8 @@ int main(int argc, char** argv) {
         Result (*run)(const Options&);
     };
     const Workload all[] = {{"sequence", run_sequence}, {"fanout", run_fanout},   {"latency", run_latency},
-                            {"recovery", run_recovery}, {"hosts", run_hosts},     {"history", run_history}};
+                            {"recovery", run_recovery}, {"hosts", run_hosts},     {"history", run_history},
+                            {"remote", run_remote}};
     {
         // Measures the disk and the machine's load before any workload adds its own.
         DbFile probe(o, "probe");

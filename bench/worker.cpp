@@ -56,7 +56,13 @@ int run_worker(const WorkerOptions& wo) {
     o.sync = wo.sync;
     o.lease = wo.lease;
     Database db = open_database(o, wo.db);
-    Host host(db, make_registry(), host_options(o, wo.host_id));
+    auto registry = make_registry();
+    if (wo.only == "activities") {
+        registry = std::make_shared<Registry>(registry->filtered([](bool orchestrator, const std::string&) {
+            return !orchestrator;
+        }));
+    }
+    Host host(db, registry, host_options(o, wo.host_id));
     say("ready");
 
     std::mutex mu;

@@ -128,9 +128,10 @@ std::size_t Host::Impl::claim_tasks_once(store::Millis now) {
     {
         std::lock_guard lock(mu_);
         if (stopping_) return 0;
-        // Claim no more than idle workers can start: the rest waits in the table, where
-        // another host may take it.
-        room = std::max(0, options.activity_threads - running_activities_ - static_cast<int>(activity_queue_.size()));
+        // A batch per look (claim_batch, less what is queued here still): one claim write
+        // carries many tasks, and the rest waits in the table, where another host may take
+        // it. Limited activities get no more than their limit allows.
+        room = std::max(0, options.claim_batch - static_cast<int>(activity_queue_.size()));
         if (room == 0) return 0;
         for (const auto& n : local_activity_names) {
             auto limit = max_concurrent.find(n);

@@ -101,7 +101,7 @@ ScheduleResult Client::schedule_with_result(const std::string& name, const Json&
         if (!elsewhere) {
             std::string known;
             for (const auto& n : host->registry->orchestrator_names()) known += (known.empty() ? "" : ", ") + n;
-            throw InvalidInput(fmt::format("no orchestration named '{}' is registered on this host or any live host; "
+            throw UnknownOrchestration(fmt::format("no orchestration named '{}' is registered on this host or any live host; "
                                            "known here: {}",
                                            name, known));
         }
@@ -405,6 +405,8 @@ WatchEnd Client::watch(const std::string& id, const std::function<bool(const His
             break;  // closed (the database handle is shutting down): go on from the store
         }
     }
+    // Past the live loop (timed out, or the feed closed): the store, woken by this process's
+    // commits, until the deadline.
     auto hub = detail::DatabaseAccess::completions(db_);
     for (;;) {
         auto seen = hub->progress();

@@ -54,7 +54,7 @@ struct HostOptions {
     // in-flight ones do anyway). Commits that others wait for (completion, timers, messages,
     // sub-orchestrations, continue-as-new) never wait. Zero: every episode commits at once.
     std::chrono::microseconds commit_linger{1'000};
-    int claim_batch = 64;                                  // instances claimed per look at most
+    int claim_batch = 64;                                  // instances (and activity tasks) claimed per look at most
     int max_recoveries = 5;                                // takeovers without progress: poison
     std::size_t max_history_events = 100'000;
     std::size_t suggest_continue_as_new_at = 10'000;

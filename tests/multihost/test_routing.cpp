@@ -7,7 +7,7 @@ using namespace std::chrono_literals;
 using durable::test::Cluster;
 using durable::test::HostConfig;
 
-TEST_CASE("an orchestration host and two activity workers finish 500 instances; a worker killed mid-activity has "
+TEST_CASE("an orchestration host and two activity workers finish 500 instances, a worker killed mid-activity has "
           "its tasks taken over, each completing once") {
     Cluster c;
     HostConfig orch;
