@@ -31,20 +31,6 @@ int kind_code(SpanKind k) {
     return 0;
 }
 
-Json attribute(const std::string& key, const AttributeValue& v) {
-    Json value;
-    if (const auto* s = std::get_if<std::string>(&v)) {
-        value = {{"stringValue", *s}};
-    } else if (const auto* i = std::get_if<std::int64_t>(&v)) {
-        value = {{"intValue", std::to_string(*i)}};  // int64 travels as a string in OTLP/JSON
-    } else if (const auto* d = std::get_if<double>(&v)) {
-        value = {{"doubleValue", *d}};
-    } else {
-        value = {{"boolValue", std::get<bool>(v)}};
-    }
-    return {{"key", key}, {"value", value}};
-}
-
 std::string percent_decode(const std::string& s) {
     std::string out;
     for (std::size_t i = 0; i < s.size(); ++i) {
@@ -141,40 +127,96 @@ std::optional<OtlpOptions> OtlpOptions::from_environment() {
     return o;
 }
 
-std::string OtlpExporter::encode(const OtlpOptions& options, const std::vector<Span>& spans) {
-    Json resource_attrs = Json::array();
-    resource_attrs.push_back(attribute("service.name", options.service_name));
-    for (const auto& [k, v] : options.resource_attributes) {
-        if (k != "service.name") resource_attrs.push_back(attribute(k, v));
-    }
-    resource_attrs.push_back(attribute("telemetry.sdk.name", std::string("durable")));
-    resource_attrs.push_back(attribute("telemetry.sdk.language", std::string("cpp")));
-    Json out_spans = Json::array();
-    for (const auto& s : spans) {
-        Json attrs = Json::array();
-        for (const auto& [k, v] : s.attributes) attrs.push_back(attribute(k, v));
-        attrs.push_back(attribute("durable.correlation_id", s.correlation_id));
-        Json span = {{"traceId", s.trace_id},
-                     {"spanId", s.span_id},
-                     {"name", s.name},
-                     {"kind", kind_code(s.kind)},
-                     {"startTimeUnixNano", std::to_string(s.start_unix_ns)},
-                     {"endTimeUnixNano", std::to_string(s.end_unix_ns)},
-                     {"attributes", attrs}};
-        if (!s.parent_span_id.empty()) span["parentSpanId"] = s.parent_span_id;
-        if (s.ok) {
-            span["status"] = {{"code", 0}};
-        } else {
-            span["status"] = {{"code", 2}, {"message", s.detail}};
+namespace {
+
+// JSON text is written directly (no DOM): the exporter encodes every span of a busy host, and
+// building a document per span cost more CPU than the host's own work per activity.
+void put_string(std::string& out, std::string_view v) {
+    out += '"';
+    for (char c : v) {
+        switch (c) {
+            case '"': out += "\\\""; break;
+            case '\\': out += "\\\\"; break;
+            case '\n': out += "\\n"; break;
+            case '\r': out += "\\r"; break;
+            case '\t': out += "\\t"; break;
+            default:
+                if (static_cast<unsigned char>(c) < 0x20) {
+                    out += fmt::format("\\u{:04x}", static_cast<unsigned>(static_cast<unsigned char>(c)));
+                } else {
+                    out += c;
+                }
         }
-        out_spans.push_back(std::move(span));
     }
-    Json body = {{"resourceSpans",
-                  Json::array({{{"resource", {{"attributes", resource_attrs}}},
-                                {"scopeSpans",
-                                 Json::array({{{"scope", {{"name", "durable"}, {"version", "0.1.0"}}},
-                                               {"spans", out_spans}}})}}})}};
-    return body.dump();
+    out += '"';
+}
+
+void put_attribute(std::string& out, std::string_view key, const AttributeValue& v) {
+    out += "{\"key\":";
+    put_string(out, key);
+    out += ",\"value\":{";
+    if (const auto* s = std::get_if<std::string>(&v)) {
+        out += "\"stringValue\":";
+        put_string(out, *s);
+    } else if (const auto* i = std::get_if<std::int64_t>(&v)) {
+        out += fmt::format("\"intValue\":\"{}\"", *i);  // int64 travels as a string in OTLP/JSON
+    } else if (const auto* d = std::get_if<double>(&v)) {
+        out += Json(*d).dump().insert(0, "\"doubleValue\":");
+    } else {
+        out += std::get<bool>(v) ? "\"boolValue\":true" : "\"boolValue\":false";
+    }
+    out += "}}";
+}
+
+}  // namespace
+
+std::string OtlpExporter::encode(const OtlpOptions& options, const std::vector<Span>& spans) {
+    std::string out;
+    out.reserve(256 + spans.size() * 700);
+    out += "{\"resourceSpans\":[{\"resource\":{\"attributes\":[";
+    put_attribute(out, "service.name", options.service_name);
+    for (const auto& [k, v] : options.resource_attributes) {
+        if (k == "service.name") continue;
+        out += ',';
+        put_attribute(out, k, v);
+    }
+    out += ',';
+    put_attribute(out, "telemetry.sdk.name", std::string("durable"));
+    out += ',';
+    put_attribute(out, "telemetry.sdk.language", std::string("cpp"));
+    out += "]},\"scopeSpans\":[{\"scope\":{\"name\":\"durable\",\"version\":\"0.1.0\"},\"spans\":[";
+    bool first = true;
+    for (const auto& s : spans) {
+        if (!first) out += ',';
+        first = false;
+        out += "{\"traceId\":";
+        put_string(out, s.trace_id);
+        out += ",\"spanId\":";
+        put_string(out, s.span_id);
+        if (!s.parent_span_id.empty()) {
+            out += ",\"parentSpanId\":";
+            put_string(out, s.parent_span_id);
+        }
+        out += ",\"name\":";
+        put_string(out, s.name);
+        out += fmt::format(",\"kind\":{},\"startTimeUnixNano\":\"{}\",\"endTimeUnixNano\":\"{}\",\"attributes\":[",
+                           kind_code(s.kind), s.start_unix_ns, s.end_unix_ns);
+        for (const auto& [k, v] : s.attributes) {
+            put_attribute(out, k, v);
+            out += ',';
+        }
+        put_attribute(out, "durable.correlation_id", s.correlation_id);
+        out += "],\"status\":";
+        if (s.ok) {
+            out += "{\"code\":0}}";
+        } else {
+            out += "{\"code\":2,\"message\":";
+            put_string(out, s.detail);
+            out += "}}";
+        }
+    }
+    out += "]}]}]}";
+    return out;
 }
 
 struct OtlpExporter::Core {

@@ -95,7 +95,10 @@ void Host::Impl::trace_activity(const ActivityWork& work, std::chrono::nanosecon
     auto at = [&](std::chrono::steady_clock::time_point p) {
         return end - std::chrono::duration_cast<std::chrono::nanoseconds>(steady_end - p).count();
     };
-    for (std::size_t i = 0; i < attempts.size(); ++i) {
+    // One attempt that succeeded says nothing the activity span does not: attempt and retry
+    // spans are made when there was more than one attempt, or a failure.
+    bool detailed = attempts.size() > 1 || (attempts.size() == 1 && !attempts.front().error_type.empty());
+    for (std::size_t i = 0; detailed && i < attempts.size(); ++i) {
         const auto& a = attempts[i];
         if (i > 0) {
             Span retry;

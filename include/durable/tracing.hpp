@@ -13,7 +13,8 @@
 //     episode:<name>       (INTERNAL) one per episode, on the host that ran it
 //     activity:<name>      (SERVER) one per execution of an activity (a durable retry is a
 //                          new execution), with
-//       activity:<name> attempt   one per in-process attempt (durable.attempt = 1, 2, ...)
+//       activity:<name> attempt   one per in-process attempt (durable.attempt = 1, 2, ...), made
+//                                 when there were several attempts or the one attempt failed
 //       activity:<name> retry     the backoff before attempt 2, 3, ...
 //
 // Names and attributes follow the Durable Task SDKs' conventions (durabletask.type,
