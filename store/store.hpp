@@ -241,6 +241,10 @@ public:
     virtual std::int64_t change_counter() = 0;
     virtual StoreStats stats() = 0;
     virtual std::string describe() const = 0;  // for logs and benchmark lines
+    // The clock lease times (and timer due times) are read from, in ms since the Unix epoch:
+    // every host on one database must compare leases in one clock. SQLite: the machine's
+    // (every host shares it). PostgreSQL: the server's.
+    virtual Millis now();
 };
 
 enum class Synchronous { Full, Normal };

@@ -1,4 +1,5 @@
-// durable/database.hpp — a handle on one durable database file.
+// durable/database.hpp — a handle on one durable database: a SQLite file, or a PostgreSQL
+// database that hosts on many machines share.
 //
 // Open the file once per process and share the handle between the Host and Clients of that
 // process: they then share one writer (group commit) and one completion signal, so a
@@ -7,8 +8,11 @@
 // Thread safety: a Database handle may be copied and used from any thread.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
+
+#include "durable/clock.hpp"
 
 namespace durable {
 
@@ -22,6 +26,9 @@ struct DatabaseOptions {
     bool fsync_every_commit = true;
     int busy_timeout_ms = 10'000;
     bool read_only = false;  // inspection only (the CLI's read commands)
+    // PostgreSQL: how long open() keeps trying a server that does not answer (down, still
+    // starting) before it gives up with an error; zero gives up at once.
+    std::chrono::milliseconds connect_wait{0};
 };
 
 namespace detail {
@@ -30,14 +37,24 @@ class CompletionHub;
 
 class Database {
 public:
-    // Opens (creating and migrating if needed) the SQLite file at `path`. Throws
-    // durable::StoreError naming the file and what to do when it cannot be used (locked,
-    // read-only, not a database, made by a newer durable).
-    static Database open(const std::string& path, const DatabaseOptions& options = {});
+    // Opens (creating and migrating if needed) the database `target` names: a SQLite file
+    // path, or a PostgreSQL connection string (`postgresql://user@host:port/db?...`,
+    // `postgres://...`, or libpq's `host=... dbname=...` form), which needs the program to
+    // link durable::postgres. Throws durable::StoreError naming the database and what to do
+    // when it cannot be used (locked, read-only, not a database, unreachable, wrong password,
+    // another program's tables, made by a newer durable).
+    static Database open(const std::string& target, const DatabaseOptions& options = {});
 
+    // The target given to open().
     const std::string& path() const;
     // "full" or "normal".
     const char* synchronous() const;
+    // The store, its server and its durability setting, for logs and benchmark lines.
+    std::string describe() const;
+    // The clock lease and timer times are read from: the machine's for SQLite, the database
+    // server's for PostgreSQL (so hosts with skewed clocks agree). Hosts and clients on this
+    // database use it unless given a clock of their own.
+    std::shared_ptr<Clock> clock() const;
 
     // Internals shared by Host and Client.
     std::shared_ptr<store::Store> store() const;

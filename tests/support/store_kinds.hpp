@@ -1,0 +1,70 @@
+// tests/support/store_kinds.hpp — the stores tests run against, so one test covers both.
+//
+// Each kind owns a fresh database (a SQLite file in a temp dir, or a database of its own on
+// the test PostgreSQL server) and knows its Database::open target. Parameterise a test with
+// doctest's TEST_CASE_TEMPLATE("...", S, DURABLE_TEST_STORES) and build `S env;` in it; the
+// ctest names then end in <sqlite> or <postgres>.
+#pragma once
+
+#include <doctest/doctest.h>
+
+#include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Statement.h>
+
+#include <functional>
+#include <memory>
+#include <pqxx/pqxx>
+#include <string>
+
+#include "store/postgres/postgres_store.hpp"
+#include "store/store.hpp"
+#include "support/postgres_server.hpp"
+#include "support/temp_dir.hpp"
+
+namespace durable::test {
+
+struct SqliteKind {
+    static constexpr const char* kName = "sqlite";
+    TempDir dir;
+    std::string target() const { return dir.file("s.db"); }
+    std::shared_ptr<store::Store> open(const store::SqliteOptions& o = {}) const {
+        return store::open_sqlite(target(), o);
+    }
+    // A count read through a connection of its own, as another process would see it.
+    std::int64_t count(const std::string& sql) const {
+        SQLite::Database db(target(), SQLite::OPEN_READONLY);
+        SQLite::Statement q(db, sql);
+        REQUIRE(q.executeStep());
+        return q.getColumn(0).getInt64();
+    }
+    // Holds the write lock from another connection until the returned function is called, so
+    // writes queue up behind it and share a transaction.
+    std::function<void()> block_writes() const {
+        auto db = std::make_shared<SQLite::Database>(target(), SQLite::OPEN_READWRITE);
+        db->exec("BEGIN IMMEDIATE");
+        return [db] { db->exec("ROLLBACK"); };
+    }
+};
+
+struct PostgresKind {
+    static constexpr const char* kName = "postgres";
+    TestDatabase db;
+    std::string target() const { return db.url(); }
+    std::shared_ptr<store::Store> open() const { return store::open_postgres(target()); }
+    std::int64_t count(const std::string& sql) const { return std::stoll(db.scalar(sql)); }
+    // Locks `instances` against writes from another connection until the returned function
+    // is called.
+    std::function<void()> block_writes() const {
+        auto c = std::make_shared<pqxx::connection>(target());
+        auto tx = std::make_shared<pqxx::work>(*c);
+        tx->exec("LOCK TABLE instances IN EXCLUSIVE MODE");
+        return [c, tx] { tx->abort(); };
+    }
+};
+
+}  // namespace durable::test
+
+TYPE_TO_STRING_AS("sqlite", durable::test::SqliteKind);
+TYPE_TO_STRING_AS("postgres", durable::test::PostgresKind);
+
+#define DURABLE_TEST_STORES durable::test::SqliteKind, durable::test::PostgresKind
