@@ -154,7 +154,7 @@ void finish_closed_loop(Result& r, const Options& options, LocalEngine& e, const
                         std::int64_t activities, LaneOutcome& out,
                         const std::function<std::string(const InstanceState&)>& check, int untimed = 0) {
     r.line["host_stats"] = host_stats_json(*e.host, e.db);
-    r.line["machine"] = machine_info(e.file.path());
+    r.line["machine"] = machine_info(e.file);
     auto client = e.host->client();
     std::int64_t duplicates = verify_instances(r, client, out.ids, check);
     // The host counts each completion it committed; more than it was given means an
@@ -284,7 +284,7 @@ Result run_history(const Options& options) {
         r.line["growth_largest_vs_smallest"] = first > 0 ? std::round(last / first * 100.0) / 100.0 : 0.0;
     }
     r.line["host_stats"] = host_stats_json(*e.host, e.db);
-    r.line["machine"] = machine_info(e.file.path());
+    r.line["machine"] = machine_info(e.file);
     std::int64_t duplicates = 0;
     for (auto& [id, size] : checks) {
         int steps = size;

@@ -103,13 +103,14 @@ std::vector<Status> parse_statuses(const std::vector<std::string>& texts) {
 }
 
 Database open_database(const GlobalOptions& global, bool must_exist, bool read_only) {
-    if (must_exist && !std::filesystem::exists(global.db)) {
+    if (must_exist && !Database::names_server(global.db) && !std::filesystem::exists(global.db)) {
         throw Failure(fmt::format("there is no database at '{}'; pass --db FILE, or create one with `durable start` "
                                   "or `durable worker`",
                                   global.db));
     }
     DatabaseOptions options;
     options.read_only = read_only;
+    options.connect_wait = std::chrono::seconds(global.wait_for_db_s);
     return Database::open(global.db, options);
 }
 

@@ -117,6 +117,15 @@ Database Database::open(const std::string& target, const DatabaseOptions& option
     return db;
 }
 
+bool Database::names_server(const std::string& target) {
+    return store::store_kind(target) != store::StoreKind::Sqlite;
+}
+
+Database::Info Database::info() const {
+    auto i = impl_->store->info();
+    return Info{i.kind, i.version, i.durability};
+}
+
 std::string Database::describe() const {
     return impl_->store->describe();
 }

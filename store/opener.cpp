@@ -30,6 +30,10 @@ Millis Store::now() {
         .count();
 }
 
+StoreInfo Store::info() const {
+    return StoreInfo{"unknown", "", ""};
+}
+
 StoreKind store_kind(const std::string& target) {
     if (starts_with(target, "postgresql://") || starts_with(target, "postgres://")) return StoreKind::Postgres;
     // libpq's key=value form: the first word is a keyword directly followed by '=' (a file

@@ -182,6 +182,13 @@ struct PurgeFilter {
     std::optional<Millis> completed_before;
 };
 
+// What a store is, for benchmark lines and logs.
+struct StoreInfo {
+    std::string kind;        // "sqlite", "postgresql"
+    std::string version;     // the SQLite library's, or the server's
+    std::string durability;  // "synchronous=full", "synchronous_commit=on", ...
+};
+
 struct StoreStats {
     std::int64_t commits = 0, ops = 0, busy_wait_us = 0, wal_pages = 0, checkpoints = 0;
 };
@@ -245,6 +252,7 @@ public:
     // every host on one database must compare leases in one clock. SQLite: the machine's
     // (every host shares it). PostgreSQL: the server's.
     virtual Millis now();
+    virtual StoreInfo info() const;
 };
 
 enum class Synchronous { Full, Normal };

@@ -44,6 +44,8 @@ public:
     // when it cannot be used (locked, read-only, not a database, unreachable, wrong password,
     // another program's tables, made by a newer durable).
     static Database open(const std::string& target, const DatabaseOptions& options = {});
+    // True when `target` is a PostgreSQL connection string rather than a file path.
+    static bool names_server(const std::string& target);
 
     // The target given to open().
     const std::string& path() const;
@@ -51,6 +53,12 @@ public:
     const char* synchronous() const;
     // The store, its server and its durability setting, for logs and benchmark lines.
     std::string describe() const;
+    // The kind of store ("sqlite", "postgresql"), its library's or server's version, and its
+    // durability setting ("synchronous=full", "synchronous_commit=on").
+    struct Info {
+        std::string store, version, durability;
+    };
+    Info info() const;
     // The clock lease and timer times are read from: the machine's for SQLite, the database
     // server's for PostgreSQL (so hosts with skewed clocks agree). Hosts and clients on this
     // database use it unless given a clock of their own.

@@ -537,8 +537,11 @@ public:
         return s;
     }
     std::string describe() const override {
-        return fmt::format("postgresql:{} (PostgreSQL {}, synchronous_commit={})", where_, server_version_,
+        return fmt::format("{} (PostgreSQL {}, synchronous_commit={})", where_, server_version_,
                            synchronous_commit_);
+    }
+    StoreInfo info() const override {
+        return StoreInfo{"postgresql", server_version_, "synchronous_commit=" + synchronous_commit_};
     }
     Millis now() override { return (system_us() + offset_us_.load(std::memory_order_relaxed)) / 1000; }
 
