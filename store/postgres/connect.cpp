@@ -77,6 +77,12 @@ std::shared_ptr<pqxx::connection> connect(const std::string& conninfo, Role role
                                 "SET application_name = 'durable'; SET synchronous_commit = {}",
                                 synchronous_commit ? "on" : "off"));
             if (role == Role::Writer) {
+                // The writer is never idle inside a transaction for more than the moment
+                // between a batch's results and its COMMIT. A host stopped there (SIGSTOP, a
+                // debugger) would hold its row locks, and so its instances, from every other
+                // host: the server ends such a session, the transaction rolls back, and the
+                // host finds out on waking (an unknown COMMIT outcome, settled by reading).
+                tx.exec("SET idle_in_transaction_session_timeout = '1s'");
                 for (const auto& s : write_statements()) tx.exec(fmt::format("PREPARE {} AS {}", s.name, s.sql));
             }
         }

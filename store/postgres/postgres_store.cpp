@@ -312,8 +312,8 @@ public:
             out.new_version = expected + 1;
         };
         w.on_doubt = OnDoubt::Read;
-        w.resolve = [id = e.instance_id, owner = e.owner, expected, release = e.release_lease](
-                        pqxx::transaction_base& tx, WriteResult& out) {
+        w.resolve = [id = e.instance_id, owner = e.owner, expected, release = e.release_lease,
+                     status = std::string(to_string(e.status))](pqxx::transaction_base& tx, WriteResult& out) {
             auto r = tx.exec(Call("durable_version").text(id).done());
             if (r.empty()) {
                 out.conflict = true;
@@ -322,7 +322,10 @@ public:
             auto version = r[0][0].as<std::int64_t>();
             auto holder = opt_text(r[0][1]);
             if (version == expected) return false;  // it did not land: run it again
-            if (version == expected + 1 && (holder == owner || (release && !holder))) {
+            // A released lease with the episode's status: ours (another host's claim and
+            // release would leave the status it found).
+            bool landed = holder == owner || (release && !holder && r[0][2].as<std::string>() == status);
+            if (version == expected + 1 && landed) {
                 out.ok = true;
                 out.new_version = expected + 1;
                 return true;

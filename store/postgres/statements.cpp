@@ -138,7 +138,7 @@ const std::vector<WriteStatement>& write_statements() {
          "INSERT INTO audit_log (at, actor, action, instance_id, detail) "
          "VALUES ($1::bigint, $2::text, $3::text, $4::text, $5::text)"},
         // Resolving a batch whose COMMIT outcome is unknown.
-        {"durable_version", "SELECT version, lease_owner FROM instances WHERE id = $1::text"},
+        {"durable_version", "SELECT version, lease_owner, status FROM instances WHERE id = $1::text"},
     };
     return all;
 }

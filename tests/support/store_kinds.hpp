@@ -15,6 +15,7 @@
 #include <memory>
 #include <pqxx/pqxx>
 #include <string>
+#include <vector>
 
 #include "store/postgres/postgres_store.hpp"
 #include "store/store.hpp"
@@ -37,6 +38,19 @@ struct SqliteKind {
         REQUIRE(q.executeStep());
         return q.getColumn(0).getInt64();
     }
+    // The rows of `sql` as text (NULL as ""), through a connection of its own.
+    std::vector<std::vector<std::string>> rows(const std::string& sql) const {
+        SQLite::Database db(target(), SQLite::OPEN_READONLY);
+        db.setBusyTimeout(10'000);
+        SQLite::Statement q(db, sql);
+        std::vector<std::vector<std::string>> out;
+        while (q.executeStep()) {
+            std::vector<std::string> row;
+            for (int i = 0; i < q.getColumnCount(); ++i) row.push_back(q.getColumn(i).getString());
+            out.push_back(std::move(row));
+        }
+        return out;
+    }
     // Holds the write lock from another connection until the returned function is called, so
     // writes queue up behind it and share a transaction.
     std::function<void()> block_writes() const {
@@ -52,6 +66,17 @@ struct PostgresKind {
     std::string target() const { return db.url(); }
     std::shared_ptr<store::Store> open() const { return store::open_postgres(target()); }
     std::int64_t count(const std::string& sql) const { return std::stoll(db.scalar(sql)); }
+    std::vector<std::vector<std::string>> rows(const std::string& sql) const {
+        pqxx::connection c(target());
+        pqxx::nontransaction tx(c);
+        std::vector<std::vector<std::string>> out;
+        for (const auto& r : tx.exec(sql)) {
+            std::vector<std::string> row;
+            for (const auto& f : r) row.push_back(f.is_null() ? std::string() : f.as<std::string>());
+            out.push_back(std::move(row));
+        }
+        return out;
+    }
     // Locks `instances` against writes from another connection until the returned function
     // is called.
     std::function<void()> block_writes() const {
