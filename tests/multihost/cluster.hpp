@@ -45,6 +45,8 @@ struct HostConfig {
     int activity_ms = 0;  // how long each seq5 step sleeps
     int threads = 4;      // activity threads
     int max_active = 0;   // 0: the host's default
+    // NAME=VALUE settings the host runs with (through env(1)), e.g. a faked clock.
+    std::vector<std::string> env;
 };
 
 struct ActivityRun {
@@ -134,8 +136,15 @@ public:
             args.push_back("--max-active");
             args.push_back(std::to_string(c.max_active));
         }
-        auto p = std::make_unique<Process>(std::string(DURABLE_BIN_DIR) + "/test_host", args,
-                                           ProcessOptions{err_path(id)});
+        std::string program = std::string(DURABLE_BIN_DIR) + "/test_host";
+        if (!c.env.empty()) {
+            std::vector<std::string> with_env = c.env;
+            with_env.push_back(program);
+            with_env.insert(with_env.end(), args.begin(), args.end());
+            args = std::move(with_env);
+            program = "/usr/bin/env";
+        }
+        auto p = std::make_unique<Process>(program, args, ProcessOptions{err_path(id)});
         bool ready = p->wait_for_line("ready", std::chrono::seconds(20));
         if (!ready) FAIL("host " << id << " did not start; its log:\n" << stderr_of(id));
         auto& ref = *p;

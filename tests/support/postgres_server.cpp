@@ -65,7 +65,7 @@ void run(const std::string& program, const std::vector<std::string>& args, const
 
 }  // namespace
 
-PostgresServer::PostgresServer() {
+PostgresServer::PostgresServer(bool password_auth) : socket_(password_auth) {
     std::string pattern = (std::filesystem::temp_directory_path() / "durable-pg-XXXXXX").string();
     if (!mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
     dir_ = pattern;
@@ -74,8 +74,13 @@ PostgresServer::PostgresServer() {
         if (!pw) throw std::runtime_error("running as root, but there is no `postgres` user to run PostgreSQL as");
         if (::chown(dir_.c_str(), pw->pw_uid, pw->pw_gid) != 0) throw std::runtime_error("chown of the PG dir failed");
     }
-    run("initdb", {"-D", dir_ + "/data", "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"},
-        dir_ + "-initdb.log");
+    std::vector<std::string> init = {"-D", dir_ + "/data", "-U", "postgres", "--no-sync", "-E", "UTF8"};
+    if (password_auth) {
+        init.insert(init.end(), {"--auth-local=trust", "--auth-host=scram-sha-256"});
+    } else {
+        init.insert(init.end(), {"-A", "trust"});
+    }
+    run("initdb", init, dir_ + "-initdb.log");
     port_ = free_port();
     start();
     base_url_ = fmt::format("postgresql://postgres@127.0.0.1:{}", port_);
@@ -105,7 +110,13 @@ PostgresServer& PostgresServer::shared() {
 }
 
 std::string PostgresServer::url(const std::string& db) const {
+    if (socket_) return fmt::format("postgresql:///{}?host={}&port={}&user=postgres", db, dir_, port_);
     return base_url_ + "/" + db;
+}
+
+std::string PostgresServer::tcp_url(const std::string& db, const std::string& user,
+                                    const std::string& password) const {
+    return fmt::format("postgresql://{}:{}@127.0.0.1:{}/{}", user, password, port_, db);
 }
 
 void PostgresServer::pg_ctl(const std::vector<std::string>& args) {

@@ -20,9 +20,10 @@ namespace durable::test {
 
 class PostgresServer {
 public:
-    // Starts a private server (initdb, pg_ctl start -w). Throws std::runtime_error saying why
-    // it could not.
-    PostgresServer();
+    // Starts a private server (initdb, pg_ctl start -w). With `password_auth`, TCP logins need
+    // a password (scram-sha-256) and the test's own connections use the Unix socket. Throws
+    // std::runtime_error saying why it could not.
+    explicit PostgresServer(bool password_auth = false);
     ~PostgresServer();
     PostgresServer(const PostgresServer&) = delete;
     PostgresServer& operator=(const PostgresServer&) = delete;
@@ -32,6 +33,8 @@ public:
 
     // The URL of database `db` on this server.
     std::string url(const std::string& db = "postgres") const;
+    // The URL of database `db` over TCP as `user` with `password`.
+    std::string tcp_url(const std::string& db, const std::string& user, const std::string& password) const;
     int port() const { return port_; }
 
     // pg_ctl restart -m fast / stop -m fast / start: only for a private server.
@@ -46,6 +49,7 @@ private:
 
     std::string base_url_;
     std::string dir_;  // empty for a server someone else runs
+    bool socket_ = false;  // the test's URLs go through the Unix socket in dir_
     int port_ = 0;
 };
 

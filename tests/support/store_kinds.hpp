@@ -60,14 +60,11 @@ struct SqliteKind {
     }
 };
 
-struct PostgresKind {
-    static constexpr const char* kName = "postgres";
-    TestDatabase db;
-    std::string target() const { return db.url(); }
-    std::shared_ptr<store::Store> open() const { return store::open_postgres(target()); }
-    std::int64_t count(const std::string& sql) const { return std::stoll(db.scalar(sql)); }
-    std::vector<std::vector<std::string>> rows(const std::string& sql) const {
-        pqxx::connection c(target());
+// The PostgreSQL side of a kind: reads and locks on a test database.
+struct PostgresOps {
+    static std::int64_t count(const TestDatabase& db, const std::string& sql) { return std::stoll(db.scalar(sql)); }
+    static std::vector<std::vector<std::string>> rows(const TestDatabase& db, const std::string& sql) {
+        pqxx::connection c(db.url());
         pqxx::nontransaction tx(c);
         std::vector<std::vector<std::string>> out;
         for (const auto& r : tx.exec(sql)) {
@@ -79,12 +76,34 @@ struct PostgresKind {
     }
     // Locks `instances` against writes from another connection until the returned function
     // is called.
-    std::function<void()> block_writes() const {
-        auto c = std::make_shared<pqxx::connection>(target());
+    static std::function<void()> block_writes(const TestDatabase& db) {
+        auto c = std::make_shared<pqxx::connection>(db.url());
         auto tx = std::make_shared<pqxx::work>(*c);
         tx->exec("LOCK TABLE instances IN EXCLUSIVE MODE");
         return [c, tx] { tx->abort(); };
     }
+};
+
+// A database of its own on the shared test server.
+struct PostgresKind {
+    static constexpr const char* kName = "postgres";
+    TestDatabase db;
+    std::string target() const { return db.url(); }
+    std::shared_ptr<store::Store> open() const { return store::open_postgres(target()); }
+    std::int64_t count(const std::string& sql) const { return PostgresOps::count(db, sql); }
+    std::vector<std::vector<std::string>> rows(const std::string& sql) const { return PostgresOps::rows(db, sql); }
+    std::function<void()> block_writes() const { return PostgresOps::block_writes(db); }
+};
+
+// A database on a server of its own, for tests that restart or stop the server.
+struct OwnPostgresKind {
+    PostgresServer server;
+    TestDatabase db{server};
+    std::string target() const { return db.url(); }
+    std::shared_ptr<store::Store> open() const { return store::open_postgres(target()); }
+    std::int64_t count(const std::string& sql) const { return PostgresOps::count(db, sql); }
+    std::vector<std::vector<std::string>> rows(const std::string& sql) const { return PostgresOps::rows(db, sql); }
+    std::function<void()> block_writes() const { return PostgresOps::block_writes(db); }
 };
 
 }  // namespace durable::test
