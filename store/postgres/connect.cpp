@@ -73,8 +73,12 @@ std::shared_ptr<pqxx::connection> connect(const std::string& conninfo, Role role
     try {
         {
             pqxx::nontransaction tx(*c);
+            // Generic plans: every statement of the store is a key lookup or a short scan whose
+            // plan does not depend on its arguments, and planning the writer's CTEs anew for
+            // each call (PostgreSQL's custom plans) costs more than running them.
             tx.exec(fmt::format("SET standard_conforming_strings = on; SET client_encoding = 'UTF8'; "
-                                "SET application_name = 'durable'; SET synchronous_commit = {}",
+                                "SET application_name = 'durable'; SET synchronous_commit = {}; "
+                                "SET plan_cache_mode = force_generic_plan",
                                 synchronous_commit ? "on" : "off"));
             if (role == Role::Writer) {
                 // The writer is never idle inside a transaction for more than the moment
