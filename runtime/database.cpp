@@ -1,9 +1,13 @@
 // Database handle and the in-process completion signal.
 #include "durable/database.hpp"
 
+#include <filesystem>
+#include <fmt/format.h>
+
 #include "durable/errors.hpp"
 #include "runtime/completion_hub.hpp"
 #include "store/opener.hpp"
+#include "runtime/database_access.hpp"
 #include "store/store.hpp"
 
 namespace durable {
@@ -37,6 +41,11 @@ bool CompletionHub::wait(const std::string& id, std::chrono::steady_clock::time_
     bool done = w->cv.wait_until(lock, deadline, [&] { return finished_.count(id) > 0; });
     if (--w->count == 0) waiting_.erase(id);
     return done;
+}
+
+void CompletionHub::forget(const std::string& id) {
+    std::lock_guard lock(mu_);
+    finished_.erase(id);  // its entry in order_ stays until evicted: erasing a missing id is harmless
 }
 
 void CompletionHub::notify_progress() {
@@ -92,6 +101,13 @@ Database Database::open(const std::string& target, const DatabaseOptions& option
         throw InvalidInput("the database is empty; give the path of a SQLite file or a PostgreSQL URL "
                            "(postgresql://user@host:port/dbname)");
     }
+    if (store::store_kind(target) == store::StoreKind::Sqlite) {
+        std::error_code ec;
+        if (std::filesystem::is_directory(target, ec)) {
+            throw InvalidInput(fmt::format("'{}' is a directory; give the path of a database file (e.g. {})", target,
+                                           (std::filesystem::path(target) / "durable.db").string()));
+        }
+    }
     Database db;
     db.impl_ = std::make_shared<Impl>();
     db.impl_->path = target;
@@ -142,12 +158,21 @@ const char* Database::synchronous() const {
     return impl_->options.fsync_every_commit ? "full" : "normal";
 }
 
-std::shared_ptr<store::Store> Database::store() const {
-    return impl_->store;
+DatabaseStats Database::stats() const {
+    auto st = impl_->store->stats();
+    return DatabaseStats{st.commits, st.ops, st.busy_wait_us, st.wal_pages, st.checkpoints};
 }
 
-std::shared_ptr<detail::CompletionHub> Database::completions() const {
-    return impl_->hub;
+namespace detail {
+
+std::shared_ptr<store::Store> DatabaseAccess::store(const Database& db) {
+    return db.impl_->store;
 }
+
+std::shared_ptr<CompletionHub> DatabaseAccess::completions(const Database& db) {
+    return db.impl_->hub;
+}
+
+}  // namespace detail
 
 }  // namespace durable

@@ -9,16 +9,13 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 
 #include "durable/clock.hpp"
 
 namespace durable {
-
-namespace store {
-class Store;
-}
 
 struct DatabaseOptions {
     // true: every commit is fsync'd (synchronous=FULL, the default); false: synchronous=NORMAL,
@@ -31,8 +28,17 @@ struct DatabaseOptions {
     std::chrono::milliseconds connect_wait{0};
 };
 
+// Counters of the database's writer in this process (group commit, checkpoints).
+struct DatabaseStats {
+    std::int64_t commits = 0;       // write transactions committed
+    std::int64_t writes = 0;        // writes they carried
+    std::int64_t busy_wait_us = 0;  // time spent waiting for other processes' write locks
+    std::int64_t wal_pages = 0;     // pages in the WAL file now
+    std::int64_t checkpoints = 0;   // checkpoints that ran to the end
+};
+
 namespace detail {
-class CompletionHub;
+struct DatabaseAccess;
 }
 
 class Database {
@@ -44,6 +50,8 @@ public:
     // when it cannot be used (locked, read-only, not a database, unreachable, wrong password,
     // another program's tables, made by a newer durable).
     static Database open(const std::string& target, const DatabaseOptions& options = {});
+    // For a file: InvalidInput for an empty path or a directory; with options.read_only the
+    // file is never written, and in a directory this process cannot write it is read as it is.
     // True when `target` is a PostgreSQL connection string rather than a file path.
     static bool names_server(const std::string& target);
 
@@ -63,12 +71,11 @@ public:
     // server's for PostgreSQL (so hosts with skewed clocks agree). Hosts and clients on this
     // database use it unless given a clock of their own.
     std::shared_ptr<Clock> clock() const;
-
-    // Internals shared by Host and Client.
-    std::shared_ptr<store::Store> store() const;
-    std::shared_ptr<detail::CompletionHub> completions() const;
+    // This process's writer counters (zero for a read-only handle).
+    DatabaseStats stats() const;
 
 private:
+    friend struct detail::DatabaseAccess;  // the runtime reaches the store through it
     struct Impl;
     std::shared_ptr<Impl> impl_;
 };

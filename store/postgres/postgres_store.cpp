@@ -71,6 +71,10 @@ enum class OnDoubt { Rerun, Read, Fail };
 struct Write {
     std::string sql;  // EXECUTE ...; empty for flush markers
     std::function<void(const pqxx::result&, WriteResult&)> parse;
+    // A statement run just before `sql` in the same transaction (empty: none), and what its
+    // result adds to the write's (after `parse`).
+    std::string pre;
+    std::function<void(const pqxx::result&, WriteResult&)> parse_pre;
     OnDoubt on_doubt = OnDoubt::Rerun;
     // OnDoubt::Read: fills the result from what the database holds; false: run it again.
     std::function<bool(pqxx::transaction_base&, WriteResult&)> resolve;
@@ -226,17 +230,24 @@ public:
     // ---- writes ----
     void create_instance(NewInstance inst, WriteCallback cb) override {
         Write w;
+        // A finished instance to replace goes in a statement of its own, just before, in the
+        // same transaction (its count tells the parse below whether it did).
+        std::string replace = inst.replace_finished ? Call("durable_replace_finished").text(inst.id).done() : "";
         w.sql = Call("durable_create")
                     .text(inst.id).text(inst.name).text(inst.execution_id).opt(inst.input).opt(inst.parent_id)
                     .num(inst.parent_task_id).num(inst.now).opt(inst.lease_owner)
                     .num(inst.lease_owner ? inst.lease_expires_at : 0).num(inst.start_at).text(inst.start_event)
-                    .text(inst.actor)
+                    .text(inst.actor).flag(inst.replace_finished)
                     .done();
+        w.pre = std::move(replace);
         w.parse = [id = inst.id](const pqxx::result& r, WriteResult& out) {
             out.ok = true;
             if (r.empty() || r[0][0].is_null()) return;  // idempotent: the id exists already
             out.inbox_id = r[0][0].as<std::int64_t>();
             out.ids.push_back(id);
+        };
+        w.parse_pre = [](const pqxx::result& r, WriteResult& out) {
+            out.count = !r.empty() && r[0][0].as<std::int64_t>() > 0 ? 1 : 0;  // replaced a finished one
         };
         // Running it again after an unknown outcome finds the row, and reports "not created";
         // the creator then reads the instance as any second creator would.
@@ -366,7 +377,13 @@ public:
         Write w;
         w.sql = Call("durable_renew").text(owner).num(now).num(lease_until).done();
         w.parse = [](const pqxx::result& r, WriteResult& out) {
-            for (const auto& row : r) out.ids.push_back(row[0].as<std::string>());
+            for (const auto& row : r) {
+                if (row[0].as<std::string>() == "i") {
+                    out.ids.push_back(row[1].as<std::string>());
+                } else {
+                    out.rows.push_back(row[2].as<std::int64_t>());
+                }
+            }
             out.ok = true;
             out.count = static_cast<std::int64_t>(out.ids.size());
         };
@@ -392,6 +409,7 @@ public:
         } else {
             c.null();
         }
+        c.text(nlohmann::json(h.orchestrations).dump()).text(nlohmann::json(h.activities).dump()).num(h.lease_ms);
         w.sql = c.done();
         w.parse = [](const pqxx::result&, WriteResult& out) { out.ok = true; };
         enqueue(std::move(w), std::move(cb));
@@ -414,6 +432,7 @@ public:
                 t.task_id = row[4].as<std::int64_t>();
                 t.input = opt_text(row[5]);
                 t.attempt = row[6].as<std::int64_t>();
+                t.heartbeat_details = opt_text(row[7]);
                 out->push_back(std::move(t));
             }
             res.ok = true;
@@ -430,6 +449,30 @@ public:
         w.parse = [](const pqxx::result& r, WriteResult& out) {
             if (r.empty() || r[0][0].as<std::int64_t>() == 0) {
                 out.conflict = true;
+                return;
+            }
+            out.ok = true;
+        };
+        enqueue(std::move(w), std::move(cb));
+    }
+
+    void release_tasks(std::string owner, std::vector<std::int64_t> rows, WriteCallback cb) override {
+        Write w;
+        w.sql = Call("durable_release_tasks").text(owner).text(bigint_array(rows)).done();
+        w.parse = [](const pqxx::result& r, WriteResult& out) {
+            out.ok = true;
+            out.count = r.empty() ? 0 : r[0][0].as<std::int64_t>();
+        };
+        enqueue(std::move(w), std::move(cb));
+    }
+
+    void heartbeat_task(std::int64_t row_id, std::string owner, Millis lease_until, std::optional<std::string> details,
+                        WriteCallback cb) override {
+        Write w;
+        w.sql = Call("durable_heartbeat_task").num(row_id).text(owner).num(lease_until).opt(details).done();
+        w.parse = [](const pqxx::result& r, WriteResult& out) {
+            if (r.empty() || r[0][0].as<std::int64_t>() == 0) {
+                out.conflict = true;  // the row is gone or another host's: the activity should stop
                 return;
             }
             out.ok = true;
@@ -507,10 +550,15 @@ public:
     std::vector<InstanceRow> query_instances(const InstanceFilter& f) override {
         return read("querying instances", [&](pqxx::transaction_base& tx) { return postgres::query_instances(tx, f); });
     }
-    std::vector<Candidate> find_claimable(const std::string& owner, Millis now, int limit) override {
+    std::vector<Candidate> find_claimable(const std::string& owner, const std::vector<std::string>& names, Millis now,
+                                          int limit) override {
         (void)owner;
         return read("finding claimable work",
-                    [&](pqxx::transaction_base& tx) { return postgres::find_claimable(tx, now, limit); });
+                    [&](pqxx::transaction_base& tx) { return postgres::find_claimable(tx, names, now, limit); });
+    }
+    std::vector<std::string> claimable_task_names(const std::vector<std::string>& names, Millis now) override {
+        return read("finding claimable tasks",
+                    [&](pqxx::transaction_base& tx) { return postgres::claimable_task_names(tx, names, now); });
     }
     std::vector<InboxRow> owned_inbox(const std::string& owner, Millis now, int limit) override {
         return read("reading owned inboxes",
@@ -798,20 +846,27 @@ private:
         auto conn = writer_->get();
         try {
             pqxx::work tx(*conn);
-            std::vector<pqxx::result> results(todo.size());
+            std::vector<pqxx::result> results(todo.size()), pre_results(todo.size());
             {
                 pqxx::pipeline p(tx);
-                p.retain(static_cast<int>(todo.size()) + 2);
-                std::vector<pqxx::pipeline::query_id> ids;
+                p.retain(static_cast<int>(2 * todo.size()) + 2);
+                std::vector<pqxx::pipeline::query_id> ids, pre_ids(todo.size());
                 ids.reserve(todo.size());
-                for (auto* w : todo) ids.push_back(p.insert(w->sql));
+                for (std::size_t i = 0; i < todo.size(); ++i) {
+                    if (!todo[i]->pre.empty()) pre_ids[i] = p.insert(todo[i]->pre);
+                    ids.push_back(p.insert(todo[i]->sql));
+                }
                 auto notify = p.insert("SELECT pg_notify('durable_changes', '')");
-                for (std::size_t i = 0; i < todo.size(); ++i) results[i] = p.retrieve(ids[i]);
+                for (std::size_t i = 0; i < todo.size(); ++i) {
+                    if (!todo[i]->pre.empty()) pre_results[i] = p.retrieve(pre_ids[i]);
+                    results[i] = p.retrieve(ids[i]);
+                }
                 p.retrieve(notify);
             }
             for (std::size_t i = 0; i < todo.size(); ++i) {
                 todo[i]->result = WriteResult{};
                 todo[i]->parse(results[i], todo[i]->result);
+                if (!todo[i]->pre.empty()) todo[i]->parse_pre(pre_results[i], todo[i]->result);
             }
             tx.commit();
         } catch (const pqxx::failure&) {
@@ -830,8 +885,11 @@ private:
                 w->result = WriteResult{};
                 try {
                     pqxx::subtransaction sub(tx, "durable_write");
+                    pqxx::result pre;
+                    if (!w->pre.empty()) pre = sub.exec(w->pre);
                     auto r = sub.exec(w->sql);
                     w->parse(r, w->result);
+                    if (!w->pre.empty()) w->parse_pre(pre, w->result);
                     sub.commit();
                 } catch (const pqxx::sql_error& e) {
                     if (transient_sqlstate(e.sqlstate())) throw;

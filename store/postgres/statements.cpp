@@ -12,10 +12,21 @@
 
 namespace durable::store::postgres {
 
-#define DURABLE_PG_NOT_FINAL "('Completed', 'Failed', 'Terminated')"
+// The statuses of a finished instance.
+#define DURABLE_PG_FINAL "('Completed', 'Failed', 'Terminated')"
 
 const std::vector<WriteStatement>& write_statements() {
     static const std::vector<WriteStatement> all = {
+        // With $13 (replace_finished), a finished instance of the id goes first, with its rows;
+        // that runs as a statement of its own just before (durable_replace_finished), since one
+        // statement cannot delete and insert the same key.
+        {"durable_replace_finished",
+         "WITH t AS (SELECT id FROM instances WHERE id = $1::text AND status IN " DURABLE_PG_FINAL " FOR UPDATE), "
+         "h AS (DELETE FROM history WHERE instance_id IN (SELECT id FROM t)), "
+         "b AS (DELETE FROM inbox WHERE instance_id IN (SELECT id FROM t)), "
+         "a AS (DELETE FROM activity_tasks WHERE instance_id IN (SELECT id FROM t)), "
+         "i AS (DELETE FROM instances WHERE id IN (SELECT id FROM t) RETURNING id) "
+         "SELECT count(*) FROM i"},
         {"durable_create",
          "WITH ins AS (INSERT INTO instances (id, name, status, execution_id, input, parent_id, parent_task_id, "
          "created_at, updated_at, version, lease_owner, lease_expires_at) "
@@ -24,14 +35,15 @@ const std::vector<WriteStatement>& write_statements() {
          "box AS (INSERT INTO inbox (instance_id, visible_at, control, event) "
          "SELECT id, $10::bigint, false, $11::text FROM ins RETURNING id), "
          "aud AS (INSERT INTO audit_log (at, actor, action, instance_id, detail) "
-         "SELECT $7::bigint, $12::text, 'schedule', id, $2::text FROM ins WHERE $12::text <> '') "
+         "SELECT $7::bigint, $12::text, CASE WHEN $13::boolean THEN 'restart' ELSE 'schedule' END, id, $2::text "
+         "FROM ins WHERE $12::text <> '') "
          "SELECT (SELECT id FROM box)"},
         // No row lock on the target: a message racing the instance's final commit lands in the
         // inbox of a finished instance, where nothing reads it (purge removes it).
         {"durable_send",
          "WITH t AS (SELECT status FROM instances WHERE id = $1::text), "
          "box AS (INSERT INTO inbox (instance_id, visible_at, control, event) "
-         "SELECT $1::text, $2::bigint, $3::boolean, $4::text FROM t WHERE t.status NOT IN " DURABLE_PG_NOT_FINAL
+         "SELECT $1::text, $2::bigint, $3::boolean, $4::text FROM t WHERE t.status NOT IN " DURABLE_PG_FINAL
          " RETURNING id), "
          "aud AS (INSERT INTO audit_log (at, actor, action, instance_id, detail) "
          "SELECT $5::bigint, $6::text, $7::text, $8::text, $9::text FROM box WHERE $6::text IS NOT NULL) "
@@ -82,7 +94,7 @@ const std::vector<WriteStatement>& write_statements() {
         {"durable_claim",
          "WITH c AS (SELECT * FROM json_to_recordset($4::json) AS c(id text, v bigint)), "
          "pick AS (SELECT i.id FROM instances i JOIN c ON c.id = i.id AND i.version = c.v "
-         "WHERE (i.lease_owner IS NULL OR i.lease_expires_at < $3::bigint) AND i.status NOT IN " DURABLE_PG_NOT_FINAL
+         "WHERE (i.lease_owner IS NULL OR i.lease_expires_at < $3::bigint) AND i.status NOT IN " DURABLE_PG_FINAL
          " FOR UPDATE OF i SKIP LOCKED) "
          "UPDATE instances i SET lease_owner = $1::text, lease_expires_at = $2::bigint, version = i.version + 1, "
          "recoveries = i.recoveries + CASE WHEN i.lease_owner IS NOT NULL THEN 1 ELSE 0 END "
@@ -92,8 +104,8 @@ const std::vector<WriteStatement>& write_statements() {
          "WITH i AS (UPDATE instances SET lease_expires_at = GREATEST(lease_expires_at, $3::bigint) "
          "WHERE lease_owner = $1::text AND lease_expires_at >= $2::bigint RETURNING id), "
          "t AS (UPDATE activity_tasks SET lease_expires_at = GREATEST(lease_expires_at, $3::bigint) "
-         "WHERE lease_owner = $1::text AND lease_expires_at >= $2::bigint) "
-         "SELECT id FROM i"},
+         "WHERE lease_owner = $1::text AND lease_expires_at >= $2::bigint RETURNING id) "
+         "SELECT 'i', id, 0 FROM i UNION ALL SELECT 't', '', id FROM t"},
         {"durable_release",
          "WITH r AS (UPDATE instances SET lease_owner = CASE WHEN $3::boolean THEN lease_owner ELSE NULL END, "
          "lease_expires_at = 0 WHERE id IN (SELECT json_array_elements_text($2::json)) AND lease_owner = $1::text "
@@ -102,17 +114,26 @@ const std::vector<WriteStatement>& write_statements() {
          "WHERE lease_owner = $1::text AND $4::boolean) "
          "SELECT count(*) FROM r"},
         {"durable_heartbeat",
-         "INSERT INTO hosts (id, hostname, pid, started_at, heartbeat_at, stopped_at) "
-         "VALUES ($1::text, $2::text, $3::bigint, $4::bigint, $5::bigint, $6::bigint) "
+         "INSERT INTO hosts (id, hostname, pid, started_at, heartbeat_at, stopped_at, orchestrations, activities, "
+         "lease_ms) VALUES ($1::text, $2::text, $3::bigint, $4::bigint, $5::bigint, $6::bigint, $7::text, $8::text, "
+         "$9::bigint) "
          "ON CONFLICT (id) DO UPDATE SET heartbeat_at = EXCLUDED.heartbeat_at, stopped_at = EXCLUDED.stopped_at, "
-         "pid = EXCLUDED.pid, hostname = EXCLUDED.hostname"},
+         "pid = EXCLUDED.pid, hostname = EXCLUDED.hostname, orchestrations = EXCLUDED.orchestrations, "
+         "activities = EXCLUDED.activities, lease_ms = EXCLUDED.lease_ms"},
         {"durable_claim_tasks",
          "WITH pick AS (SELECT id FROM activity_tasks WHERE name IN (SELECT json_array_elements_text($1::json)) "
          "AND visible_at <= $3::bigint AND (lease_owner IS NULL OR lease_expires_at < $3::bigint) "
          "ORDER BY visible_at LIMIT $5::bigint FOR UPDATE SKIP LOCKED) "
          "UPDATE activity_tasks t SET lease_owner = $2::text, lease_expires_at = $4::bigint, attempt = t.attempt + 1 "
          "FROM pick WHERE t.id = pick.id "
-         "RETURNING t.id, t.instance_id, t.execution_id, t.name, t.task_id, t.input, t.attempt"},
+         "RETURNING t.id, t.instance_id, t.execution_id, t.name, t.task_id, t.input, t.attempt, t.heartbeat_details"},
+        {"durable_release_tasks",
+         "WITH r AS (UPDATE activity_tasks SET lease_owner = NULL, lease_expires_at = 0 "
+         "WHERE id = ANY($2::bigint[]) AND lease_owner = $1::text RETURNING id) SELECT count(*) FROM r"},
+        {"durable_heartbeat_task",
+         "WITH r AS (UPDATE activity_tasks SET lease_expires_at = GREATEST(lease_expires_at, $3::bigint), "
+         "heartbeat_details = COALESCE($4::text, heartbeat_details) WHERE id = $1::bigint AND lease_owner = $2::text "
+         "RETURNING id) SELECT count(*) FROM r"},
         {"durable_complete_task",
          "WITH d AS (DELETE FROM activity_tasks WHERE id = $1::bigint AND lease_owner = $2::text RETURNING id), "
          "b AS (INSERT INTO inbox (instance_id, visible_at, control, event) SELECT $3::text, $4::bigint, false, "
@@ -120,7 +141,7 @@ const std::vector<WriteStatement>& write_statements() {
          "SELECT count(*) FROM d"},
         {"durable_purge_one",
          "WITH t AS (SELECT status FROM instances WHERE id = $1::text FOR UPDATE), "
-         "ok AS (SELECT 1 FROM t WHERE status IN " DURABLE_PG_NOT_FINAL "), "
+         "ok AS (SELECT 1 FROM t WHERE status IN " DURABLE_PG_FINAL "), "
          "h AS (DELETE FROM history WHERE instance_id = $1::text AND EXISTS (SELECT 1 FROM ok)), "
          "b AS (DELETE FROM inbox WHERE instance_id = $1::text AND EXISTS (SELECT 1 FROM ok)), "
          "a AS (DELETE FROM activity_tasks WHERE instance_id = $1::text AND EXISTS (SELECT 1 FROM ok)), "
@@ -157,22 +178,27 @@ const std::vector<WriteStatement>& read_statements() {
         {"r_inbox",
          "SELECT id, instance_id, visible_at, control, event FROM inbox WHERE instance_id = $1 AND visible_at <= $2 "
          "ORDER BY id"},
+        // Only instances of the orchestrations the host runs ($3: their names, a JSON array).
         {"r_orphaned",
          "SELECT id, version FROM instances WHERE lease_owner IS NOT NULL AND lease_expires_at < $1 "
-         "AND status NOT IN " DURABLE_PG_NOT_FINAL " ORDER BY lease_expires_at LIMIT $2"},
+         "AND status NOT IN " DURABLE_PG_FINAL " AND name IN (SELECT json_array_elements_text($3::json)) "
+         "ORDER BY lease_expires_at LIMIT $2"},
         {"r_due",
          "SELECT i.id, i.version, i.lease_owner IS NOT NULL FROM inbox b JOIN instances i ON i.id = b.instance_id "
          "WHERE b.visible_at <= $1 AND (i.lease_owner IS NULL OR i.lease_expires_at < $1) "
-         "AND (i.status <> 'Suspended' OR b.control) AND i.status NOT IN " DURABLE_PG_NOT_FINAL
-         " ORDER BY b.visible_at LIMIT $2"},
+         "AND (i.status <> 'Suspended' OR b.control) AND i.status NOT IN " DURABLE_PG_FINAL
+         " AND i.name IN (SELECT json_array_elements_text($3::json)) ORDER BY b.visible_at LIMIT $2"},
+        {"r_claimable_task_names",
+         "SELECT n FROM json_array_elements_text($1::json) AS n WHERE EXISTS (SELECT 1 FROM activity_tasks "
+         "WHERE name = n AND visible_at <= $2 AND (lease_owner IS NULL OR lease_expires_at < $2))"},
         {"r_owned_inbox",
          "SELECT b.id, b.instance_id, b.visible_at, b.control, b.event FROM instances i "
          "JOIN inbox b ON b.instance_id = i.id AND b.visible_at <= $1 WHERE i.lease_owner = $2 ORDER BY b.id LIMIT $3"},
         {"r_next_visible", "SELECT min(visible_at) FROM inbox WHERE visible_at > $1"},
         {"r_hosts",
          "SELECT h.id, h.hostname, h.pid, h.started_at, h.heartbeat_at, h.stopped_at, "
-         "(SELECT count(*) FROM instances i WHERE i.lease_owner = h.id AND i.lease_expires_at >= $1) "
-         "FROM hosts h ORDER BY h.started_at"},
+         "(SELECT count(*) FROM instances i WHERE i.lease_owner = h.id AND i.lease_expires_at >= $1), "
+         "h.orchestrations, h.activities, h.lease_ms FROM hosts h ORDER BY h.started_at"},
         {"r_leases",
          "SELECT " DURABLE_PG_INSTANCE_COLUMNS
          " FROM instances WHERE lease_owner IS NOT NULL ORDER BY lease_owner, id LIMIT 10000"},
@@ -330,22 +356,45 @@ std::vector<InstanceRow> query_instances(pqxx::transaction_base& tx, const Insta
     return out;
 }
 
-std::vector<Candidate> find_claimable(pqxx::transaction_base& tx, Millis now, int limit) {
+std::vector<Candidate> find_claimable(pqxx::transaction_base& tx, const std::vector<std::string>& names, Millis now,
+                                      int limit) {
     std::vector<Candidate> out;
+    if (names.empty()) return out;
+    const std::string wanted = nlohmann::json(names).dump();
     std::unordered_set<std::string> seen;
     // First, work a dead (or departed) host left behind: the oldest work there is.
-    for (const auto& r : tx.exec_prepared("r_orphaned", static_cast<std::int64_t>(now), limit)) {
+    for (const auto& r : tx.exec_prepared("r_orphaned", static_cast<std::int64_t>(now), limit, wanted)) {
         auto id = r[0].as<std::string>();
         if (seen.insert(id).second) out.push_back(Candidate{id, r[1].as<std::int64_t>(), true});
     }
     if (static_cast<int>(out.size()) < limit) {
-        for (const auto& r : tx.exec_prepared("r_due", static_cast<std::int64_t>(now), limit * 4)) {
+        for (const auto& r : tx.exec_prepared("r_due", static_cast<std::int64_t>(now), limit * 4, wanted)) {
             if (static_cast<int>(out.size()) >= limit) break;
             auto id = r[0].as<std::string>();
             if (seen.insert(id).second) out.push_back(Candidate{id, r[1].as<std::int64_t>(), r[2].as<bool>()});
         }
     }
     return out;
+}
+
+std::vector<std::string> claimable_task_names(pqxx::transaction_base& tx, const std::vector<std::string>& names,
+                                              Millis now) {
+    std::vector<std::string> out;
+    if (names.empty()) return out;
+    for (const auto& r : tx.exec_prepared("r_claimable_task_names", nlohmann::json(names).dump(),
+                                          static_cast<std::int64_t>(now))) {
+        out.push_back(r[0].as<std::string>());
+    }
+    return out;
+}
+
+std::vector<std::string> names_from_json(const std::string& text) {
+    try {
+        auto j = nlohmann::json::parse(text);
+        if (j.is_array()) return j.get<std::vector<std::string>>();
+    } catch (const std::exception&) {
+    }
+    return {};
 }
 
 std::vector<InboxRow> owned_inbox(pqxx::transaction_base& tx, const std::string& owner, Millis now, int limit) {
@@ -369,6 +418,9 @@ std::vector<HostRow> list_hosts(pqxx::transaction_base& tx, Millis now) {
         h.heartbeat_at = r[4].as<std::int64_t>();
         if (!r[5].is_null()) h.stopped_at = r[5].as<std::int64_t>();
         h.leases = r[6].as<std::int64_t>();
+        h.orchestrations = names_from_json(r[7].as<std::string>());
+        h.activities = names_from_json(r[8].as<std::string>());
+        h.lease_ms = r[9].as<std::int64_t>();
         out.push_back(std::move(h));
     }
     return out;

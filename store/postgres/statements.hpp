@@ -66,7 +66,12 @@ std::vector<HistoryRow> get_history(pqxx::transaction_base& tx, const std::strin
                                     int limit);
 std::vector<InboxRow> get_inbox(pqxx::transaction_base& tx, const std::string& id, Millis now);
 std::vector<InstanceRow> query_instances(pqxx::transaction_base& tx, const InstanceFilter& f);
-std::vector<Candidate> find_claimable(pqxx::transaction_base& tx, Millis now, int limit);
+std::vector<Candidate> find_claimable(pqxx::transaction_base& tx, const std::vector<std::string>& names, Millis now,
+                                      int limit);
+std::vector<std::string> claimable_task_names(pqxx::transaction_base& tx, const std::vector<std::string>& names,
+                                              Millis now);
+// A JSON array of strings as a vector (empty for anything else).
+std::vector<std::string> names_from_json(const std::string& text);
 std::vector<InboxRow> owned_inbox(pqxx::transaction_base& tx, const std::string& owner, Millis now, int limit);
 std::optional<Millis> next_visible_after(pqxx::transaction_base& tx, Millis now);
 std::vector<HostRow> list_hosts(pqxx::transaction_base& tx, Millis now);

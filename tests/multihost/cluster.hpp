@@ -32,6 +32,7 @@
 #include <thread>
 #include <vector>
 
+#include "runtime/database_access.hpp"
 #include "store/store.hpp"
 #include "support/process.hpp"
 #include "support/store_kinds.hpp"
@@ -45,6 +46,8 @@ struct HostConfig {
     int activity_ms = 0;  // how long each seq5 step sleeps
     int threads = 4;      // activity threads
     int max_active = 0;   // 0: the host's default
+    // Names the host registers: "a,b", "none", or empty for all of test_host's.
+    std::string orchestrations, activities;
     // NAME=VALUE settings the host runs with (through env(1)), e.g. a faked clock.
     std::vector<std::string> env;
 };
@@ -136,6 +139,14 @@ public:
             args.push_back("--max-active");
             args.push_back(std::to_string(c.max_active));
         }
+        if (!c.orchestrations.empty()) {
+            args.push_back("--orchestrations");
+            args.push_back(c.orchestrations);
+        }
+        if (!c.activities.empty()) {
+            args.push_back("--activities");
+            args.push_back(c.activities);
+        }
         std::string program = std::string(DURABLE_BIN_DIR) + "/test_host";
         if (!c.env.empty()) {
             std::vector<std::string> with_env = c.env;
@@ -217,7 +228,7 @@ public:
     // Non-terminal instances whose lease `owner` holds (expired or not).
     std::vector<store::InstanceRow> owned_by(const std::string& owner) {
         std::vector<store::InstanceRow> out;
-        for (auto& row : db.store()->list_leases(wall_ms())) {
+        for (auto& row : durable::detail::store_of(db)->list_leases(wall_ms())) {
             if (row.lease_owner == owner && !is_terminal(row.status)) out.push_back(std::move(row));
         }
         return out;
@@ -226,7 +237,7 @@ public:
     // Lease holders now: host id -> instances held.
     std::map<std::string, std::size_t> leases_by_owner() {
         std::map<std::string, std::size_t> out;
-        for (auto& row : db.store()->list_leases(wall_ms())) {
+        for (auto& row : durable::detail::store_of(db)->list_leases(wall_ms())) {
             if (row.lease_owner && !is_terminal(row.status)) ++out[*row.lease_owner];
         }
         return out;

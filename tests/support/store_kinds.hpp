@@ -51,6 +51,12 @@ struct SqliteKind {
         }
         return out;
     }
+    // Runs `sql` through a connection of its own (waiting out the writer's lock).
+    void exec(const std::string& sql) const {
+        SQLite::Database db(target(), SQLite::OPEN_READWRITE);
+        db.setBusyTimeout(10'000);
+        db.exec(sql);
+    }
     // Holds the write lock from another connection until the returned function is called, so
     // writes queue up behind it and share a transaction.
     std::function<void()> block_writes() const {
@@ -93,6 +99,7 @@ struct PostgresKind {
     std::int64_t count(const std::string& sql) const { return PostgresOps::count(db, sql); }
     std::vector<std::vector<std::string>> rows(const std::string& sql) const { return PostgresOps::rows(db, sql); }
     std::function<void()> block_writes() const { return PostgresOps::block_writes(db); }
+    void exec(const std::string& sql) const { db.exec(sql); }
 };
 
 // A database on a server of its own, for tests that restart or stop the server.
