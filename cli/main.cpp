@@ -61,6 +61,7 @@ int main(int argc, char** argv) {
     add_worker_command(app, global, commands);
     add_cluster_commands(app, global, commands);
     add_demo_command(app, global, commands);
+    add_watch_commands(app, global, commands);
 
     try {
         app.parse(argc, argv);

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "durable/clock.hpp"
+#include "durable/event_distributor.hpp"
 
 namespace durable {
 
@@ -26,6 +27,22 @@ struct DatabaseOptions {
     // PostgreSQL: how long open() keeps trying a server that does not answer (down, still
     // starting) before it gives up with an error; zero gives up at once.
     std::chrono::milliseconds connect_wait{0};
+    // The process's event distributor (see events()): queue size, replay ring capacity and
+    // age. Its clock defaults to the system clock.
+    EventDistributorOptions events{};
+    // How often the change-feed follower looks for commits of other processes (this
+    // process's own commits wake it at once).
+    std::chrono::milliseconds feed_poll_interval{20};
+    // Change-feed retention in the database: rows older than this or beyond this many go.
+    std::chrono::milliseconds feed_max_age{std::chrono::hours(1)};
+    std::int64_t feed_max_rows = 100'000;
+};
+
+// What the process's change-feed follower has done (for metrics).
+struct ChangeFeedStats {
+    bool running = false;
+    std::uint64_t rows_read = 0, rows_lost = 0;
+    std::int64_t cursor = 0;  // the last feed row handled
 };
 
 // Counters of the database's writer in this process (group commit, checkpoints).
@@ -73,6 +90,13 @@ public:
     std::shared_ptr<Clock> clock() const;
     // This process's writer counters (zero for a read-only handle).
     DatabaseStats stats() const;
+
+    // The process's event distributor, fed by one thread that follows the database's change
+    // feed: every instance's history events, committed by any process on the file, in commit
+    // order, with the distributor's replay ring and explicit gaps. Started on the first call
+    // (a process that never watches runs no follower). Watch it with events()->subscribe().
+    std::shared_ptr<EventDistributor> events() const;
+    ChangeFeedStats change_feed_stats() const;
 
 private:
     friend struct detail::DatabaseAccess;  // the runtime reaches the store through it

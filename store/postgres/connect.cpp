@@ -87,6 +87,9 @@ std::shared_ptr<pqxx::connection> connect(const std::string& conninfo, Role role
                 // host: the server ends such a session, the transaction rolls back, and the
                 // host finds out on waking (an unknown COMMIT outcome, settled by reading).
                 tx.exec("SET idle_in_transaction_session_timeout = '1s'");
+                // Where a batch's change-feed rows wait for their seqs (statements.cpp).
+                tx.exec("CREATE TEMP TABLE pending_changes (ord BIGSERIAL, at BIGINT, instance_id TEXT, name TEXT, "
+                        "status TEXT, first_seq BIGINT, count BIGINT) ON COMMIT DELETE ROWS");
                 for (const auto& s : write_statements()) tx.exec(fmt::format("PREPARE {} AS {}", s.name, s.sql));
             }
         }

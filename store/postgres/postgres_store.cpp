@@ -237,7 +237,7 @@ public:
                     .text(inst.id).text(inst.name).text(inst.execution_id).opt(inst.input).opt(inst.parent_id)
                     .num(inst.parent_task_id).num(inst.now).opt(inst.lease_owner)
                     .num(inst.lease_owner ? inst.lease_expires_at : 0).num(inst.start_at).text(inst.start_event)
-                    .text(inst.actor).flag(inst.replace_finished)
+                    .text(inst.actor).flag(inst.replace_finished).opt(inst.trace_parent)
                     .done();
         w.pre = std::move(replace);
         w.parse = [id = inst.id](const pqxx::result& r, WriteResult& out) {
@@ -292,7 +292,8 @@ public:
                             {"parent_id", opt_json(k.parent_id)}, {"parent_task_id", k.parent_task_id}, {"now", k.now},
                             {"lease_owner", opt_json(k.lease_owner)},
                             {"lease_expires_at", k.lease_owner ? k.lease_expires_at : 0}, {"start_at", k.start_at},
-                            {"start_event", k.start_event}, {"actor", k.actor}});
+                            {"start_event", k.start_event}, {"actor", k.actor},
+                            {"trace_parent", opt_json(k.trace_parent)}});
         }
         auto tasks = nlohmann::json::array();
         for (const auto& t : e.tasks) {
@@ -312,6 +313,7 @@ public:
                     .flag(terminal).flag(e.release_lease).num(e.lease_expires_at).flag(e.progressed)
                     .flag(e.reset_history).num(e.first_seq).opt(pack_events(e.events))
                     .text(bigint_array(e.consumed_inbox)).json(messages).json(kids).json(tasks).json(audit)
+                    .num(static_cast<std::int64_t>(e.events.size()))
                     .done();
         const auto expected = e.expected_version;
         w.parse = [expected](const pqxx::result& r, WriteResult& out) {
@@ -580,6 +582,24 @@ public:
                     [&](pqxx::transaction_base& tx) { return postgres::audit_log(tx, instance_id, limit); });
     }
     std::int64_t change_counter() override { return changes_.load() + commits_.load(); }
+    std::vector<ChangeRow> read_changes(std::int64_t after_seq, int limit) override {
+        return read("reading the change feed",
+                    [&](pqxx::transaction_base& tx) { return postgres::read_changes(tx, after_seq, limit); });
+    }
+    std::int64_t change_feed_head() override {
+        return read("reading the change feed", [&](pqxx::transaction_base& tx) { return postgres::change_feed_head(tx); });
+    }
+    void probe() override {
+        try {
+            auto c = connect(conninfo_, Role::Admin, options_.synchronous_commit);
+            pqxx::nontransaction tx(*c);
+            tx.exec("SELECT 1 FROM instances LIMIT 1");
+        } catch (const StoreError&) {
+            throw;
+        } catch (const std::exception& e) {
+            throw StoreError(fmt::format("PostgreSQL at {} cannot be read: {}", where_, e.what()));
+        }
+    }
     StoreStats stats() override {
         StoreStats s;
         s.commits = commits_.load();
@@ -849,18 +869,22 @@ private:
             std::vector<pqxx::result> results(todo.size()), pre_results(todo.size());
             {
                 pqxx::pipeline p(tx);
-                p.retain(static_cast<int>(2 * todo.size()) + 2);
+                p.retain(static_cast<int>(2 * todo.size()) + 4);
                 std::vector<pqxx::pipeline::query_id> ids, pre_ids(todo.size());
                 ids.reserve(todo.size());
                 for (std::size_t i = 0; i < todo.size(); ++i) {
                     if (!todo[i]->pre.empty()) pre_ids[i] = p.insert(todo[i]->pre);
                     ids.push_back(p.insert(todo[i]->sql));
                 }
+                auto tail = batch_tail();
+                std::vector<pqxx::pipeline::query_id> tail_ids;
+                for (const auto& q : tail) tail_ids.push_back(p.insert(q));
                 auto notify = p.insert("SELECT pg_notify('durable_changes', '')");
                 for (std::size_t i = 0; i < todo.size(); ++i) {
                     if (!todo[i]->pre.empty()) pre_results[i] = p.retrieve(pre_ids[i]);
                     results[i] = p.retrieve(ids[i]);
                 }
+                for (auto id : tail_ids) p.retrieve(id);
                 p.retrieve(notify);
             }
             for (std::size_t i = 0; i < todo.size(); ++i) {
@@ -898,6 +922,7 @@ private:
                         StoreError(fmt::format("PostgreSQL at {} refused a write: {}", where_, e.what())));
                 }
             }
+            for (const auto& q : batch_tail()) tx.exec(q);
             tx.exec("SELECT pg_notify('durable_changes', '')");
             tx.commit();
         } catch (const pqxx::failure&) {
@@ -905,6 +930,21 @@ private:
         }
         commits_.fetch_add(1, std::memory_order_relaxed);
         ops_.fetch_add(static_cast<std::int64_t>(todo.size()), std::memory_order_relaxed);
+    }
+
+    // What ends every batch: numbering its change-feed rows; about once a second, pruning the
+    // feed (on the server's clock).
+    std::vector<std::string> batch_tail() {
+        std::vector<std::string> out{"EXECUTE durable_number_changes"};
+        auto now = std::chrono::steady_clock::now();
+        if (now >= next_prune_) {
+            next_prune_ = now + std::chrono::seconds(1);
+            out.push_back(Call("durable_prune_changes")
+                              .num(this->now() - options_.change_feed_max_age_ms)
+                              .num(options_.change_feed_max_rows)
+                              .done());
+        }
+        return out;
     }
 
     // After a COMMIT with no answer: settles each write from what the database holds, and
@@ -1009,6 +1049,7 @@ private:
     std::thread watch_thread_;
 
     std::atomic<std::int64_t> offset_us_{0}, changes_{0}, commits_{0}, ops_{0}, outage_wait_us_{0};
+    std::chrono::steady_clock::time_point next_prune_{};  // used by the commit thread only
 };
 
 }  // namespace

@@ -37,6 +37,10 @@ struct PostgresOptions {
     int readers = 4;                           // reader connections (each its own SharedProvider)
     std::chrono::milliseconds connect_wait{0};  // how long open() waits for a server that is down
     bool read_only = false;                    // inspection only: no writer, no migration
+    // Change-feed retention: rows older than this, or beyond this many, are pruned (about
+    // once a second, in a writer's transaction); the newest row always stays.
+    std::int64_t change_feed_max_age_ms = 3'600'000;
+    std::int64_t change_feed_max_rows = 100'000;
 };
 
 // Connects to the server `conninfo` names (a libpq URL or key=value string), migrates the

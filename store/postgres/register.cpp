@@ -16,6 +16,8 @@ const bool durable_register_postgres_store = durable::store::register_store_open
         o.synchronous_commit = options.fsync_every_commit;
         o.read_only = options.read_only;
         o.connect_wait = options.connect_wait;
+        o.change_feed_max_age_ms = options.feed_max_age.count();
+        o.change_feed_max_rows = options.feed_max_rows;
         return durable::store::open_postgres(target, o);
     });
 }

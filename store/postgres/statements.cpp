@@ -29,9 +29,9 @@ const std::vector<WriteStatement>& write_statements() {
          "SELECT count(*) FROM i"},
         {"durable_create",
          "WITH ins AS (INSERT INTO instances (id, name, status, execution_id, input, parent_id, parent_task_id, "
-         "created_at, updated_at, version, lease_owner, lease_expires_at) "
+         "created_at, updated_at, version, lease_owner, lease_expires_at, trace_parent) "
          "VALUES ($1::text, $2::text, 'Pending', $3::text, $4::text, $5::text, $6::bigint, $7::bigint, $7::bigint, 0, "
-         "$8::text, $9::bigint) ON CONFLICT (id) DO NOTHING RETURNING id), "
+         "$8::text, $9::bigint, $14::text) ON CONFLICT (id) DO NOTHING RETURNING id), "
          "box AS (INSERT INTO inbox (instance_id, visible_at, control, event) "
          "SELECT id, $10::bigint, false, $11::text FROM ins RETURNING id), "
          "aud AS (INSERT INTO audit_log (at, actor, action, instance_id, detail) "
@@ -56,7 +56,13 @@ const std::vector<WriteStatement>& write_statements() {
          "lease_owner = CASE WHEN $12::boolean THEN NULL ELSE lease_owner END, "
          "lease_expires_at = CASE WHEN $12::boolean THEN 0 ELSE GREATEST(lease_expires_at, $13::bigint) END, "
          "recoveries = CASE WHEN $14::boolean THEN 0 ELSE recoveries END "
-         "WHERE id = $1::text AND version = $3::bigint AND lease_owner = $2::text RETURNING id), "
+         "WHERE id = $1::text AND version = $3::bigint AND lease_owner = $2::text RETURNING id, name), "
+         // The change-feed row waits in the session's pending_changes for its seq, given at
+         // the end of the transaction (durable_number_changes).
+         "feed AS (INSERT INTO pending_changes (at, instance_id, name, status, first_seq, count) "
+         "SELECT $10::bigint, id, name, $4::text, $16::bigint, $23::bigint FROM cas WHERE $17::text IS NOT NULL), "
+         "done_tasks AS (DELETE FROM activity_tasks WHERE $11::boolean AND instance_id = $1::text "
+         "AND EXISTS (SELECT 1 FROM cas)), "
          "old_history AS (DELETE FROM history WHERE $15::boolean AND instance_id = $1::text "
          "AND execution_id <> $5::text AND EXISTS (SELECT 1 FROM cas)), "
          "new_history AS (INSERT INTO history (instance_id, execution_id, seq, event) "
@@ -64,11 +70,11 @@ const std::vector<WriteStatement>& write_statements() {
          "consumed AS (DELETE FROM inbox WHERE instance_id = $1::text AND ($11::boolean OR id = ANY($18::bigint[])) "
          "AND EXISTS (SELECT 1 FROM cas)), "
          "kids AS (INSERT INTO instances (id, name, status, execution_id, input, parent_id, parent_task_id, "
-         "created_at, updated_at, version, lease_owner, lease_expires_at) "
+         "created_at, updated_at, version, lease_owner, lease_expires_at, trace_parent) "
          "SELECT k.id, k.name, 'Pending', k.execution_id, k.input, k.parent_id, k.parent_task_id, k.now, k.now, 0, "
-         "k.lease_owner, COALESCE(k.lease_expires_at, 0) FROM cas, json_to_recordset($20::json) AS k(id text, "
-         "name text, execution_id text, input text, parent_id text, parent_task_id bigint, now bigint, "
-         "lease_owner text, lease_expires_at bigint) ON CONFLICT (id) DO NOTHING RETURNING id), "
+         "k.lease_owner, COALESCE(k.lease_expires_at, 0), k.trace_parent FROM cas, json_to_recordset($20::json) AS "
+         "k(id text, name text, execution_id text, input text, parent_id text, parent_task_id bigint, now bigint, "
+         "lease_owner text, lease_expires_at bigint, trace_parent text) ON CONFLICT (id) DO NOTHING RETURNING id), "
          "kid_starts AS (INSERT INTO inbox (instance_id, visible_at, control, event) "
          "SELECT k.id, k.start_at, false, k.start_event FROM json_to_recordset($20::json) AS k(id text, "
          "start_at bigint, start_event text) WHERE k.id IN (SELECT id FROM kids)), "
@@ -158,6 +164,23 @@ const std::vector<WriteStatement>& write_statements() {
         {"durable_audit",
          "INSERT INTO audit_log (at, actor, action, instance_id, detail) "
          "VALUES ($1::bigint, $2::text, $3::text, $4::text, $5::text)"},
+        // The end of every batch: numbers the change-feed rows the batch's commits left in
+        // pending_changes, under the row lock of change_feed_seq (held to COMMIT, so seqs
+        // follow commit order across processes), and moves them to change_feed. Takes no lock
+        // when there are none.
+        {"durable_number_changes",
+         "WITH n AS (SELECT count(*) AS k FROM pending_changes), "
+         "c AS (UPDATE change_feed_seq SET seq = seq + (SELECT k FROM n) WHERE (SELECT k FROM n) > 0 "
+         "RETURNING seq - (SELECT k FROM n) AS base), "
+         "moved AS (INSERT INTO change_feed (seq, at, instance_id, name, status, first_seq, count) "
+         "SELECT (SELECT base FROM c) + row_number() OVER (ORDER BY ord), at, instance_id, name, status, first_seq, "
+         "count FROM pending_changes WHERE EXISTS (SELECT 1 FROM c)) "
+         "DELETE FROM pending_changes"},
+        // Change-feed retention: older than $1 (ms) or beyond the newest $2 rows; the newest row
+        // always stays.
+        {"durable_prune_changes",
+         "DELETE FROM change_feed WHERE seq < (SELECT max(seq) FROM change_feed) "
+         "AND (at < $1::bigint OR seq <= (SELECT max(seq) FROM change_feed) - $2::bigint)"},
         // Resolving a batch whose COMMIT outcome is unknown.
         {"durable_version", "SELECT version, lease_owner, status FROM instances WHERE id = $1::text"},
     };
@@ -205,6 +228,10 @@ const std::vector<WriteStatement>& read_statements() {
         {"r_audit_one",
          "SELECT at, actor, action, instance_id, detail FROM audit_log WHERE instance_id = $1 ORDER BY id DESC LIMIT $2"},
         {"r_audit_all", "SELECT at, actor, action, instance_id, detail FROM audit_log ORDER BY id DESC LIMIT $1"},
+        {"r_changes",
+         "SELECT seq, at, instance_id, name, status, first_seq, count FROM change_feed WHERE seq > $1 ORDER BY seq "
+         "LIMIT $2"},
+        {"r_change_head", "SELECT COALESCE(max(seq), 0) FROM change_feed"},
     };
     return all;
 }
@@ -285,6 +312,7 @@ InstanceRow read_instance(const pqxx::row& r) {
     i.lease_owner = opt_text(r[14]);
     i.lease_expires_at = r[15].as<std::int64_t>();
     i.recoveries = r[16].as<std::int64_t>();
+    i.trace_parent = opt_text(r[17]);
     return i;
 }
 
@@ -386,6 +414,26 @@ std::vector<std::string> claimable_task_names(pqxx::transaction_base& tx, const 
         out.push_back(r[0].as<std::string>());
     }
     return out;
+}
+
+std::vector<ChangeRow> read_changes(pqxx::transaction_base& tx, std::int64_t after_seq, int limit) {
+    std::vector<ChangeRow> out;
+    for (const auto& r : tx.exec_prepared("r_changes", after_seq, limit)) {
+        ChangeRow c;
+        c.seq = r[0].as<std::int64_t>();
+        c.at = r[1].as<std::int64_t>();
+        c.instance_id = r[2].as<std::string>();
+        c.name = r[3].as<std::string>();
+        c.status = status_from_string(r[4].as<std::string>()).value_or(Status::Running);
+        c.first_seq = r[5].as<std::int64_t>();
+        c.count = r[6].as<std::int64_t>();
+        out.push_back(std::move(c));
+    }
+    return out;
+}
+
+std::int64_t change_feed_head(pqxx::transaction_base& tx) {
+    return tx.exec_prepared("r_change_head")[0][0].as<std::int64_t>();
 }
 
 std::vector<std::string> names_from_json(const std::string& text) {

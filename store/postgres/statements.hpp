@@ -56,7 +56,8 @@ std::string literal(std::string_view v);
 // Row readers.
 #define DURABLE_PG_INSTANCE_COLUMNS                                                              \
     "id, name, status, execution_id, input, output, error, custom_status, parent_id, "          \
-    "parent_task_id, created_at, updated_at, completed_at, version, lease_owner, lease_expires_at, recoveries"
+    "parent_task_id, created_at, updated_at, completed_at, version, lease_owner, lease_expires_at, recoveries, "  \
+    "trace_parent"
 InstanceRow read_instance(const pqxx::row& r);
 std::optional<std::string> opt_text(const pqxx::field& f);
 
@@ -70,6 +71,8 @@ std::vector<Candidate> find_claimable(pqxx::transaction_base& tx, const std::vec
                                       int limit);
 std::vector<std::string> claimable_task_names(pqxx::transaction_base& tx, const std::vector<std::string>& names,
                                               Millis now);
+std::vector<ChangeRow> read_changes(pqxx::transaction_base& tx, std::int64_t after_seq, int limit);
+std::int64_t change_feed_head(pqxx::transaction_base& tx);
 // A JSON array of strings as a vector (empty for anything else).
 std::vector<std::string> names_from_json(const std::string& text);
 std::vector<InboxRow> owned_inbox(pqxx::transaction_base& tx, const std::string& owner, Millis now, int limit);

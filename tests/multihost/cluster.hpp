@@ -46,10 +46,9 @@ struct HostConfig {
     int activity_ms = 0;  // how long each seq5 step sleeps
     int threads = 4;      // activity threads
     int max_active = 0;   // 0: the host's default
+    std::vector<std::string> env;  // extra NAME=value environment entries
     // Names the host registers: "a,b", "none", or empty for all of test_host's.
     std::string orchestrations, activities;
-    // NAME=VALUE settings the host runs with (through env(1)), e.g. a faked clock.
-    std::vector<std::string> env;
 };
 
 struct ActivityRun {
@@ -147,15 +146,8 @@ public:
             args.push_back("--activities");
             args.push_back(c.activities);
         }
-        std::string program = std::string(DURABLE_BIN_DIR) + "/test_host";
-        if (!c.env.empty()) {
-            std::vector<std::string> with_env = c.env;
-            with_env.push_back(program);
-            with_env.insert(with_env.end(), args.begin(), args.end());
-            args = std::move(with_env);
-            program = "/usr/bin/env";
-        }
-        auto p = std::make_unique<Process>(program, args, ProcessOptions{err_path(id)});
+        auto p = std::make_unique<Process>(std::string(DURABLE_BIN_DIR) + "/test_host", args,
+                                           ProcessOptions{err_path(id), c.env});
         bool ready = p->wait_for_line("ready", std::chrono::seconds(20));
         if (!ready) FAIL("host " << id << " did not start; its log:\n" << stderr_of(id));
         auto& ref = *p;
