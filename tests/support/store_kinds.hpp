@@ -61,6 +61,7 @@ struct SqliteKind {
     // writes queue up behind it and share a transaction.
     std::function<void()> block_writes() const {
         auto db = std::make_shared<SQLite::Database>(target(), SQLite::OPEN_READWRITE);
+        db->setBusyTimeout(10'000);  // a host may be inside a write transaction right now
         db->exec("BEGIN IMMEDIATE");
         return [db] { db->exec("ROLLBACK"); };
     }
