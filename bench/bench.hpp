@@ -48,8 +48,10 @@ struct Result {
     bool ok() const { return errors.empty(); }
 };
 
-// A database file for one run: the user's --db (kept), or a fresh temp file removed
-// (with its -wal, -shm and any side files registered here) when this object goes away.
+// A database for one run: the user's --db (kept), or a fresh temp file removed (with its
+// -wal, -shm and any side files registered here) when this object goes away. A PostgreSQL
+// --db cannot be made fresh like a file: what earlier runs left there (all finished) is purged
+// first, and side files go to the temp dir.
 class DbFile {
 public:
     DbFile(const Options& options, const std::string& tag);
@@ -58,12 +60,17 @@ public:
     DbFile& operator=(const DbFile&) = delete;
 
     const std::string& path() const { return path_; }
+    const std::string& sync() const { return sync_; }
     // A side file next to the database (e.g. an activity execution log), removed with it
     // when the database is temporary.
     std::string side_file(const std::string& suffix);
+    // Where a side file with `suffix` would go (not registered for removal).
+    std::string side_file_path(const std::string& suffix) const { return side_base_ + suffix; }
 
 private:
     std::string path_;
+    std::string sync_;
+    std::string side_base_;  // side files are side_base_ + suffix
     bool temporary_ = false;
     std::vector<std::string> side_files_;
 };
@@ -85,7 +92,9 @@ void fill_common(Result& r, const Options& options, const std::string& workload,
 // Machine facts: cores, CPU model, SQLite version, the file system the database is on, the
 // median fdatasync latency there and the load average (both measured at the first call,
 // which main makes before any workload runs).
-Json machine_info(const std::string& db_path);
+// The machine and the store: cores, CPU, fsync latency of the local disk, load; the store's
+// kind, version (SQLite library or PostgreSQL server) and durability setting.
+Json machine_info(const DbFile& file);
 
 // A host's counters and timing histograms (means), plus its store's commit statistics.
 Json host_stats_json(Host& host, const Database& db);

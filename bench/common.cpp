@@ -24,9 +24,20 @@
 namespace durable::bench {
 namespace fs = std::filesystem;
 
-DbFile::DbFile(const Options& options, const std::string& tag) {
+DbFile::DbFile(const Options& options, const std::string& tag) : sync_(options.sync) {
     if (options.db) {
         path_ = *options.db;
+        side_base_ = path_;
+        if (Database::names_server(path_)) {
+            side_base_ = (fs::temp_directory_path() / fmt::format("durable-bench-{}-{}", tag, getpid())).string();
+            Client client(open_database(options, path_));
+            client.purge({Status::Completed, Status::Failed, Status::Terminated}, std::nullopt);
+            if (!client.query(QueryFilter{}, 1).instances.empty()) {
+                throw std::runtime_error(fmt::format("{} holds unfinished instances; the bench needs a database of "
+                                                     "its own",
+                                                     path_));
+            }
+        }
         return;
     }
     static std::atomic<int> counter{0};
@@ -35,6 +46,7 @@ DbFile::DbFile(const Options& options, const std::string& tag) {
     path_ = (dir / fmt::format("durable-bench-{}-{}-{}-{:04x}.db", tag, getpid(), counter.fetch_add(1),
                                rd() & 0xffff))
                 .string();
+    side_base_ = path_;
     temporary_ = true;
 }
 
@@ -46,7 +58,7 @@ DbFile::~DbFile() {
 }
 
 std::string DbFile::side_file(const std::string& suffix) {
-    std::string p = path_ + suffix;
+    std::string p = side_base_ + suffix;
     side_files_.push_back(p);
     return p;
 }
@@ -166,13 +178,27 @@ void fill_common(Result& r, const Options& options, const std::string& workload,
     j["duplicates"] = duplicates;
 }
 
-Json machine_info(const std::string& db_path) {
-    return Json{{"cores", std::thread::hardware_concurrency()},
-                {"cpu", cpu_model()},
-                {"sqlite", sqlite3_libversion()},
-                {"db_fs", fs_type(db_path)},
-                {"fsync_p50_us", fsync_us(db_path)},
-                {"load_average_1m_at_start", load_average_at_start()}};
+Json machine_info(const DbFile& file) {
+    const bool server = Database::names_server(file.path());
+    // A server's disk is measured where it runs; on this machine it shares the temp dir's.
+    const std::string local = server ? file.side_file_path(".probe") : file.path();
+    Json m{{"cores", std::thread::hardware_concurrency()},
+           {"cpu", cpu_model()},
+           {"db_fs", server ? std::string("server") : fs_type(local)},
+           {"fsync_p50_us", fsync_us(local)},
+           {"load_average_1m_at_start", load_average_at_start()}};
+    if (server) {
+        DatabaseOptions o;
+        o.fsync_every_commit = file.sync() == "full";
+        auto info = Database::open(file.path(), o).info();
+        m["store"] = info.store;
+        m["server_version"] = info.version;
+        m["durability"] = info.durability;
+    } else {
+        m["store"] = "sqlite";
+        m["sqlite"] = sqlite3_libversion();
+    }
+    return m;
 }
 
 std::optional<double> metric_value(const std::string& text, const std::string& name) {

@@ -188,7 +188,7 @@ void finish_closed_loop(Result& r, const Options& options, LocalEngine& e, const
                         const std::function<std::string(const InstanceState&)>& check, int untimed = 0) {
     r.line["host_stats"] = host_stats_json(*e.host, e.db);
     r.line["observability"] = e.observability();
-    r.line["machine"] = machine_info(e.file.path());
+    r.line["machine"] = machine_info(e.file);
     auto client = e.host->client();
     std::int64_t duplicates = verify_instances(r, client, out.ids, check);
     // The host counts each completion it committed; more than it was given means an
@@ -319,7 +319,7 @@ Result run_history(const Options& options) {
     }
     r.line["host_stats"] = host_stats_json(*e.host, e.db);
     r.line["observability"] = e.observability();
-    r.line["machine"] = machine_info(e.file.path());
+    r.line["machine"] = machine_info(e.file);
     std::int64_t duplicates = 0;
     for (auto& [id, size] : checks) {
         int steps = size;

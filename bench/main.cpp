@@ -52,7 +52,7 @@ int main(int argc, char** argv) {
     app.add_option("--workload", o.workload, "sequence|fanout|latency|recovery|hosts|history|remote|all")
         ->check(CLI::IsMember({"sequence", "fanout", "latency", "recovery", "hosts", "history", "remote", "all"}))
         ->capture_default_str();
-    app.add_option("--db", o.db, "database file to use (kept); default: a fresh temp file per run, removed");
+    app.add_option("--db", o.db, "database to use (kept): a SQLite file, or a PostgreSQL URL (postgresql://user@host:port/db, a database of its own: finished instances there are purged first); default: a fresh temp file per run, removed");
     app.add_option("--sync", o.sync, "full (every commit fsync'd) or normal")
         ->check(CLI::IsMember({"full", "normal"}))
         ->capture_default_str();
@@ -118,7 +118,7 @@ int main(int argc, char** argv) {
     {
         // Measures the disk and the machine's load before any workload adds its own.
         DbFile probe(o, "probe");
-        auto m = machine_info(probe.path());
+        auto m = machine_info(probe);
         progress(fmt::format("machine: {} cores, fdatasync p50 {} us, load average {} ({})", m["cores"].get<int>(),
                              m["fsync_p50_us"].get<double>(), m["load_average_1m_at_start"].get<double>(),
                              m["db_fs"].get<std::string>()));

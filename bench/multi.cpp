@@ -198,7 +198,7 @@ SharedRun run_shared(Result& r, const Options& o, int hosts, int n, int c, Clock
     std::vector<std::string> ids;
     for (int i = 0; i < hosts; ++i) ids.push_back(fmt::format("h{}of{}", i + 1, hosts));
     start_fleet(fleet, o, file.path(), ids, std::vector<std::optional<std::string>>(ids.size()), deadline);
-    if (hosts == 1) r.line["machine"] = machine_info(file.path());
+    if (hosts == 1) r.line["machine"] = machine_info(file);
 
     Scheduler scheduler(client, &fleet, n, c, std::min(c, 8), deadline);
     auto t0 = Clock::now();
@@ -463,7 +463,7 @@ Result run_recovery(const Options& options) {
     r.line["claims"] = sum_of(stats, "claims");
     r.line["host_stats"] = stats;
     r.line["latency_source"] = "instance rows: completed_at - created_at (ms resolution; all scheduled before start)";
-    r.line["machine"] = machine_info(file.path());
+    r.line["machine"] = machine_info(file);
     fill_common(r, o, "recovery", n, expected_keys, seconds, latencies, completed, duplicates);
     return r;
 }

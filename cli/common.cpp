@@ -154,18 +154,20 @@ std::optional<Json> read_json_payload(const std::optional<std::string>& text, co
 }
 
 Database open_database(const GlobalOptions& global, bool must_exist, bool read_only) {
-    if (global.db.empty()) throw UsageError("--db is empty; give the path of a database file");
-    if (std::filesystem::is_directory(global.db)) {
+    if (global.db.empty()) throw UsageError("--db is empty; give the path of a database file or a PostgreSQL URL");
+    const bool server = Database::names_server(global.db);
+    if (!server && std::filesystem::is_directory(global.db)) {
         throw UsageError(fmt::format("--db '{}' is a directory; give the path of a database file in it, e.g. --db {}",
                                      global.db, (std::filesystem::path(global.db) / "durable.db").string()));
     }
-    if (must_exist && !std::filesystem::exists(global.db)) {
+    if (must_exist && !server && !std::filesystem::exists(global.db)) {
         throw Failure(fmt::format("there is no database at '{}'; pass --db FILE, or create one with `durable start` "
                                   "or `durable worker`",
                                   global.db));
     }
     DatabaseOptions options;
     options.read_only = read_only;
+    options.connect_wait = std::chrono::seconds(global.wait_for_db_s);
     return Database::open(global.db, options);
 }
 

@@ -42,7 +42,8 @@ public:
 
 // Options of the `durable` command itself.
 struct GlobalOptions {
-    std::string db = "durable.db";
+    std::string db = "durable.db";  // a SQLite file, or a postgresql:// URL
+    int wait_for_db_s = 0;            // PostgreSQL: how long to wait for a server that is down
     std::string argv0;  // how the program was invoked (for the demo's worker processes)
 };
 

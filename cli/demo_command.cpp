@@ -41,7 +41,7 @@ struct DemoArgs {
 std::string why_not_a_demo_file(const std::string& path) {
     try {
         DatabaseOptions ro;
-        ro.read_only = true;
+        ro.read_only = !Database::names_server(path);  // a server database is migrated if new
         Client client(Database::open(path, ro));
         std::optional<std::string> after;
         do {
@@ -70,8 +70,33 @@ std::string why_not_a_demo_file(const std::string& path) {
     }
 }
 
+// A PostgreSQL database cannot be deleted like a file: it must hold nothing but what earlier
+// demos left, which (all finished) is purged.
+void prepare_server_database(const std::string& target) {
+    auto why = why_not_a_demo_file(target);
+    if (!why.empty()) {
+        throw Failure(fmt::format("the database {} {}; the demo needs an empty database or one only earlier demos "
+                                  "used",
+                                  target, why));
+    }
+    auto db = Database::open(target);
+    Client client(db);
+    client.purge({Status::Completed, Status::Failed, Status::Terminated}, std::nullopt);
+    QueryFilter left;
+    auto rest = client.query(left, 1);
+    if (!rest.instances.empty()) {
+        throw Failure(fmt::format("the database {} holds unfinished instances of an earlier demo (e.g. '{}'); use "
+                                  "an empty database",
+                                  target, rest.instances.front().id));
+    }
+}
+
 void prepare_file(const std::string& path, bool fresh) {
     namespace fs = std::filesystem;
+    if (Database::names_server(path)) {
+        prepare_server_database(path);
+        return;
+    }
     if (!fs::exists(path)) return;
     if (!fresh) {
         auto why = why_not_a_demo_file(path);
@@ -163,10 +188,12 @@ int Demo::run() {
 
     fmt::print("durable demo: {} instances on {} worker processes sharing {} (lease {})\n", a_.instances, a_.workers,
                g_.db, format_duration(lease_.count()));
-    fmt::print("worker logs: {}.worker-N.log; a worker is killed with SIGKILL midway\n\n", g_.db);
+    // A server database has no file name to put the logs beside.
+    const std::string logs = Database::names_server(g_.db) ? std::string("durable-demo") : g_.db;
+    fmt::print("worker logs: {}.worker-N.log; a worker is killed with SIGKILL midway\n\n", logs);
     for (int i = 1; i <= a_.workers; ++i) {
         workers_.push_back(demo::spawn_worker(g_.db, fmt::format("worker-{}", i), lease_,
-                                              fmt::format("{}.worker-{}.log", g_.db, i)));
+                                              fmt::format("{}.worker-{}.log", logs, i)));
     }
 
     auto started = std::chrono::steady_clock::now();

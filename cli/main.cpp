@@ -42,10 +42,15 @@ int main(int argc, char** argv) {
     GlobalOptions global;
     global.argv0 = argc > 0 ? argv[0] : "durable";
 
-    CLI::App app{"durable: durable orchestrations on one SQLite file.\n"
+    CLI::App app{"durable: durable orchestrations on one SQLite file or a PostgreSQL database.\n"
                  "Start with `durable demo`, then look around with `durable list` and `durable history ID`.",
                  "durable"};
-    app.add_option("--db", global.db, "The database file")->capture_default_str();
+    app.add_option("--db", global.db,
+                   "The database: a SQLite file, or a PostgreSQL URL (postgresql://user@host:port/dbname) that hosts "
+                   "on many machines share")
+        ->capture_default_str();
+    app.add_option("--wait-for-db", global.wait_for_db_s,
+                   "PostgreSQL: seconds to wait for a server that is down or starting before giving up (default 0)");
     app.set_version_flag("--version", std::string("durable ") + DURABLE_VERSION);
     app.require_subcommand(1);
     app.fallthrough();  // --db may also follow the subcommand

@@ -1,9 +1,13 @@
 # Turns migrations/NNNN_name.sql into a C++ table compiled into libdurable.
-# Inputs: OUT (the .cpp to write), FILES (the .sql files, sorted, separated by |).
+# Inputs: OUT (the .cpp to write), FILES (the .sql files, sorted, separated by |), FUNC (the
+# function to define; default embedded_migrations, the SQLite store's).
 string(REPLACE "|" ";" FILES "${FILES}")
-set(body "// Generated from migrations/*.sql by cmake/embed_migrations.cmake. Do not edit.\n")
+if(NOT FUNC)
+  set(FUNC embedded_migrations)
+endif()
+set(body "// Generated from migrations by cmake/embed_migrations.cmake. Do not edit.\n")
 string(APPEND body "#include \"store/migrations.hpp\"\n\nnamespace durable::store {\n\n")
-string(APPEND body "const std::vector<Migration>& embedded_migrations() {\n    static const std::vector<Migration> all = {\n")
+string(APPEND body "const std::vector<Migration>& ${FUNC}() {\n    static const std::vector<Migration> all = {\n")
 foreach(f IN LISTS FILES)
   get_filename_component(name ${f} NAME_WE)
   string(REGEX MATCH "^([0-9]+)_" _ ${name})

@@ -28,9 +28,13 @@ store::WriteResult wait_write(const std::function<void(store::WriteCallback)>& s
     return r;
 }
 
-std::int64_t wall_ms() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-        .count();
+// Times a client writes come from the clock lease and timer times are compared in: the
+// attached host's, else the database's (the server's for PostgreSQL).
+std::int64_t wall_ms(const Database& db, const std::shared_ptr<detail::ClientAttachment>& a) {
+    if (a) {
+        if (auto h = a->host.lock()) return h->clock->now_ms();
+    }
+    return db.clock()->now_ms();
 }
 
 Json parse_or(const std::optional<std::string>& s) {
@@ -92,7 +96,7 @@ ScheduleResult Client::schedule_with_result(const std::string& name, const Json&
         // Not this host's code: fine if another live host registers it (it claims the
         // instance); otherwise most likely a typo.
         bool elsewhere = false;
-        auto now = wall_ms();
+        auto now = wall_ms(db_, attachment_);
         for (const auto& h : hosts()) {
             if (h.live_at(now) && std::find(h.orchestrations.begin(), h.orchestrations.end(), name) != h.orchestrations.end()) {
                 elsewhere = true;
@@ -135,7 +139,7 @@ ScheduleResult Client::schedule_with_result(const std::string& name, const Json&
     // state; then the id is free and the write is tried again.
     for (int attempt = 0;; ++attempt) {
         inst.execution_id = new_instance_id();
-        inst.now = wall_ms();
+        inst.now = wall_ms(db_, attachment_);
         inst.start_at = options.start_at ? std::chrono::duration_cast<std::chrono::milliseconds>(
                                                options.start_at->time_since_epoch()).count()
                                          : inst.now;
@@ -211,7 +215,7 @@ void Client::raise_event(const std::string& id, const std::string& event_name, c
     if (event_name.empty()) throw InvalidInput("the event name is empty");
     detail::require_utf8(id, "the instance id");
     detail::require_utf8(event_name, "the event name");
-    Json e = ev::make(ev::kEventRaised, wall_ms());
+    Json e = ev::make(ev::kEventRaised, wall_ms(db_, attachment_));
     e["name"] = event_name;
     e["input"] = payload;
     std::string text;
@@ -222,9 +226,9 @@ void Client::raise_event(const std::string& id, const std::string& event_name, c
     }
     if (text.size() > 256 * 1024) throw InvalidInput("the event payload is over the 256 KiB limit");
     auto store = detail::store_of(db_);
-    store::AuditEntry audit{wall_ms(), actor_name(attachment_), "raise_event", id, event_name};
+    store::AuditEntry audit{wall_ms(db_, attachment_), actor_name(attachment_), "raise_event", id, event_name};
     auto r = wait_write([&](store::WriteCallback cb) {
-        store->send_message(store::NewMessage{id, wall_ms(), false, text}, audit, std::move(cb));
+        store->send_message(store::NewMessage{id, wall_ms(db_, attachment_), false, text}, audit, std::move(cb));
     });
     if (r.conflict) {
         if (r.count == 0) throw InstanceNotFound(fmt::format("no instance '{}' to raise '{}' on", id, event_name));
@@ -240,12 +244,12 @@ namespace {
 void control(Database& db, const std::shared_ptr<detail::ClientAttachment>& a, const std::string& id,
              std::string_view type, const std::string& reason, const char* action) {
     detail::require_utf8(reason, "the reason");
-    Json e = ev::make(type, wall_ms());
+    Json e = ev::make(type, wall_ms(db, a));
     if (!reason.empty()) e["reason"] = reason;
     auto store = detail::store_of(db);
-    store::AuditEntry audit{wall_ms(), actor_name(a), action, id, reason.empty() ? std::nullopt : std::optional(reason)};
+    store::AuditEntry audit{wall_ms(db, a), actor_name(a), action, id, reason.empty() ? std::nullopt : std::optional(reason)};
     auto r = wait_write([&](store::WriteCallback cb) {
-        store->send_message(store::NewMessage{id, wall_ms(), true, e.dump()}, audit, std::move(cb));
+        store->send_message(store::NewMessage{id, wall_ms(db, a), true, e.dump()}, audit, std::move(cb));
     });
     if (r.conflict) {
         if (r.count == 0) throw InstanceNotFound(fmt::format("no instance '{}' to {}", id, action));
@@ -289,7 +293,7 @@ bool Client::purge(const std::string& id) {
         throw InvalidInput(fmt::format("instance '{}' is still running; terminate it first, then purge it", id));
     }
     if (r.count > 0) {
-        store->append_audit(store::AuditEntry{wall_ms(), actor_name(attachment_), "purge", id, std::nullopt}, nullptr);
+        store->append_audit(store::AuditEntry{wall_ms(db_, attachment_), actor_name(attachment_), "purge", id, std::nullopt}, nullptr);
     }
     return r.count > 0;
 }
@@ -303,8 +307,8 @@ std::int64_t Client::purge(const std::vector<Status>& statuses,
             std::chrono::duration_cast<std::chrono::milliseconds>(completed_before->time_since_epoch()).count();
     }
     auto store = detail::store_of(db_);
-    auto r = wait_write([&](store::WriteCallback cb) { store->purge_instances(f, wall_ms(), std::move(cb)); });
-    store->append_audit(store::AuditEntry{wall_ms(), actor_name(attachment_), "purge",
+    auto r = wait_write([&](store::WriteCallback cb) { store->purge_instances(f, wall_ms(db_, attachment_), std::move(cb)); });
+    store->append_audit(store::AuditEntry{wall_ms(db_, attachment_), actor_name(attachment_), "purge",
                                           std::nullopt, fmt::format("{} instances", r.count)},
                         nullptr);
     return r.count;
@@ -352,7 +356,7 @@ std::vector<HostInfo> Client::hosts() const {
 
 std::vector<LeaseInfo> Client::leases() const {
     std::vector<LeaseInfo> out;
-    for (auto& r : detail::store_of(db_)->list_leases(wall_ms())) {
+    for (auto& r : detail::store_of(db_)->list_leases(wall_ms(db_, attachment_))) {
         out.push_back(LeaseInfo{r.id, r.name, r.status, r.lease_owner.value_or(""), r.lease_expires_at});
     }
     return out;

@@ -8,6 +8,7 @@
 #include "durable/errors.hpp"
 #include "runtime/change_feed.hpp"
 #include "runtime/completion_hub.hpp"
+#include "store/opener.hpp"
 #include "runtime/database_access.hpp"
 #include "store/store.hpp"
 
@@ -69,10 +70,31 @@ bool CompletionHub::wait_progress(std::uint64_t seen, std::chrono::steady_clock:
 
 }  // namespace detail
 
+namespace {
+
+// Wall time from the store (the database server's clock for PostgreSQL); monotonic time and
+// sleeping from the machine.
+class StoreClock final : public Clock {
+public:
+    explicit StoreClock(std::weak_ptr<store::Store> store) : store_(std::move(store)) {}
+    std::int64_t now_ms() const override {
+        if (auto s = store_.lock()) return s->now();
+        return SystemClock::instance()->now_ms();
+    }
+    std::chrono::steady_clock::time_point steady_now() const override { return std::chrono::steady_clock::now(); }
+    void sleep_for(std::chrono::nanoseconds d) override { SystemClock::instance()->sleep_for(d); }
+
+private:
+    std::weak_ptr<store::Store> store_;
+};
+
+}  // namespace
+
 struct Database::Impl {
     std::string path;
     DatabaseOptions options;
     std::shared_ptr<store::Store> store;
+    std::shared_ptr<Clock> clock;
     std::shared_ptr<detail::CompletionHub> hub = std::make_shared<detail::CompletionHub>();
     std::mutex events_mu;
     std::shared_ptr<EventDistributor> events;                // guarded by events_mu
@@ -85,25 +107,60 @@ struct Database::Impl {
     }
 };
 
-Database Database::open(const std::string& path, const DatabaseOptions& options) {
-    if (path.empty()) throw InvalidInput("the database path is empty; give the path of a SQLite file");
-    std::error_code ec;
-    if (std::filesystem::is_directory(path, ec)) {
-        throw InvalidInput(fmt::format("'{}' is a directory; give the path of a database file (e.g. {})", path,
-                                       (std::filesystem::path(path) / "durable.db").string()));
+Database Database::open(const std::string& target, const DatabaseOptions& options) {
+    if (target.empty()) {
+        throw InvalidInput("the database is empty; give the path of a SQLite file or a PostgreSQL URL "
+                           "(postgresql://user@host:port/dbname)");
     }
-    store::SqliteOptions so;
-    so.synchronous = options.fsync_every_commit ? store::Synchronous::Full : store::Synchronous::Normal;
-    so.busy_timeout_ms = options.busy_timeout_ms;
-    so.read_only = options.read_only;
-    so.change_feed_max_age_ms = options.feed_max_age.count();
-    so.change_feed_max_rows = options.feed_max_rows;
+    if (store::store_kind(target) == store::StoreKind::Sqlite) {
+        std::error_code ec;
+        if (std::filesystem::is_directory(target, ec)) {
+            throw InvalidInput(fmt::format("'{}' is a directory; give the path of a database file (e.g. {})", target,
+                                           (std::filesystem::path(target) / "durable.db").string()));
+        }
+    }
     Database db;
     db.impl_ = std::make_shared<Impl>();
-    db.impl_->path = path;
+    db.impl_->path = target;
     db.impl_->options = options;
-    db.impl_->store = store::open_sqlite(path, so);
+    auto kind = store::store_kind(target);
+    if (kind == store::StoreKind::Sqlite) {
+        store::SqliteOptions so;
+        so.synchronous = options.fsync_every_commit ? store::Synchronous::Full : store::Synchronous::Normal;
+        so.busy_timeout_ms = options.busy_timeout_ms;
+        so.read_only = options.read_only;
+        so.change_feed_max_age_ms = options.feed_max_age.count();
+        so.change_feed_max_rows = options.feed_max_rows;
+        db.impl_->store = store::open_sqlite(target, so);
+        db.impl_->clock = SystemClock::instance();
+    } else {
+        auto opener = store::find_store_opener(kind);
+        if (!opener) {
+            throw StoreError("this program was built without the PostgreSQL store, so it cannot open a "
+                             "postgresql:// database; link it with the durable::postgres library (CMake target "
+                             "durable_postgres), or give the path of a SQLite file");
+        }
+        db.impl_->store = opener(target, options);
+        db.impl_->clock = std::make_shared<StoreClock>(db.impl_->store);
+    }
     return db;
+}
+
+bool Database::names_server(const std::string& target) {
+    return store::store_kind(target) != store::StoreKind::Sqlite;
+}
+
+Database::Info Database::info() const {
+    auto i = impl_->store->info();
+    return Info{i.kind, i.version, i.durability};
+}
+
+std::string Database::describe() const {
+    return impl_->store->describe();
+}
+
+std::shared_ptr<Clock> Database::clock() const {
+    return impl_->clock;
 }
 
 const std::string& Database::path() const {

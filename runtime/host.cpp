@@ -26,7 +26,7 @@ Host::Impl::Impl(Database db_, std::shared_ptr<const Registry> registry_, HostOp
       hub(detail::DatabaseAccess::completions(db)),
       registry(std::move(registry_)),
       options(std::move(options_)),
-      clock(options.clock ? options.clock : SystemClock::instance()),
+      clock(options.clock ? options.clock : db.clock()),
       lease_timing(options.lease_duration),
       log(options.logger ? options.logger : spdlog::default_logger()),
       id(options.host_id.empty() ? default_host_id() : options.host_id),

@@ -17,7 +17,10 @@ struct Migration {
     const char* sql;
 };
 
-// Every embedded migration, ordered by version.
+// Every embedded migration of the SQLite store (migrations/*.sql), ordered by version.
 const std::vector<Migration>& embedded_migrations();
+// The PostgreSQL store's (migrations/postgres/*.sql), ordered by version; defined only in the
+// durable_postgres library.
+const std::vector<Migration>& embedded_postgres_migrations();
 
 }  // namespace durable::store

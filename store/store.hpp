@@ -195,6 +195,13 @@ struct PurgeFilter {
     std::optional<Millis> completed_before;
 };
 
+// What a store is, for benchmark lines and logs.
+struct StoreInfo {
+    std::string kind;        // "sqlite", "postgresql"
+    std::string version;     // the SQLite library's, or the server's
+    std::string durability;  // "synchronous=full", "synchronous_commit=on", ...
+};
+
 // One row of the change feed: a committed episode that appended history events
 // [first_seq, first_seq + count) to `instance_id`.
 struct ChangeRow {
@@ -294,6 +301,11 @@ public:
     virtual void probe() = 0;
     virtual StoreStats stats() = 0;
     virtual std::string describe() const = 0;  // for logs and benchmark lines
+    // The clock lease times (and timer due times) are read from, in ms since the Unix epoch:
+    // every host on one database must compare leases in one clock. SQLite: the machine's
+    // (every host shares it). PostgreSQL: the server's.
+    virtual Millis now();
+    virtual StoreInfo info() const;
 };
 
 enum class Synchronous { Full, Normal };

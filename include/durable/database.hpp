@@ -1,4 +1,5 @@
-// durable/database.hpp — a handle on one durable database file.
+// durable/database.hpp — a handle on one durable database: a SQLite file, or a PostgreSQL
+// database that hosts on many machines share.
 //
 // Open the file once per process and share the handle between the Host and Clients of that
 // process: they then share one writer (group commit) and one completion signal, so a
@@ -12,6 +13,7 @@
 #include <memory>
 #include <string>
 
+#include "durable/clock.hpp"
 #include "durable/event_distributor.hpp"
 
 namespace durable {
@@ -22,6 +24,9 @@ struct DatabaseOptions {
     bool fsync_every_commit = true;
     int busy_timeout_ms = 10'000;
     bool read_only = false;  // inspection only (the CLI's read commands)
+    // PostgreSQL: how long open() keeps trying a server that does not answer (down, still
+    // starting) before it gives up with an error; zero gives up at once.
+    std::chrono::milliseconds connect_wait{0};
     // The process's event distributor (see events()): queue size, replay ring capacity and
     // age. Its clock defaults to the system clock.
     EventDistributorOptions events{};
@@ -55,16 +60,34 @@ struct DatabaseAccess;
 
 class Database {
 public:
-    // Opens (creating and migrating if needed) the SQLite file at `path`. Throws
-    // durable::InvalidInput for an empty path or a directory, and durable::StoreError naming
-    // the file and what to do when it cannot be used (locked, read-only, not a database, a
-    // database of another program, made by a newer durable). With options.read_only the file
-    // is never written; in a directory this process cannot write, it is read as it is.
-    static Database open(const std::string& path, const DatabaseOptions& options = {});
+    // Opens (creating and migrating if needed) the database `target` names: a SQLite file
+    // path, or a PostgreSQL connection string (`postgresql://user@host:port/db?...`,
+    // `postgres://...`, or libpq's `host=... dbname=...` form), which needs the program to
+    // link durable::postgres. Throws durable::StoreError naming the database and what to do
+    // when it cannot be used (locked, read-only, not a database, unreachable, wrong password,
+    // another program's tables, made by a newer durable).
+    static Database open(const std::string& target, const DatabaseOptions& options = {});
+    // For a file: InvalidInput for an empty path or a directory; with options.read_only the
+    // file is never written, and in a directory this process cannot write it is read as it is.
+    // True when `target` is a PostgreSQL connection string rather than a file path.
+    static bool names_server(const std::string& target);
 
+    // The target given to open().
     const std::string& path() const;
     // "full" or "normal".
     const char* synchronous() const;
+    // The store, its server and its durability setting, for logs and benchmark lines.
+    std::string describe() const;
+    // The kind of store ("sqlite", "postgresql"), its library's or server's version, and its
+    // durability setting ("synchronous=full", "synchronous_commit=on").
+    struct Info {
+        std::string store, version, durability;
+    };
+    Info info() const;
+    // The clock lease and timer times are read from: the machine's for SQLite, the database
+    // server's for PostgreSQL (so hosts with skewed clocks agree). Hosts and clients on this
+    // database use it unless given a clock of their own.
+    std::shared_ptr<Clock> clock() const;
     // This process's writer counters (zero for a read-only handle).
     DatabaseStats stats() const;
 

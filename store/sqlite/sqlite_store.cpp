@@ -245,6 +245,11 @@ public:
                            options_.synchronous == Synchronous::Full ? "full" : "normal");
     }
 
+    StoreInfo info() const override {
+        return StoreInfo{"sqlite", sqlite3_libversion(),
+                         options_.synchronous == Synchronous::Full ? "synchronous=full" : "synchronous=normal"};
+    }
+
 private:
     SqliteOptions reader_options() const {
         SqliteOptions o = options_;

@@ -1,5 +1,5 @@
-// The engine against real SQLite files: every orchestration API, restarts, eviction,
-// non-determinism, durable retries.
+// The engine against both stores (a real SQLite file, a real PostgreSQL database): every
+// orchestration API, restarts, eviction, non-determinism, durable retries.
 #include <doctest/doctest.h>
 
 #include <unistd.h>
@@ -162,8 +162,8 @@ bool wait_until(const std::function<bool()>& ok, std::chrono::milliseconds limit
 
 }  // namespace
 
-TEST_CASE("a three-step chain completes with the right output and history") {
-    Engine e(registry());
+TEST_CASE_TEMPLATE("a three-step chain completes with the right output and history", S, DURABLE_TEST_STORES) {
+    durable::test::EngineOn<S> e(registry());
     auto c = e.client();
     auto id = c.schedule("chain", "world");
     auto s = c.wait_for_completion(id, 10s);
@@ -176,8 +176,8 @@ TEST_CASE("a three-step chain completes with the right output and history") {
     for (std::size_t i = 0; i < h.size(); ++i) CHECK(h[i].seq == static_cast<std::int64_t>(i));
 }
 
-TEST_CASE("fan-out of 100 activities joins all results") {
-    Engine e(registry());
+TEST_CASE_TEMPLATE("fan-out of 100 activities joins all results", S, DURABLE_TEST_STORES) {
+    durable::test::EngineOn<S> e(registry());
     auto c = e.client();
     auto s = c.wait_for_completion(c.schedule("fan_out", 100), 20s);
     REQUIRE(s.status == Status::Completed);
@@ -186,8 +186,8 @@ TEST_CASE("fan-out of 100 activities joins all results") {
     CHECK(s.output == expected);
 }
 
-TEST_CASE("when_any: a timer beats a slow activity, a fast activity beats the timer") {
-    Engine e(registry());
+TEST_CASE_TEMPLATE("when_any: a timer beats a slow activity, a fast activity beats the timer", S, DURABLE_TEST_STORES) {
+    durable::test::EngineOn<S> e(registry());
     auto c = e.client();
     auto slow = c.schedule("race", 1000);
     auto fast = c.schedule("race", 1);
@@ -195,8 +195,8 @@ TEST_CASE("when_any: a timer beats a slow activity, a fast activity beats the ti
     CHECK(c.wait_for_completion(fast, 10s).output == "done");
 }
 
-TEST_CASE("external events: delivered, buffered before the wait, and timed out") {
-    Engine e(registry());
+TEST_CASE_TEMPLATE("external events: delivered, buffered before the wait, and timed out", S, DURABLE_TEST_STORES) {
+    durable::test::EngineOn<S> e(registry());
     auto c = e.client();
     auto answered = c.schedule("approval", 10'000);
     auto ignored = c.schedule("approval", 150);
@@ -215,8 +215,8 @@ TEST_CASE("external events: delivered, buffered before the wait, and timed out")
     CHECK_THROWS_AS(c.raise_event(answered, "answer", "late"), InvalidInput);
 }
 
-TEST_CASE("sub-orchestrations three deep") {
-    Engine e(registry());
+TEST_CASE_TEMPLATE("sub-orchestrations three deep", S, DURABLE_TEST_STORES) {
+    durable::test::EngineOn<S> e(registry());
     auto c = e.client();
     auto id = c.schedule("nested", 3);
     auto s = c.wait_for_completion(id, 10s);
@@ -227,8 +227,8 @@ TEST_CASE("sub-orchestrations three deep") {
     CHECK(c.query(f, 100).instances.size() == 4);
 }
 
-TEST_CASE("continue-as-new 100 times keeps history short") {
-    Engine e(registry());
+TEST_CASE_TEMPLATE("continue-as-new 100 times keeps history short", S, DURABLE_TEST_STORES) {
+    durable::test::EngineOn<S> e(registry());
     auto c = e.client();
     auto id = c.schedule("counter", 1);
     auto s = c.wait_for_completion(id, 60s);
@@ -239,20 +239,20 @@ TEST_CASE("continue-as-new 100 times keeps history short") {
     CHECK(h.size() == 4);  // only the last generation: started, scheduled, completed, completed
 }
 
-TEST_CASE("activity failures: caught by the orchestrator, or failing the instance") {
-    Engine e(registry());
+TEST_CASE_TEMPLATE("activity failures: caught by the orchestrator, or failing the instance", S, DURABLE_TEST_STORES) {
+    durable::test::EngineOn<S> e(registry());
     auto c = e.client();
     auto caught = c.wait_for_completion(c.schedule("catches"), 10s);
     CHECK(caught.status == Status::Completed);
-    CHECK(caught.output.get<std::string>().find("kaboom") != std::string::npos);
+    CHECK(caught.output.template get<std::string>().find("kaboom") != std::string::npos);
     auto failed = c.wait_for_completion(c.schedule("does_not_catch"), 10s);
     CHECK(failed.status == Status::Failed);
     CHECK(failed.error["type"] == "TaskFailed");
-    CHECK(failed.error["message"].get<std::string>().find("kaboom") != std::string::npos);
+    CHECK(failed.error["message"].template get<std::string>().find("kaboom") != std::string::npos);
 }
 
-TEST_CASE("terminate, suspend and resume") {
-    Engine e(registry());
+TEST_CASE_TEMPLATE("terminate, suspend and resume", S, DURABLE_TEST_STORES) {
+    durable::test::EngineOn<S> e(registry());
     auto c = e.client();
     auto t = c.schedule("waits_forever");
     std::this_thread::sleep_for(50ms);
@@ -277,8 +277,8 @@ TEST_CASE("terminate, suspend and resume") {
     CHECK(r.output == Json{1, 2});
 }
 
-TEST_CASE("purge removes finished instances only") {
-    Engine e(registry());
+TEST_CASE_TEMPLATE("purge removes finished instances only", S, DURABLE_TEST_STORES) {
+    durable::test::EngineOn<S> e(registry());
     auto c = e.client();
     auto done = c.schedule("chain", "x");
     c.wait_for_completion(done, 10s);
@@ -292,8 +292,8 @@ TEST_CASE("purge removes finished instances only") {
     CHECK(c.purge({Status::Completed}, std::chrono::system_clock::now() + 1s) == 5);
 }
 
-TEST_CASE("query filters by status and name, with paging") {
-    Engine e(registry());
+TEST_CASE_TEMPLATE("query filters by status and name, with paging", S, DURABLE_TEST_STORES) {
+    durable::test::EngineOn<S> e(registry());
     auto c = e.client();
     std::vector<std::string> ids;
     for (int i = 0; i < 25; ++i) ids.push_back(c.schedule("chain", std::to_string(i)));
@@ -319,8 +319,8 @@ TEST_CASE("query filters by status and name, with paging") {
     CHECK(seen == std::set<std::string>(ids.begin(), ids.end()));
 }
 
-TEST_CASE("scheduling is idempotent on a caller-chosen id, and unknown names are refused") {
-    Engine e(registry());
+TEST_CASE_TEMPLATE("scheduling is idempotent on a caller-chosen id, and unknown names are refused", S, DURABLE_TEST_STORES) {
+    durable::test::EngineOn<S> e(registry());
     auto c = e.client();
     ScheduleOptions o;
     o.instance_id = "order-42";
@@ -332,9 +332,9 @@ TEST_CASE("scheduling is idempotent on a caller-chosen id, and unknown names are
     CHECK_THROWS_AS(c.schedule("chain", std::string(300 * 1024, 'x')), InvalidInput);
 }
 
-TEST_CASE("a host restart mid-orchestration gives exact results") {
+TEST_CASE_TEMPLATE("a host restart mid-orchestration gives exact results", S, DURABLE_TEST_STORES) {
     g_count_calls = 0;
-    Engine e(registry());
+    durable::test::EngineOn<S> e(registry());
     auto id = e.client().schedule("slow_steps", 30);
     // Restart once a few steps are recorded: the rest (27 steps, each behind a 20 ms timer)
     // runs on the new host.
@@ -350,8 +350,8 @@ TEST_CASE("a host restart mid-orchestration gives exact results") {
     CHECK(completed == 30);  // each decision recorded exactly once
 }
 
-TEST_CASE("a crash (no graceful stop) mid-orchestration is recovered after the lease") {
-    Engine e(registry());
+TEST_CASE_TEMPLATE("a crash (no graceful stop) mid-orchestration is recovered after the lease", S, DURABLE_TEST_STORES) {
+    durable::test::EngineOn<S> e(registry());
     auto id = e.client().schedule("slow_steps", 20);
     REQUIRE(wait_for_completed_tasks(e.client(), id, 3));
     REQUIRE_FALSE(is_terminal(e.client().get_status(id)->status));
@@ -361,10 +361,10 @@ TEST_CASE("a crash (no graceful stop) mid-orchestration is recovered after the l
     CHECK(s.output == 190);
 }
 
-TEST_CASE("eviction from the cache is followed by a correct replay") {
+TEST_CASE_TEMPLATE("eviction from the cache is followed by a correct replay", S, DURABLE_TEST_STORES) {
     HostOptions o;
     o.max_cached_instances = 1;
-    Engine e(registry(), o);
+    durable::test::EngineOn<S> e(registry(), o);
     auto c = e.client();
     std::vector<std::string> ids;
     for (int i = 0; i < 6; ++i) ids.push_back(c.schedule("two_events"));
@@ -391,9 +391,9 @@ TEST_CASE("eviction from the cache is followed by a correct replay") {
     CHECK(e.host->stats().replays > 0);
 }
 
-TEST_CASE("a durable retry survives a host restart in the middle of its back-off") {
+TEST_CASE_TEMPLATE("a durable retry survives a host restart in the middle of its back-off", S, DURABLE_TEST_STORES) {
     g_flaky_calls = 0;
-    Engine e(registry());
+    durable::test::EngineOn<S> e(registry());
     auto id = e.client().schedule("durable_retry", 2);
     // The first attempt fails at once; the retry waits 300 ms on a durable timer. Restart once
     // that timer is in history (before, the first attempt itself could run again).
@@ -415,13 +415,13 @@ TEST_CASE("a durable retry survives a host restart in the middle of its back-off
     CHECK(timers == 2);
 }
 
-TEST_CASE("non-determinism: changed orchestrator code fails the instance naming the event") {
+TEST_CASE_TEMPLATE("non-determinism: changed orchestrator code fails the instance naming the event", S, DURABLE_TEST_STORES) {
     auto v1 = registry();
     v1->add_orchestrator("versioned", [](OrchestrationContext& ctx) -> Task<Json> {
         co_await ctx.call_activity<std::string>("hello", std::string("v1"));
         co_return co_await ctx.wait_for_external_event<int>("a");
     });
-    Engine e(v1);
+    durable::test::EngineOn<S> e(v1);
     auto id = e.client().schedule("versioned");
     for (int i = 0; i < 200 && e.client().history(id).size() < 3; ++i) std::this_thread::sleep_for(10ms);
     REQUIRE(e.client().history(id).size() == 3);
@@ -439,10 +439,10 @@ TEST_CASE("non-determinism: changed orchestrator code fails the instance naming 
     auto s = e.client().wait_for_completion(id, 10s);
     CHECK(s.status == Status::Failed);
     CHECK(s.error["type"] == "NonDeterminism");
-    CHECK(s.error["message"].get<std::string>().find("square") != std::string::npos);
+    CHECK(s.error["message"].template get<std::string>().find("square") != std::string::npos);
 }
 
-TEST_CASE("one correlation id covers every episode and activity span, sub-orchestrations included") {
+TEST_CASE_TEMPLATE("one correlation id covers every episode and activity span, sub-orchestrations included", S, DURABLE_TEST_STORES) {
     auto spans = std::make_shared<std::vector<Span>>();
     auto mu = std::make_shared<std::mutex>();
     HostOptions o;
@@ -450,7 +450,7 @@ TEST_CASE("one correlation id covers every episode and activity span, sub-orches
         std::lock_guard lock(*mu);
         spans->push_back(s);
     };
-    Engine e(registry(), o);
+    durable::test::EngineOn<S> e(registry(), o);
     auto c = e.client();
     ScheduleOptions so;
     so.correlation_id = "trace-7";
@@ -470,8 +470,8 @@ TEST_CASE("one correlation id covers every episode and activity span, sub-orches
     CHECK(e.host->metrics_text().find("durable_episodes_total") != std::string::npos);
 }
 
-TEST_CASE("watch streams an instance's events live, in order, until it finishes") {
-    Engine e(registry());
+TEST_CASE_TEMPLATE("watch streams an instance's events live, in order, until it finishes", S, DURABLE_TEST_STORES) {
+    durable::test::EngineOn<S> e(registry());
     auto c = e.client();
     auto id = c.schedule("two_events");
     std::mutex mu;
@@ -512,7 +512,7 @@ TEST_CASE("watch streams an instance's events live, in order, until it finishes"
     CHECK(types.back() == "ExecutionCompleted");
 }
 
-TEST_CASE("an activity refused by an open circuit breaker is retried durably after the break") {
+TEST_CASE_TEMPLATE("an activity refused by an open circuit breaker is retried durably after the break", S, DURABLE_TEST_STORES) {
     auto r = registry();
     static std::atomic<int> calls{0};
     calls = 0;
@@ -535,7 +535,7 @@ TEST_CASE("an activity refused by an open circuit breaker is retried durably aft
         p.backoff_coefficient = 1.0;
         co_return co_await ctx.call_activity<std::string>("fragile", 1, ActivityOptions{p});
     });
-    Engine e(r);
+    durable::test::EngineOn<S> e(r);
     auto c = e.client();
     auto s = c.wait_for_completion(c.schedule("uses_fragile"), 20s);
     REQUIRE(s.status == Status::Completed);
@@ -545,7 +545,7 @@ TEST_CASE("an activity refused by an open circuit breaker is retried durably aft
     for (auto& h : c.history(s.id)) {
         if (h.event["t"] == "TaskFailed") {
             ++failures;
-            breaker_refused = breaker_refused || h.event["error"]["type"].get<std::string>().find("CircuitOpen") != std::string::npos;
+            breaker_refused = breaker_refused || h.event["error"]["type"].template get<std::string>().find("CircuitOpen") != std::string::npos;
         }
     }
     CHECK(failures >= 2);      // the real failure, then at least one refusal while open

@@ -77,13 +77,13 @@ TEST_CASE("durable metrics escapes orchestration names: a crafted name cannot fo
     CHECK(*check.code == 0);
 }
 
-TEST_CASE("each commit that appends history adds one change-feed row and pruning keeps the newest") {
+TEST_CASE_TEMPLATE("each commit that appends history adds one change-feed row and pruning keeps the newest", S,
+                   DURABLE_TEST_STORES) {
     DatabaseOptions dbo;
     dbo.feed_max_rows = 3;
     dbo.feed_max_age = std::chrono::hours(1);
-    TempDir dir;
-    auto path = dir.file("feed.db");
-    auto db = Database::open(path, dbo);
+    S env;
+    auto db = Database::open(env.target(), dbo);
     HostOptions ho;
     ho.commit_linger = std::chrono::microseconds(0);  // one commit per episode
     ho.lease_duration = 1s;
@@ -123,8 +123,9 @@ TEST_CASE("each commit that appends history adds one change-feed row and pruning
     host.stop();
 }
 
-TEST_CASE("the process's event distributor carries committed events with their name and status") {
-    durable::test::Engine e(small_registry());
+TEST_CASE_TEMPLATE("the process's event distributor carries committed events with their name and status", S,
+                   DURABLE_TEST_STORES) {
+    durable::test::EngineOn<S> e(small_registry());
     auto sub = e.db.events()->subscribe({});
     auto c = e.client();
     auto id = c.schedule("twice", 5);

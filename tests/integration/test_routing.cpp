@@ -1,9 +1,7 @@
-// Hosts that run different code, in one process on one file: instances wait for a host that
+// Hosts that run different code, in one process on one database (each case on both stores): instances wait for a host that
 // registers their orchestration, activities the owning host lacks go through task rows to a
 // host that has them, per-activity limits, heartbeats, and cancellation of running activities.
 #include <doctest/doctest.h>
-
-#include <SQLiteCpp/SQLiteCpp.h>
 
 #include <atomic>
 #include <thread>
@@ -79,9 +77,9 @@ struct LongActivity {
 
 }  // namespace
 
-TEST_CASE("an instance whose orchestration no host registers stays Pending, then runs on a host that does") {
-    test::TempDir dir;
-    auto db = Database::open(dir.file("r.db"));
+TEST_CASE_TEMPLATE("an instance whose orchestration no host registers stays Pending, then runs on a host that does", S, DURABLE_TEST_STORES) {
+    S env;
+    auto db = Database::open(env.target());
     auto old_reg = std::make_shared<Registry>();
     old_reg->add_orchestrator("v1", chain3).add_activity("inc", [](int n) { return n + 1; });
     Host old_host(db, old_reg, fast("old"));
@@ -104,9 +102,9 @@ TEST_CASE("an instance whose orchestration no host registers stays Pending, then
     CHECK(new_host.stats().claims >= 1);
 }
 
-TEST_CASE("activities the owning host lacks run on a host that registers them, through task rows") {
-    test::TempDir dir;
-    auto db = Database::open(dir.file("r.db"));
+TEST_CASE_TEMPLATE("activities the owning host lacks run on a host that registers them, through task rows", S, DURABLE_TEST_STORES) {
+    S env;
+    auto db = Database::open(env.target());
     auto orch_reg = std::make_shared<Registry>();
     orch_reg->add_orchestrator("chain3", chain3);
     auto act_reg = std::make_shared<Registry>();
@@ -128,13 +126,12 @@ TEST_CASE("activities the owning host lacks run on a host that registers them, t
     CHECK(worker.stats().activities == 60);
     CHECK(worker.stats().episodes == 0);
     // Every task row is gone with its delivery.
-    SQLite::Database raw(dir.file("r.db"), SQLite::OPEN_READONLY);
-    CHECK(raw.execAndGet("SELECT COUNT(*) FROM activity_tasks").getInt() == 0);
+    CHECK(env.count("SELECT COUNT(*) FROM activity_tasks") == 0);
 }
 
-TEST_CASE("max_concurrent holds under load: the activity never runs more than its limit at once on a host") {
-    test::TempDir dir;
-    auto db = Database::open(dir.file("r.db"));
+TEST_CASE_TEMPLATE("max_concurrent holds under load: the activity never runs more than its limit at once on a host", S, DURABLE_TEST_STORES) {
+    S env;
+    auto db = Database::open(env.target());
     std::atomic<int> now{0}, most{0}, runs{0};
     auto reg = std::make_shared<Registry>();
     reg->add_orchestrator("fan", fan);
@@ -165,13 +162,13 @@ TEST_CASE("max_concurrent holds under load: the activity never runs more than it
     CHECK(most.load() >= 1);
 }
 
-TEST_CASE("terminating an instance cancels its running activity's token") {
+TEST_CASE_TEMPLATE("terminating an instance cancels its running activity's token", S, DURABLE_TEST_STORES) {
     SUBCASE("on the owning host (no task row)") {
         auto reg = std::make_shared<Registry>();
         reg->add_orchestrator("one_long", one_long);
         LongActivity act;
         act.add_to(*reg);
-        test::Engine e(reg);
+        test::EngineOn<S> e(reg);
         auto c = e.client();
         auto id = c.schedule("one_long");
         REQUIRE(wait_until([&] { return act.started > 0; }, 20s));
@@ -180,8 +177,8 @@ TEST_CASE("terminating an instance cancels its running activity's token") {
         CHECK(wait_until([&] { return act.cancelled > 0; }, 10s));
     }
     SUBCASE("on an activity worker (a task row): its heartbeat learns it") {
-        test::TempDir dir;
-        auto db = Database::open(dir.file("r.db"));
+        S env;
+        auto db = Database::open(env.target());
         auto orch_reg = std::make_shared<Registry>();
         orch_reg->add_orchestrator("one_long", one_long);
         auto act_reg = std::make_shared<Registry>();
@@ -200,30 +197,26 @@ TEST_CASE("terminating an instance cancels its running activity's token") {
     }
 }
 
-TEST_CASE("losing an instance's lease cancels its running activity's token") {
+TEST_CASE_TEMPLATE("losing an instance's lease cancels its running activity's token", S, DURABLE_TEST_STORES) {
     auto reg = std::make_shared<Registry>();
     reg->add_orchestrator("one_long", one_long);
     LongActivity act;
     act.add_to(*reg);
-    test::Engine e(reg);
+    test::EngineOn<S> e(reg);
     auto c = e.client();
     auto id = c.schedule("one_long");
     REQUIRE(wait_until([&] { return act.started > 0; }, 20s));
     {
         // Another owner appears (as after this host stalled past its lease and a peer claimed
         // the instance): the next renewal finds the lease gone.
-        SQLite::Database raw(e.path, SQLite::OPEN_READWRITE);
-        raw.setBusyTimeout(10'000);
-        SQLite::Statement s(raw, "UPDATE instances SET lease_owner = 'thief', version = version + 1 WHERE id = ?");
-        s.bind(1, id);
-        REQUIRE(s.exec() == 1);
+        e.kind.exec("UPDATE instances SET lease_owner = 'thief', version = version + 1 WHERE id = '" + id + "'");
     }
     CHECK(wait_until([&] { return act.cancelled > 0; }, 10s));
 }
 
-TEST_CASE("a task whose worker stops heartbeating is taken over after its lease, with the last heartbeat's details") {
-    test::TempDir dir;
-    auto db = Database::open(dir.file("r.db"));
+TEST_CASE_TEMPLATE("a task whose worker stops heartbeating is taken over after its lease, with the last heartbeat's details", S, DURABLE_TEST_STORES) {
+    S env;
+    auto db = Database::open(env.target());
     auto orch_reg = std::make_shared<Registry>();
     orch_reg->add_orchestrator("one_long", one_long);
     std::atomic<int> first_started{0};

@@ -1,8 +1,9 @@
-// tests/multihost/cluster.hpp — several test_host processes on one SQLite file, and what the
-// multi-host tests look at: instance rows, histories, the hosts' activity logs.
+// tests/multihost/cluster.hpp — several test_host processes on one database (a SQLite file or
+// a PostgreSQL database: ClusterOn<Kind>), and what the multi-host tests look at: instance
+// rows, histories, the hosts' activity logs.
 //
-// The test process owns the database file (in a temp dir), schedules with a standalone
-// durable::Client and inspects through the store's reads and a raw SQLite connection. Hosts
+// The test process owns the database, schedules with a standalone durable::Client and
+// inspects through the store's reads and a raw connection of its own. Hosts
 // are real processes (tests/programs/test_host.cpp); each writes an activity log
 // ("instance task host start|end" per line) that tells how often each activity ran, where.
 //
@@ -34,6 +35,7 @@
 #include "runtime/database_access.hpp"
 #include "store/store.hpp"
 #include "support/process.hpp"
+#include "support/store_kinds.hpp"
 #include "support/temp_dir.hpp"
 
 namespace durable::test {
@@ -75,43 +77,39 @@ inline bool wait_until(const std::function<bool()>& done, std::chrono::milliseco
     }
 }
 
-// Holds the database's write lock (BEGIN IMMEDIATE) from construction to release(): no host
-// can be inside a write transaction meanwhile, so a host stopped (SIGSTOP) while the lock is
-// held here cannot be holding it, and a host's commits queue up behind it.
+// Keeps every host of a cluster out of write transactions from construction to release() (see
+// ClusterOn::block_writes): a host's commits queue up behind it, and a host stopped (SIGSTOP)
+// while it is held cannot be holding write locks.
 class WriteLock {
 public:
-    explicit WriteLock(const std::string& path) : db_(path, SQLite::OPEN_READWRITE) {
-        db_.setBusyTimeout(10'000);
-        db_.exec("BEGIN IMMEDIATE");
-        held_ = true;
-    }
+    template <class C>
+    explicit WriteLock(C& cluster) : release_(cluster.block_writes()) {}
     ~WriteLock() { release(); }
     void release() {
-        if (!held_) return;
-        held_ = false;
+        if (!release_) return;
+        auto r = std::move(release_);
+        release_ = nullptr;
         try {
-            db_.exec("ROLLBACK");
+            r();
         } catch (const std::exception& e) {
             MESSAGE("releasing the test's write lock: " << e.what());
         }
     }
 
 private:
-    SQLite::Database db_;
-    bool held_ = false;
+    std::function<void()> release_;
 };
 
-class Cluster {
+template <class Kind>
+class ClusterOn {
 public:
-    Cluster()
-        : path(dir.file("multihost.db")),
-          db(Database::open(path)),
-          client(db),
-          sql_(path, SQLite::OPEN_READWRITE) {
-        sql_.setBusyTimeout(10'000);
-    }
+    ClusterOn() : path(kind.target()), db(Database::open(path)), client(db) {}
 
-    ~Cluster() {
+    // Keeps every host out of write transactions until the returned function is called: a
+    // host's commits queue up behind it, and a host stopped meanwhile holds no write locks.
+    std::function<void()> block_writes() { return kind.block_writes(); }
+
+    ~ClusterOn() {
         // Children first (SIGKILL, bounded), while the temp dir still exists.
         hosts_.clear();
         // DURABLE_KEEP_TEST_FILES=DIR keeps the hosts' logs and the database for a post-mortem.
@@ -207,8 +205,9 @@ public:
 
     std::map<std::string, std::int64_t> count_by_status() {
         std::map<std::string, std::int64_t> out;
-        SQLite::Statement s(sql_, "SELECT status, COUNT(*) FROM instances GROUP BY status");
-        while (s.executeStep()) out[s.getColumn(0).getString()] = s.getColumn(1).getInt64();
+        for (const auto& r : kind.rows("SELECT status, COUNT(*) FROM instances GROUP BY status")) {
+            out[r[0]] = std::stoll(r[1]);
+        }
         return out;
     }
 
@@ -241,17 +240,16 @@ public:
     // last, each task scheduled once and completed once. Empty when all is well.
     std::vector<std::string> history_problems(const std::vector<std::string>& ids, int tasks) {
         std::vector<std::string> problems;
-        SQLite::Statement s(sql_, "SELECT seq, event FROM history WHERE instance_id = ? ORDER BY seq");
         for (const auto& id : ids) {
-            s.reset();
-            s.bind(1, id);
             std::vector<Json> events;
             std::int64_t expect_seq = 0;
             bool gap = false;
-            while (s.executeStep()) {
+            // Ids are generated (hex and dashes): safe to put in the SQL text.
+            for (const auto& row : kind.rows("SELECT seq, event FROM history WHERE instance_id = '" + id +
+                                             "' ORDER BY seq")) {
                 // A row holds the events of one commit, newline-separated, from its seq on.
-                if (s.getColumn(0).getInt64() != expect_seq) gap = true;
-                std::istringstream lines(s.getColumn(1).getString());
+                if (std::stoll(row[0]) != expect_seq) gap = true;
+                std::istringstream lines(row[1]);
                 for (std::string line; std::getline(lines, line);) {
                     events.push_back(Json::parse(line));
                     ++expect_seq;
@@ -310,14 +308,16 @@ public:
         return ids;
     }
 
-    TempDir dir;
+    Kind kind;  // the database; made first, dropped last
+    TempDir dir;  // the hosts' logs
     std::string path;
     Database db;
     Client client;
 
 private:
-    SQLite::Database sql_;
     std::map<std::string, std::unique_ptr<Process>> hosts_;
 };
+
+using Cluster = ClusterOn<SqliteKind>;
 
 }  // namespace durable::test

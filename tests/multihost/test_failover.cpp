@@ -1,10 +1,10 @@
-// Faults across host processes on one SQLite file: a host killed with SIGKILL, a host stopped
+// Faults across host processes on one database (each case on both stores): a host killed with SIGKILL, a host stopped
 // (SIGSTOP) past its lease and resumed, a host whose lease renewal stalls. Survivors must take
 // the work over within the lease (plus a poll), nothing may be lost or done twice in history,
 // and a host that lost its lease must commit nothing.
 //
 // To stop a host at a moment it cannot be inside a write transaction (a stopped process
-// holding SQLite's write lock would stall every host), the test takes the write lock itself
+// holding write locks would stall every host), the test keeps writes out itself
 // (test::WriteLock) around the SIGSTOP. Bounds are generous for a loaded 2-core CI machine;
 // the figures measured are printed with MESSAGE.
 #include <doctest/doctest.h>
@@ -15,7 +15,6 @@
 
 using namespace durable;
 using namespace std::chrono_literals;
-using durable::test::Cluster;
 using durable::test::HostConfig;
 
 namespace {
@@ -23,7 +22,8 @@ namespace {
 // The host holding the most leases of unfinished instances, frozen (SIGSTOP) while it holds
 // some: a fast host turns its leases over within milliseconds, so it is stopped first and
 // then asked what it holds. Tries for 10 s at most; empty if no host ever held a lease.
-std::string busiest(Cluster& c) {
+template <class C>
+std::string busiest(C& c) {
     std::string victim;
     test::wait_until(
         [&] {
@@ -46,7 +46,8 @@ std::string busiest(Cluster& c) {
     return victim;
 }
 
-bool started_on(Cluster& c, const std::string& id, const std::string& host, const char* phase = "start") {
+template <class C>
+bool started_on(C& c, const std::string& id, const std::string& host, const char* phase = "start") {
     for (const auto& r : c.activity_log()) {
         if (r.instance == id && r.host == host && r.phase == phase) return true;
     }
@@ -60,7 +61,8 @@ struct Takeover {
 };
 
 // Kills `victim` and measures how long its unfinished instances take to move and finish.
-Takeover kill_and_measure(Cluster& c, const std::string& victim, std::vector<std::string>& victim_ids) {
+template <class C>
+Takeover kill_and_measure(C& c, const std::string& victim, std::vector<std::string>& victim_ids) {
     Takeover t;
     std::int64_t latest = 0;
     for (const auto& row : c.owned_by(victim)) {
@@ -90,8 +92,8 @@ Takeover kill_and_measure(Cluster& c, const std::string& victim, std::vector<std
 
 }  // namespace
 
-TEST_CASE("kill -9 of one of three hosts mid-run: the survivors finish its instances within lease + one poll") {
-    Cluster c;
+TEST_CASE_TEMPLATE("kill -9 of one of three hosts mid-run: the survivors finish its instances within lease + one poll", S, DURABLE_TEST_STORES) {
+    test::ClusterOn<S> c;
     HostConfig cfg;
     cfg.lease_ms = 1000;
     cfg.poll_ms = 50;
@@ -132,15 +134,15 @@ TEST_CASE("kill -9 of one of three hosts mid-run: the survivors finish its insta
         auto s = c.stop_host(n);
         CHECK(s.exit_code == 0);
         REQUIRE(s.stats.is_object());
-        takeovers += s.stats["takeovers"].get<std::int64_t>();
+        takeovers += s.stats["takeovers"].template get<std::int64_t>();
     }
     CHECK(takeovers >= static_cast<std::int64_t>(victim_ids.size()));
 }
 
-TEST_CASE("a dead host's instances are taken over promptly even behind a backlog of new work") {
+TEST_CASE_TEMPLATE("a dead host's instances are taken over promptly even behind a backlog of new work", S, DURABLE_TEST_STORES) {
     // Each host may hold only a few instances, so unclaimed new instances queue up; the work a
     // dead host left behind must not wait for that queue to drain.
-    Cluster c;
+    test::ClusterOn<S> c;
     HostConfig cfg;
     cfg.lease_ms = 1000;
     cfg.poll_ms = 50;
@@ -169,9 +171,9 @@ TEST_CASE("a dead host's instances are taken over promptly even behind a backlog
     CHECK_MESSAGE(problems.empty(), Json(problems).dump(1));
 }
 
-TEST_CASE("a host stopped (SIGSTOP) past its lease: its late commit is refused, history stays consistent, and it "
-          "carries on with other work") {
-    Cluster c;
+TEST_CASE_TEMPLATE("a host stopped (SIGSTOP) past its lease: its late commit is refused, history stays consistent, and it "
+          "carries on with other work", S, DURABLE_TEST_STORES) {
+    test::ClusterOn<S> c;
     HostConfig cfg;
     cfg.lease_ms = 4000;  // renewal every 2 s, self-fencing after 2.67 s: room for the lock dance below
     c.start_host("a", cfg);
@@ -193,7 +195,7 @@ TEST_CASE("a host stopped (SIGSTOP) past its lease: its late commit is refused, 
     // the machine's load): a runs the episode that completes x and queues its commit behind the
     // lock. Stop a there, then let the lock go.
     {
-        test::WriteLock lock(c.path);
+        test::WriteLock lock(c);
         REQUIRE(test::wait_until([&] { return started_on(c, x, "a", "end"); }, 5s, 2ms));
         std::this_thread::sleep_for(100ms);  // the episode runs and queues the commit
         REQUIRE(c.host("a").pause());
@@ -236,7 +238,7 @@ TEST_CASE("a host stopped (SIGSTOP) past its lease: its late commit is refused, 
     auto sb = c.stop_host("b");
     CHECK(sb.exit_code == 0);
     REQUIRE(sb.stats.is_object());
-    CHECK(sb.stats["takeovers"].get<std::int64_t>() == 1);
+    CHECK(sb.stats["takeovers"].template get<std::int64_t>() == 1);
     auto more = c.schedule_many("seq5", Json(), 10, 1);
     for (const auto& id : more) CHECK(c.client.wait_for_completion(id, 20s).status == Status::Completed);
     for (const auto& id : more) CHECK(started_on(c, id, "a", "end"));
@@ -247,17 +249,17 @@ TEST_CASE("a host stopped (SIGSTOP) past its lease: its late commit is refused, 
     CHECK(sa.exit_code == 0);
     REQUIRE(sa.stats.is_object());
     INFO("a's log:\n" << c.stderr_of("a"));
-    CHECK(sa.stats["lease_conflicts"].get<std::int64_t>() >= 1);  // the refused commit
+    CHECK(sa.stats["lease_conflicts"].template get<std::int64_t>() >= 1);  // the refused commit
 }
 
-TEST_CASE("a host whose lease renewal stalls past two thirds of the lease fences itself and gives the instances "
-          "up") {
+TEST_CASE_TEMPLATE("a host whose lease renewal stalls past two thirds of the lease fences itself and gives the instances "
+                   "up", S, DURABLE_TEST_STORES) {
     // The test holds the write lock until the host fences itself: its renewal cannot commit in
     // time, so it drops its instances; once the lock goes, the renewal goes through. The dropped instances must not stay leased
     // (and renewed) by a host that no longer works on them, the host must recover from the
     // missed renewal, and results of activities that ran across the fence must reach history
     // once.
-    Cluster c;
+    test::ClusterOn<S> c;
     HostConfig cfg;
     cfg.lease_ms = 1500;     // renewal every 750 ms, fencing after 1000 ms
     cfg.activity_ms = 700;   // seq5 steps in flight across the fence
@@ -278,7 +280,7 @@ TEST_CASE("a host whose lease renewal stalls past two thirds of the lease fences
     {
         // Held until the host says it fenced itself (its renewal cannot commit meanwhile),
         // however long that takes on a loaded machine; then the renewal goes through.
-        test::WriteLock lock(c.path);
+        test::WriteLock lock(c);
         CHECK(test::wait_until([&] { return c.stderr_of("a").find("fencing itself") != std::string::npos; }, 20s,
                                5ms));
     }

@@ -11,11 +11,10 @@
 
 using namespace durable;
 using namespace std::chrono_literals;
-using durable::test::Cluster;
 using durable::test::HostConfig;
 
-TEST_CASE("three hosts on one file run 1,000 instances, each exactly once, sharing the work") {
-    Cluster c;
+TEST_CASE_TEMPLATE("three hosts on one file run 1,000 instances, each exactly once, sharing the work", S, DURABLE_TEST_STORES) {
+    test::ClusterOn<S> c;
     HostConfig cfg;
     cfg.lease_ms = 3000;  // no failover here: a long lease keeps a busy machine from fencing anyone
     const std::vector<std::string> names = {"h1", "h2", "h3"};
@@ -60,17 +59,17 @@ TEST_CASE("three hosts on one file run 1,000 instances, each exactly once, shari
         auto s = c.stop_host(n);
         CHECK(s.exit_code == 0);
         REQUIRE(s.stats.is_object());
-        completed += s.stats["completed"].get<std::int64_t>();
-        conflicts += s.stats["lease_conflicts"].get<std::int64_t>();
-        takeovers += s.stats["takeovers"].get<std::int64_t>();
+        completed += s.stats["completed"].template get<std::int64_t>();
+        conflicts += s.stats["lease_conflicts"].template get<std::int64_t>();
+        takeovers += s.stats["takeovers"].template get<std::int64_t>();
     }
     CHECK(completed == 1000);
     CHECK(conflicts == 0);
     CHECK(takeovers == 0);
 }
 
-TEST_CASE("lease renewal keeps an instance whose activity runs 3 x the lease from being taken over") {
-    Cluster c;
+TEST_CASE_TEMPLATE("lease renewal keeps an instance whose activity runs 3 x the lease from being taken over", S, DURABLE_TEST_STORES) {
+    test::ClusterOn<S> c;
     HostConfig cfg;
     cfg.lease_ms = 1000;
     c.start_host("a", cfg);
@@ -115,17 +114,17 @@ TEST_CASE("lease renewal keeps an instance whose activity runs 3 x the lease fro
         auto s = c.stop_host(n);
         CHECK(s.exit_code == 0);
         REQUIRE(s.stats.is_object());
-        takeovers += s.stats["takeovers"].get<std::int64_t>();
-        renewals += s.stats["renewals"].get<std::int64_t>();
-        conflicts += s.stats["lease_conflicts"].get<std::int64_t>();
+        takeovers += s.stats["takeovers"].template get<std::int64_t>();
+        renewals += s.stats["renewals"].template get<std::int64_t>();
+        conflicts += s.stats["lease_conflicts"].template get<std::int64_t>();
     }
     CHECK(takeovers == 0);
     CHECK(conflicts == 0);
     CHECK(renewals >= 4);  // 3 leases' worth of work at one renewal per half lease, on each host
 }
 
-TEST_CASE("a clean shutdown (SIGTERM) releases leases at once: another host takes over without waiting") {
-    Cluster c;
+TEST_CASE_TEMPLATE("a clean shutdown (SIGTERM) releases leases at once: another host takes over without waiting", S, DURABLE_TEST_STORES) {
+    test::ClusterOn<S> c;
     HostConfig cfg;
     cfg.lease_ms = 30'000;  // expiry would take 30 s: a takeover within seconds can only be the release
     cfg.activity_ms = 400;
@@ -191,5 +190,5 @@ TEST_CASE("a clean shutdown (SIGTERM) releases leases at once: another host take
     auto sb = c.stop_host("b");
     CHECK(sb.exit_code == 0);
     REQUIRE(sb.stats.is_object());
-    CHECK(sb.stats["takeovers"].get<std::int64_t>() >= 1);
+    CHECK(sb.stats["takeovers"].template get<std::int64_t>() >= 1);
 }

@@ -1,17 +1,31 @@
-// A database in a temp dir with a host and a client on it, for engine tests.
+// A database with a host and a client on it, for engine tests: a SQLite file in a temp dir
+// (Engine), or a fresh database of either store (EngineOn<Kind>, for TEST_CASE_TEMPLATE over
+// DURABLE_TEST_STORES).
 #pragma once
 
 #include <durable/durable.hpp>
 
 #include <memory>
 
+#include "support/store_kinds.hpp"
 #include "support/temp_dir.hpp"
 
 namespace durable::test {
 
+// The Database::open target of an engine.
+struct Target {
+    std::string target;
+};
+
 struct Engine {
     explicit Engine(std::shared_ptr<Registry> reg, HostOptions opts = {}, std::string file = "test.db")
         : registry(std::move(reg)), path(dir.file(file)), db(Database::open(path)), options(fast(std::move(opts))) {
+        host = std::make_unique<Host>(db, registry, options);
+        host->start();
+    }
+    Engine(std::shared_ptr<Registry> reg, HostOptions opts, Target t)
+        : registry(std::move(reg)), path(std::move(t.target)), db(Database::open(path)),
+          options(fast(std::move(opts))) {
         host = std::make_unique<Host>(db, registry, options);
         host->start();
     }
@@ -46,6 +60,19 @@ struct Engine {
     Database db;
     HostOptions options;
     std::unique_ptr<Host> host;
+};
+
+// Holds the store kind's database; a base so it is made before the Engine and dropped after.
+template <class Kind>
+struct KindHolder {
+    Kind kind;
+};
+
+// An Engine on a fresh database of `Kind` (SqliteKind, PostgresKind).
+template <class Kind>
+struct EngineOn : KindHolder<Kind>, Engine {
+    explicit EngineOn(std::shared_ptr<Registry> reg, HostOptions opts = {})
+        : KindHolder<Kind>(), Engine(std::move(reg), std::move(opts), Target{this->kind.target()}) {}
 };
 
 }  // namespace durable::test

@@ -4,7 +4,8 @@
 // nothing at all), release (freed or orphaned) and the recovery count of takeovers.
 //
 // Times are arguments of the store, so nothing here depends on the clock or on timing.
-// Row counts the interface does not expose are read with a separate SQLite connection.
+// Every case runs on both stores; row counts the interface does not expose are read through a
+// connection of their own.
 #include <doctest/doctest.h>
 
 #include <SQLiteCpp/SQLiteCpp.h>
@@ -13,7 +14,7 @@
 #include <memory>
 
 #include "store/store.hpp"
-#include "support/temp_dir.hpp"
+#include "support/store_kinds.hpp"
 
 using namespace durable::store;
 using durable::Status;
@@ -31,10 +32,10 @@ WriteResult await_write(const std::function<void(WriteCallback)>& submit) {
     return f.get();
 }
 
+template <class Kind>
 struct Fixture {
-    durable::test::TempDir dir;
-    std::string path = dir.file("leases.db");
-    std::shared_ptr<Store> store = open_sqlite(path);
+    Kind env;
+    std::shared_ptr<Store> store = env.open();
     std::string id = "0190a000-0000-7000-8000-000000000001";
 
     Fixture() {
@@ -84,18 +85,13 @@ struct Fixture {
         REQUIRE(r);
         return *r;
     }
-    std::int64_t count(const char* sql) {
-        SQLite::Database db(path, SQLite::OPEN_READONLY);
-        SQLite::Statement s(db, sql);
-        REQUIRE(s.executeStep());
-        return s.getColumn(0).getInt64();
-    }
+    std::int64_t count(const char* sql) { return env.count(sql); }
 };
 
 }  // namespace
 
-TEST_CASE("lease protocol: a claim that loses the CAS is a cheap 'not claimed', not an error") {
-    Fixture f;
+TEST_CASE_TEMPLATE("lease protocol: a claim that loses the CAS is a cheap 'not claimed', not an error", S, DURABLE_TEST_STORES) {
+    Fixture<S> f;
     auto r = f.claim("a", 7, kT);  // a version the row does not have
     CHECK(r.ok);
     CHECK_FALSE(r.error);
@@ -106,8 +102,8 @@ TEST_CASE("lease protocol: a claim that loses the CAS is a cheap 'not claimed', 
     CHECK_FALSE(row.lease_owner);
 }
 
-TEST_CASE("lease protocol: two owners cannot both hold the lease") {
-    Fixture f;
+TEST_CASE_TEMPLATE("lease protocol: two owners cannot both hold the lease", S, DURABLE_TEST_STORES) {
+    Fixture<S> f;
     SUBCASE("one after the other") {
         auto a = f.claim("a", 0, kT);
         REQUIRE(a.ids == std::vector<std::string>{f.id});
@@ -138,8 +134,8 @@ TEST_CASE("lease protocol: two owners cannot both hold the lease") {
     }
 }
 
-TEST_CASE("lease protocol: renewal extends the expiry only, so the owner's next commit still succeeds") {
-    Fixture f;
+TEST_CASE_TEMPLATE("lease protocol: renewal extends the expiry only, so the owner's next commit still succeeds", S, DURABLE_TEST_STORES) {
+    Fixture<S> f;
     REQUIRE(f.claim("a", 0, kT).ids.size() == 1);
     auto c = f.episode("a", 1, kT + 100);  // built before the renewal, as a pipelined episode is
     auto r = f.renew("a", kT + 500);
@@ -155,8 +151,8 @@ TEST_CASE("lease protocol: renewal extends the expiry only, so the owner's next 
     CHECK(f.row().lease_expires_at == kT + 500 + kLease);  // a commit keeps the renewed expiry
 }
 
-TEST_CASE("lease protocol: renewal after a takeover fails and reports the instance gone") {
-    Fixture f;
+TEST_CASE_TEMPLATE("lease protocol: renewal after a takeover fails and reports the instance gone", S, DURABLE_TEST_STORES) {
+    Fixture<S> f;
     REQUIRE(f.claim("a", 0, kT).ids.size() == 1);
     SUBCASE("taken over") {
         REQUIRE(f.claim("b", 1, kT + kLease + 1).ids.size() == 1);
@@ -175,8 +171,8 @@ TEST_CASE("lease protocol: renewal after a takeover fails and reports the instan
     }
 }
 
-TEST_CASE("lease protocol: a commit with a stale version, or by another owner, touches nothing") {
-    Fixture f;
+TEST_CASE_TEMPLATE("lease protocol: a commit with a stale version, or by another owner, touches nothing", S, DURABLE_TEST_STORES) {
+    Fixture<S> f;
     REQUIRE(f.claim("a", 0, kT).ids.size() == 1);
     auto stale = f.episode("a", 1, kT + 100);
     REQUIRE(f.claim("b", 1, kT + kLease + 1).ids.size() == 1);  // b takes over: version 2
@@ -211,8 +207,8 @@ TEST_CASE("lease protocol: a commit with a stale version, or by another owner, t
     CHECK(f.count("SELECT COUNT(*) FROM audit_log") == audit_before);
 }
 
-TEST_CASE("lease protocol: release frees the lease, an orphaned release leaves it at once claimable by anyone") {
-    Fixture f;
+TEST_CASE_TEMPLATE("lease protocol: release frees the lease, an orphaned release leaves it at once claimable by anyone", S, DURABLE_TEST_STORES) {
+    Fixture<S> f;
     REQUIRE(f.claim("a", 0, kT).ids.size() == 1);
     SUBCASE("a stranger cannot release it") {
         auto r = f.release("b", false);
@@ -247,8 +243,8 @@ TEST_CASE("lease protocol: release frees the lease, an orphaned release leaves i
     }
 }
 
-TEST_CASE("lease protocol: claiming an expired lease counts a recovery, progress resets the count") {
-    Fixture f;
+TEST_CASE_TEMPLATE("lease protocol: claiming an expired lease counts a recovery, progress resets the count", S, DURABLE_TEST_STORES) {
+    Fixture<S> f;
     REQUIRE(f.claim("a", 0, kT).ids.size() == 1);
     CHECK(f.row().recoveries == 0);
     Millis now = kT + kLease + 1;

@@ -1,10 +1,11 @@
-// The SQLite store against real files in a temp dir: instance creation, messages, the
+// The store contract, run against both stores (a SQLite file in a temp dir, a database of its own
+// on the test PostgreSQL server): instance creation, messages, the
 // one-transaction episode commit under the lease CAS, history, inbox, purge, queries with
 // keyset paging, the lease protocol, and group commit under concurrent writers.
 //
 // Every write goes through the asynchronous Store interface and is awaited with a bounded
-// wait; row counts the interface does not expose are read through a separate SQLite
-// connection on the same file (what another process would see).
+// wait; row counts the interface does not expose are read through a connection of their own
+// (what another process would see).
 #include <doctest/doctest.h>
 
 #include <SQLiteCpp/Database.h>
@@ -23,6 +24,7 @@
 #include "durable/errors.hpp"
 #include "store/sqlite/connection.hpp"
 #include "store/store.hpp"
+#include "support/store_kinds.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace durable::store;
@@ -90,9 +92,10 @@ WriteResult commit(Store& s, EpisodeCommit e) {
     return await_write([&](WriteCallback cb) { s.commit_episode(std::move(e), std::move(cb)); });
 }
 
-// A store on `path` holding instance `id`, created and claimed by `owner` (version 1).
-std::shared_ptr<Store> store_with_claimed(const std::string& path, const std::string& id, const std::string& owner) {
-    auto store = open_sqlite(path);
+// A store of `env` holding instance `id`, created and claimed by `owner` (version 1).
+template <class Kind>
+std::shared_ptr<Store> store_with_claimed(const Kind& env, const std::string& id, const std::string& owner) {
+    auto store = env.open();
     REQUIRE(create(*store, new_instance(id)).ok);
     REQUIRE(claim(*store, id, 0, owner).ids.size() == 1);
     return store;
@@ -114,14 +117,6 @@ void finish(Store& s, const std::string& id, durable::Status status, Millis now 
     REQUIRE(r.ok);
 }
 
-// A count read through a separate connection, as another process would see it.
-std::int64_t count(const std::string& path, const std::string& sql) {
-    SQLite::Database db(path, SQLite::OPEN_READONLY);
-    SQLite::Statement q(db, sql);
-    REQUIRE(q.executeStep());
-    return q.getColumn(0).getInt64();
-}
-
 std::vector<std::int64_t> seqs(const std::vector<HistoryRow>& rows) {
     std::vector<std::int64_t> out;
     for (const auto& r : rows) out.push_back(r.seq);
@@ -139,9 +134,9 @@ std::string error_text(const WriteResult& r) {
 
 }  // namespace
 
-TEST_CASE("create_instance is idempotent on the id") {
-    TempDir dir;
-    auto store = open_sqlite(dir.file("s.db"));
+TEST_CASE_TEMPLATE("create_instance is idempotent on the id", S, DURABLE_TEST_STORES) {
+    S env;
+    auto store = env.open();
 
     auto first = new_instance("a");
     first.actor = "tester";
@@ -226,9 +221,9 @@ TEST_CASE("the statement cache is keyed by the SQL text, not by where the text l
     CHECK(before == 2);
 }
 
-TEST_CASE("create_instance can create an instance already leased to its host") {
-    TempDir dir;
-    auto store = open_sqlite(dir.file("s.db"));
+TEST_CASE_TEMPLATE("create_instance can create an instance already leased to its host", S, DURABLE_TEST_STORES) {
+    S env;
+    auto store = env.open();
     auto n = new_instance("a");
     n.lease_owner = "h1";
     n.lease_expires_at = kNow + 5'000;
@@ -241,18 +236,17 @@ TEST_CASE("create_instance can create an instance already leased to its host") {
     CHECK(store->owned_inbox("h1", kNow, 10).size() == 1);
 }
 
-TEST_CASE("send_message to a missing or finished instance writes nothing") {
-    TempDir dir;
-    const auto path = dir.file("s.db");
-    auto store = open_sqlite(path);
+TEST_CASE_TEMPLATE("send_message to a missing or finished instance writes nothing", S, DURABLE_TEST_STORES) {
+    S env;
+    auto store = env.open();
 
     auto missing = send(*store, "nope", R"({"t":"EventRaised"})", kNow,
                         AuditEntry{kNow, "tester", "raise", std::string("nope"), std::nullopt});
     CHECK(!missing.ok);
     CHECK(missing.conflict);
     CHECK(missing.count == 0);
-    CHECK(count(path, "SELECT COUNT(*) FROM inbox") == 0);
-    CHECK(count(path, "SELECT COUNT(*) FROM audit_log") == 0);
+    CHECK(env.count("SELECT COUNT(*) FROM inbox") == 0);
+    CHECK(env.count("SELECT COUNT(*) FROM audit_log") == 0);
 
     REQUIRE(create(*store, new_instance("a")).ok);
     auto live = send(*store, "a", R"({"t":"EventRaised"})", kNow,
@@ -262,20 +256,19 @@ TEST_CASE("send_message to a missing or finished instance writes nothing") {
     CHECK(store->get_inbox("a", kNow).size() == 2);
 
     finish(*store, "a", durable::Status::Completed);
-    const auto audits = count(path, "SELECT COUNT(*) FROM audit_log");
+    const auto audits = env.count("SELECT COUNT(*) FROM audit_log");
     auto late = send(*store, "a", R"({"t":"EventRaised"})", kNow,
                      AuditEntry{kNow, "tester", "raise", std::string("a"), std::nullopt});
     CHECK(!late.ok);
     CHECK(late.conflict);
     CHECK(late.count == 1);  // it exists, but has finished
     CHECK(store->get_inbox("a", kNow + 100'000).empty());
-    CHECK(count(path, "SELECT COUNT(*) FROM audit_log") == audits);
+    CHECK(env.count("SELECT COUNT(*) FROM audit_log") == audits);
 }
 
-TEST_CASE("a commit whose lease CAS conflicts writes nothing at all") {
-    TempDir dir;
-    const auto path = dir.file("s.db");
-    auto store = open_sqlite(path);
+TEST_CASE_TEMPLATE("a commit whose lease CAS conflicts writes nothing at all", S, DURABLE_TEST_STORES) {
+    S env;
+    auto store = env.open();
     auto created = create(*store, new_instance("a"));
     REQUIRE(created.ok);
     REQUIRE(create(*store, new_instance("c")).ok);
@@ -308,8 +301,8 @@ TEST_CASE("a commit whose lease CAS conflicts writes nothing at all") {
         CHECK(inbox[0].id == created.inbox_id);
         CHECK(store->get_inbox("c", kNow + 100'000).size() == 1);
         CHECK(!store->get_instance("a:child"));
-        CHECK(count(path, "SELECT COUNT(*) FROM activity_tasks") == 0);
-        CHECK(count(path, "SELECT COUNT(*) FROM audit_log") == 0);
+        CHECK(env.count("SELECT COUNT(*) FROM activity_tasks") == 0);
+        CHECK(env.count("SELECT COUNT(*) FROM audit_log") == 0);
     };
 
     SUBCASE("a stale version") {
@@ -341,14 +334,14 @@ TEST_CASE("a commit whose lease CAS conflicts writes nothing at all") {
         CHECK(inbox[0].event == R"({"t":"TimerFired"})");
         CHECK(store->get_inbox("c", kNow).size() == 2);
         CHECK(store->get_instance("a:child"));
-        CHECK(count(path, "SELECT COUNT(*) FROM activity_tasks") == 1);
-        CHECK(count(path, "SELECT COUNT(*) FROM audit_log") == 1);
+        CHECK(env.count("SELECT COUNT(*) FROM activity_tasks") == 1);
+        CHECK(env.count("SELECT COUNT(*) FROM audit_log") == 1);
     }
 }
 
-TEST_CASE("a commit that fails half-way is rolled back whole") {
-    TempDir dir;
-    auto store = open_sqlite(dir.file("s.db"));
+TEST_CASE_TEMPLATE("a commit that fails half-way is rolled back whole", S, DURABLE_TEST_STORES) {
+    S env;
+    auto store = env.open();
     auto created = create(*store, new_instance("a"));
     REQUIRE(created.ok);
     REQUIRE(claim(*store, "a", 0, "h1").ids.size() == 1);
@@ -374,9 +367,9 @@ TEST_CASE("a commit that fails half-way is rolled back whole") {
     CHECK(store->get_inbox("a", kNow).size() == 1);
 }
 
-TEST_CASE("history is appended in order across episodes and reset by continue-as-new") {
-    TempDir dir;
-    auto store = open_sqlite(dir.file("s.db"));
+TEST_CASE_TEMPLATE("history is appended in order across episodes and reset by continue-as-new", S, DURABLE_TEST_STORES) {
+    S env;
+    auto store = env.open();
     REQUIRE(create(*store, new_instance("a")).ok);
     REQUIRE(create(*store, new_instance("b")).ok);
     REQUIRE(claim(*store, "a", 0, "h1").ids.size() == 1);
@@ -414,10 +407,9 @@ TEST_CASE("history is appended in order across episodes and reset by continue-as
     CHECK(store->get_history("b").size() == 1);
 }
 
-TEST_CASE("the events of one commit are one history row, read back one by one") {
-    TempDir dir;
-    const auto path = dir.file("s.db");
-    auto store = store_with_claimed(path, "a", "h1");
+TEST_CASE_TEMPLATE("the events of one commit are one history row, read back one by one", S, DURABLE_TEST_STORES) {
+    S env;
+    auto store = store_with_claimed(env, "a", "h1");
     auto e1 = episode("a", "h1", 1);
     e1.events = {R"({"n":0})", R"({"n":1})", R"({"n":2})"};
     REQUIRE(commit(*store, e1).ok);
@@ -426,7 +418,7 @@ TEST_CASE("the events of one commit are one history row, read back one by one") 
     e2.first_seq = 3;
     e2.events = {"{\n\"n\": 3}", R"({"n":4})"};
     REQUIRE(commit(*store, e2).ok);
-    CHECK(count(path, "SELECT COUNT(*) FROM history WHERE instance_id = 'a'") == 2);
+    CHECK(env.count("SELECT COUNT(*) FROM history WHERE instance_id = 'a'") == 2);
     auto all = store->get_history("a");
     REQUIRE(all.size() == 5);
     CHECK(seqs(all) == std::vector<std::int64_t>{0, 1, 2, 3, 4});
@@ -436,9 +428,9 @@ TEST_CASE("the events of one commit are one history row, read back one by one") 
     CHECK(seqs(store->get_history("a", 2, 10)) == std::vector<std::int64_t>{2, 3, 4});
 }
 
-TEST_CASE("consumed inbox rows are deleted and the others stay") {
-    TempDir dir;
-    auto store = open_sqlite(dir.file("s.db"));
+TEST_CASE_TEMPLATE("consumed inbox rows are deleted and the others stay", S, DURABLE_TEST_STORES) {
+    S env;
+    auto store = env.open();
     auto created = create(*store, new_instance("a"));
     REQUIRE(created.ok);
     REQUIRE(send(*store, "a", "m1").ok);
@@ -460,9 +452,9 @@ TEST_CASE("consumed inbox rows are deleted and the others stay") {
     CHECK(later[0].event == "timer");
 }
 
-TEST_CASE("a terminal commit deletes the inbox and releases the lease") {
-    TempDir dir;
-    auto store = open_sqlite(dir.file("s.db"));
+TEST_CASE_TEMPLATE("a terminal commit deletes the inbox and releases the lease", S, DURABLE_TEST_STORES) {
+    S env;
+    auto store = env.open();
     auto created = create(*store, new_instance("a"));
     REQUIRE(created.ok);
     REQUIRE(send(*store, "a", "unread").ok);
@@ -491,10 +483,9 @@ TEST_CASE("a terminal commit deletes the inbox and releases the lease") {
     CHECK(store->list_leases(kNow).empty());
 }
 
-TEST_CASE("purge removes finished instances only") {
-    TempDir dir;
-    const auto path = dir.file("s.db");
-    auto store = open_sqlite(path);
+TEST_CASE_TEMPLATE("purge removes finished instances only", S, DURABLE_TEST_STORES) {
+    S env;
+    auto store = env.open();
     for (auto id : {"running", "pending", "done1", "done2", "failed"}) REQUIRE(create(*store, new_instance(id)).ok);
     REQUIRE(claim(*store, "running", 0, "h1").ids.size() == 1);
     finish(*store, "done1", durable::Status::Completed, kNow + 1'000);
@@ -522,15 +513,15 @@ TEST_CASE("purge removes finished instances only") {
     CHECK(one.ok);
     CHECK(one.count == 1);
     CHECK(purge(PurgeFilter{{}, std::nullopt}).count == 1);  // the failed one
-    CHECK(count(path, "SELECT COUNT(*) FROM instances") == 2);
-    CHECK(count(path, "SELECT COUNT(*) FROM history WHERE instance_id IN ('done1', 'done2', 'failed')") == 0);
+    CHECK(env.count("SELECT COUNT(*) FROM instances") == 2);
+    CHECK(env.count("SELECT COUNT(*) FROM history WHERE instance_id IN ('done1', 'done2', 'failed')") == 0);
     CHECK(store->get_instance("running"));
     CHECK(store->get_instance("pending"));
 }
 
-TEST_CASE("query filters by status, name and creation time and pages by id") {
-    TempDir dir;
-    auto store = open_sqlite(dir.file("s.db"));
+TEST_CASE_TEMPLATE("query filters by status, name and creation time and pages by id", S, DURABLE_TEST_STORES) {
+    S env;
+    auto store = env.open();
     std::vector<std::string> all;
     for (int i = 0; i < 30; ++i) {
         auto id = fmt::format("q{:03}", i);
@@ -598,9 +589,9 @@ TEST_CASE("query filters by status, name and creation time and pages by id") {
     CHECK(store->query_instances(past_end).empty());
 }
 
-TEST_CASE("claims are a CAS on the version and renewal extends the lease without changing it") {
-    TempDir dir;
-    auto store = open_sqlite(dir.file("s.db"));
+TEST_CASE_TEMPLATE("claims are a CAS on the version and renewal extends the lease without changing it", S, DURABLE_TEST_STORES) {
+    S env;
+    auto store = env.open();
     REQUIRE(create(*store, new_instance("a")).ok);
 
     auto found = store->find_claimable("h1", {"orch"}, kNow, 10);
@@ -646,16 +637,15 @@ TEST_CASE("claims are a CAS on the version and renewal extends the lease without
     CHECK(!found[0].orphaned);
 }
 
-TEST_CASE("group commit: concurrent writes from several threads are all durable and every callback runs") {
-    TempDir dir;
-    const auto path = dir.file("s.db");
+TEST_CASE_TEMPLATE("group commit: concurrent writes from several threads are all durable and every callback runs", S, DURABLE_TEST_STORES) {
+    S env;
     constexpr int kThreads = 4, kPerThread = 150;
     std::mutex mu;
     std::condition_variable cv;
     int callbacks = 0;          // guarded by mu
     int failures = 0;           // guarded by mu
     {
-        auto store = open_sqlite(path);
+        auto store = env.open();
         auto on_done = [&](const WriteResult& r) {
             {
                 std::lock_guard lock(mu);
@@ -686,24 +676,22 @@ TEST_CASE("group commit: concurrent writes from several threads are all durable 
         CHECK(stats.commits <= stats.ops);
     }
     // The store is gone: what the callbacks promised is in the file.
-    CHECK(count(path, "SELECT COUNT(*) FROM instances") == kThreads * kPerThread);
-    CHECK(count(path, "SELECT COUNT(*) FROM inbox") == 2 * kThreads * kPerThread);
-    auto reopened = open_sqlite(path);
+    CHECK(env.count("SELECT COUNT(*) FROM instances") == kThreads * kPerThread);
+    CHECK(env.count("SELECT COUNT(*) FROM inbox") == 2 * kThreads * kPerThread);
+    auto reopened = env.open();
     CHECK(reopened->get_inbox("t3-0149", kNow).size() == 2);
 }
 
-TEST_CASE("a write that throws inside a batch does not take the other writes down") {
-    TempDir dir;
-    const auto path = dir.file("s.db");
-    auto store = store_with_claimed(path, "a", "h1");
+TEST_CASE_TEMPLATE("a write that throws inside a batch does not take the other writes down", S, DURABLE_TEST_STORES) {
+    S env;
+    auto store = store_with_claimed(env, "a", "h1");
     auto e = episode("a", "h1", 1);
     e.events = {"{}"};
     REQUIRE(commit(*store, e).ok);  // version 2, history seq 0
 
     // Hold the write lock from another connection so the writes below queue up and share
     // a transaction: whatever the first batch takes, the bad write shares it with a good one.
-    SQLite::Database blocker(path, SQLite::OPEN_READWRITE);
-    blocker.exec("BEGIN IMMEDIATE");
+    auto unblock = env.block_writes();
 
     std::vector<std::future<WriteResult>> results;
     auto submit = [&](const std::function<void(WriteCallback)>& f) {
@@ -719,7 +707,7 @@ TEST_CASE("a write that throws inside a batch does not take the other writes dow
     submit([&](WriteCallback cb) { store->create_instance(new_instance("y"), std::move(cb)); });
     submit([&](WriteCallback cb) { store->send_message(NewMessage{"a", kNow, false, "hello"}, std::nullopt, std::move(cb)); });
     submit([&](WriteCallback cb) { store->create_instance(new_instance("z"), std::move(cb)); });
-    blocker.exec("ROLLBACK");
+    unblock();
 
     std::vector<WriteResult> r;
     for (auto& f : results) {
@@ -731,7 +719,9 @@ TEST_CASE("a write that throws inside a batch does not take the other writes dow
     CHECK(!r[1].conflict);
     REQUIRE(r[1].error);
     CHECK_THROWS_AS(std::rethrow_exception(r[1].error), durable::StoreError);
-    CHECK(error_text(r[1]).find("UNIQUE") != std::string::npos);
+    auto text = error_text(r[1]);
+    std::transform(text.begin(), text.end(), text.begin(), [](unsigned char c) { return std::tolower(c); });
+    CHECK(text.find("unique") != std::string::npos);
     CHECK(r[2].ok);
     CHECK(r[3].ok);
     CHECK(r[4].ok);
@@ -772,10 +762,9 @@ TEST_CASE("a reader that never finishes does not stall writes behind the idle ch
     reader.exec("COMMIT");
 }
 
-TEST_CASE("flush waits for every write submitted before it") {
-    TempDir dir;
-    const auto path = dir.file("s.db");
-    auto store = open_sqlite(path);
+TEST_CASE_TEMPLATE("flush waits for every write submitted before it", S, DURABLE_TEST_STORES) {
+    S env;
+    auto store = env.open();
     std::atomic<int> done{0};
     for (int i = 0; i < 50; ++i) {
         store->create_instance(new_instance(fmt::format("f{:02}", i)), [&](const WriteResult& r) {
@@ -784,5 +773,5 @@ TEST_CASE("flush waits for every write submitted before it") {
     }
     store->flush();
     CHECK(done.load() == 50);
-    CHECK(count(path, "SELECT COUNT(*) FROM instances") == 50);
+    CHECK(env.count("SELECT COUNT(*) FROM instances") == 50);
 }

@@ -1,0 +1,173 @@
+// What only the PostgreSQL store has: choosing it from a target string, clear errors for bad
+// input (server down, wrong password, missing database, another program's tables, a newer
+// schema), waiting for a server that comes up late, migrating once when many open at once,
+// passwords kept out of messages, and the server's clock as the store's clock.
+#include <doctest/doctest.h>
+
+#include <durable/durable.hpp>
+#include <pqxx/pqxx>
+
+#include <atomic>
+#include <future>
+#include <thread>
+
+#include "store/migrations.hpp"
+#include "store/opener.hpp"
+#include "store/postgres/postgres_store.hpp"
+#include "support/postgres_server.hpp"
+
+using namespace durable;
+using durable::test::PostgresServer;
+using durable::test::TestDatabase;
+
+namespace {
+
+std::string open_error(const std::string& target, const DatabaseOptions& o = {}) {
+    try {
+        Database::open(target, o);
+    } catch (const StoreError& e) {
+        return e.what();
+    }
+    FAIL("opening " << target << " did not fail");
+    return {};
+}
+
+bool has(const std::string& text, const std::string& part) {
+    return text.find(part) != std::string::npos;
+}
+
+// A port nothing listens on (bound and closed: the kernel will not hand it out at once).
+int closed_port() {
+    PostgresServer& s = PostgresServer::shared();
+    return s.port() > 0 ? s.port() + 1 : 1;
+}
+
+}  // namespace
+
+TEST_CASE("a target names its store: libpq URLs and key=value strings are PostgreSQL, anything else a file") {
+    using store::StoreKind;
+    CHECK(store::store_kind("postgresql://u@h:5432/db") == StoreKind::Postgres);
+    CHECK(store::store_kind("postgres://h/db?sslmode=disable") == StoreKind::Postgres);
+    CHECK(store::store_kind("host=/tmp port=5432 dbname=app") == StoreKind::Postgres);
+    CHECK(store::store_kind("  dbname = app") == StoreKind::Postgres);
+    CHECK(store::store_kind("durable.db") == StoreKind::Sqlite);
+    CHECK(store::store_kind("./a=b.db") == StoreKind::Sqlite);
+    CHECK(store::store_kind("/var/lib/durable/prod.db") == StoreKind::Sqlite);
+    CHECK(Database::names_server("postgresql://x/y"));
+    CHECK(!Database::names_server("x.db"));
+}
+
+TEST_CASE("passwords never reach messages") {
+    CHECK(store::redact_conninfo("postgresql://app:s3cret@db:5432/x") == "postgresql://app@db:5432/x");
+    CHECK(store::redact_conninfo("postgresql://db/x?user=app&password=s3cret&sslmode=require") ==
+          "postgresql://db/x?user=app&password=***&sslmode=require");
+    CHECK(store::redact_conninfo("host=db password=s3cret dbname=x") == "host=db password=*** dbname=x");
+    CHECK(store::redact_conninfo("host=db password='a b' dbname=x") == "host=db password=*** dbname=x");
+}
+
+TEST_CASE("Database::open on a URL opens the PostgreSQL store, with the server's clock and its facts") {
+    TestDatabase tdb;
+    auto db = Database::open(tdb.url());
+    auto info = db.info();
+    CHECK(info.store == "postgresql");
+    CHECK(info.version.rfind("15.", 0) == 0);
+    CHECK(info.durability == "synchronous_commit=on");
+    CHECK(has(db.describe(), tdb.name()));
+    DatabaseOptions relaxed;
+    relaxed.fsync_every_commit = false;
+    CHECK(Database::open(tdb.url(), relaxed).info().durability == "synchronous_commit=off");
+
+    // The store's clock is the server's: a reading of the server's clock lies between two of
+    // the store's (within the round trips, a second at most on a loaded machine).
+    auto before = db.clock()->now_ms();
+    auto server = std::stoll(tdb.scalar("SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint"));
+    auto after = db.clock()->now_ms();
+    CHECK(before <= server + 1'000);
+    CHECK(server <= after + 1'000);
+}
+
+TEST_CASE("a server that is down at start: a clear error at once, or a wait when asked") {
+    auto url = fmt::format("postgresql://postgres@127.0.0.1:{}/postgres", closed_port());
+    auto e = open_error(url);
+    CHECK(has(e, "cannot reach PostgreSQL"));
+    CHECK(has(e, "127.0.0.1"));
+    CHECK(has(e, "is the server running"));
+
+    // A server that comes up while open() waits for it.
+    PostgresServer own;
+    TestDatabase tdb(own);
+    own.stop();
+    DatabaseOptions o;
+    o.connect_wait = std::chrono::seconds(120);
+    auto opened = std::async(std::launch::async, [&] { return Database::open(tdb.url(), o); });
+    REQUIRE(opened.wait_for(std::chrono::milliseconds(500)) == std::future_status::timeout);  // still waiting
+    own.start();
+    REQUIRE(opened.wait_for(std::chrono::seconds(120)) == std::future_status::ready);
+    auto db = opened.get();
+    Client c(db);
+    CHECK(c.query(QueryFilter{}).instances.empty());
+}
+
+TEST_CASE("wrong password and missing database are told apart, without the password") {
+    PostgresServer own(true);
+    TestDatabase tdb(own);
+    tdb.exec("CREATE ROLE app LOGIN PASSWORD 'right-one'");
+    auto wrong = open_error(own.tcp_url(tdb.name(), "app", "wrong-one"));
+    CHECK(has(wrong, "refused the login"));
+    CHECK(!has(wrong, "wrong-one"));
+    auto missing = open_error(own.tcp_url("no_such_db", "app", "right-one"));
+    CHECK(has(missing, "no such database"));
+    CHECK(has(missing, "no_such_db"));
+    CHECK(!has(missing, "right-one"));
+    // The right password works (and the role may create the tables).
+    tdb.exec("GRANT ALL ON SCHEMA public TO app");
+    CHECK_NOTHROW(Database::open(own.tcp_url(tdb.name(), "app", "right-one")));
+}
+
+TEST_CASE("a database holding another program's tables is refused, naming them") {
+    TestDatabase tdb;
+    tdb.exec("CREATE TABLE instances (vm_id integer PRIMARY KEY, zone text); CREATE TABLE hosts (name text)");
+    auto e = open_error(tdb.url());
+    CHECK(has(e, "hosts, instances"));
+    CHECK(has(e, "did not make"));
+    CHECK(tdb.scalar("SELECT count(*) FROM pg_tables WHERE tablename = 'durable_schema_migrations'") == "0");
+}
+
+TEST_CASE("a schema newer than this build is refused with what to do") {
+    TestDatabase tdb;
+    { Database::open(tdb.url()); }
+    tdb.exec("INSERT INTO durable_schema_migrations (version, name) VALUES (999, '0999_from_the_future')");
+    auto e = open_error(tdb.url());
+    CHECK(has(e, "schema version 999"));
+    CHECK(has(e, "upgrade durable"));
+}
+
+TEST_CASE("hosts opening a new database at once migrate it once") {
+    TestDatabase tdb;
+    std::vector<std::future<void>> opens;
+    std::atomic<int> failures{0};
+    for (int i = 0; i < 6; ++i) {
+        opens.push_back(std::async(std::launch::async, [&] {
+            try {
+                auto db = Database::open(tdb.url());
+                Client(db).query(QueryFilter{});
+            } catch (const std::exception& e) {
+                MESSAGE(e.what());
+                failures++;
+            }
+        }));
+    }
+    for (auto& f : opens) REQUIRE(f.wait_for(std::chrono::seconds(120)) == std::future_status::ready);
+    CHECK(failures == 0);
+    auto known = store::embedded_postgres_migrations().size();
+    CHECK(tdb.scalar("SELECT count(*) FROM durable_schema_migrations") == std::to_string(known));
+}
+
+TEST_CASE("a read-only open of an unmigrated database says to open it writable once") {
+    TestDatabase tdb;
+    DatabaseOptions ro;
+    ro.read_only = true;
+    auto e = open_error(tdb.url(), ro);
+    CHECK(has(e, "read-only"));
+    CHECK(has(e, "writable"));
+}
