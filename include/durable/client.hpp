@@ -62,6 +62,14 @@ struct HistoryEntry {
     Json event;  // {"t": type, "ts": ms, ...}
 };
 
+// One entry of the audit log: who did what to which instance.
+struct AuditRecord {
+    std::int64_t at_ms = 0;
+    std::string actor, action;
+    std::optional<std::string> instance_id;
+    std::optional<std::string> detail;  // free text or JSON text
+};
+
 class Client {
 public:
     explicit Client(Database db);
@@ -75,6 +83,11 @@ public:
     // Throws InstanceNotFound, or Timeout after `timeout`.
     InstanceState wait_for_completion(const std::string& id,
                                       std::chrono::milliseconds timeout = std::chrono::minutes(5)) const;
+    // Blocks until the instance has started (it is no longer Pending) and returns its state.
+    // Woken by the commits of a host in this process. Throws InstanceNotFound, or Timeout
+    // after `timeout`.
+    InstanceState wait_for_start(const std::string& id,
+                                 std::chrono::milliseconds timeout = std::chrono::minutes(5)) const;
     // Delivers event `event_name` with `payload`. Throws InstanceNotFound, or InvalidInput
     // when the instance has finished.
     void raise_event(const std::string& id, const std::string& event_name, const Json& payload = Json());
@@ -99,6 +112,12 @@ public:
     // returns false, the instance finishes (after its last event) or `timeout` passes.
     void watch(const std::string& id, const std::function<bool(const HistoryEntry&)>& on_event,
                std::int64_t from_seq = 0, std::chrono::milliseconds timeout = std::chrono::minutes(5)) const;
+
+    // Appends `record` to the audit log; it becomes durable with the next commit of this
+    // process (the call does not wait for it).
+    void audit(AuditRecord record) const;
+    // The newest `limit` audit records, of one instance or of all, oldest first.
+    std::vector<AuditRecord> audit_log(const std::optional<std::string>& instance_id, int limit = 100) const;
 
     struct Attachment;  // set by Host::client()
     void attach(std::shared_ptr<Attachment> a) { attachment_ = std::move(a); }
