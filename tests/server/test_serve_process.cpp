@@ -82,6 +82,21 @@ TEST_CASE("durable serve: Hello, a C++ orchestration through the protocol, SIGTE
     REQUIRE(state);
     CHECK(state->status == Status::Running);
     CHECK(!state->lease_owner);
+
+    // `durable audit` shows the RPCs made on the instance, with their correlation ids.
+    test::Process audit(durable_bin(), {"--db", db, "audit", "--instance", "approval-1", "--json"});
+    auto out = test::read_to_end(audit, 30s);
+    REQUIRE(out.code == 0);
+    std::vector<std::string> methods;
+    for (const auto& line : out.lines) {
+        auto j = Json::parse(line);
+        if (j["detail"].is_object()) {
+            methods.push_back(j["action"].get<std::string>());
+            CHECK(!j["detail"]["cid"].get<std::string>().empty());
+            CHECK(j["actor"].get<std::string>().rfind("serve@", 0) == 0);
+        }
+    }
+    CHECK(methods == std::vector<std::string>{"StartInstance", "WaitForInstanceStart", "WaitForInstanceCompletion"});
 }
 
 TEST_CASE("durable serve refuses an address it cannot listen on") {
