@@ -37,7 +37,7 @@ void Host::Impl::adopt_created(const store::NewInstance& created, std::int64_t i
     inst->version = 0;
     inst->status = Status::Pending;
     inst->next_seq = 0;
-    inst->loaded_at = inst->last_active = std::chrono::steady_clock::now();
+    inst->loaded_at = inst->last_active = clock->steady_now();
     detail::ExecutionInfo info{created.id, created.name, created.execution_id, created.parent_id,
                                created.parent_task_id, {}, {}};
     inst->exec = std::make_unique<detail::Execution>(*registry, info, limits, log);
@@ -222,7 +222,7 @@ void Host::Impl::load_instance(const std::string& iid, bool orphaned) {
     inst->version = row->version;
     inst->status = row->status;
     inst->next_seq = history.empty() ? 0 : history.back().seq + 1;
-    inst->loaded_at = inst->last_active = std::chrono::steady_clock::now();
+    inst->loaded_at = inst->last_active = clock->steady_now();
     detail::ExecutionInfo info{row->id, row->name, row->execution_id, row->parent_id, row->parent_task_id, {}};
     inst->exec = std::make_unique<detail::Execution>(*registry, info, limits, log);
 
@@ -277,7 +277,7 @@ void Host::Impl::load_instance(const std::string& iid, bool orphaned) {
 }
 
 void Host::Impl::evict_idle() {
-    auto now = std::chrono::steady_clock::now();
+    auto now = clock->steady_now();
     std::vector<std::string> evicted;
     std::vector<std::unique_ptr<detail::Execution>> graveyard;
     {

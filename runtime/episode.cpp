@@ -57,9 +57,8 @@ void Host::Impl::episode_worker() {
 
 void Host::Impl::run_instance_locked(std::unique_lock<std::mutex>& lock, const std::shared_ptr<LiveInstance>& inst) {
     // Self-fencing: no work on an instance whose lease may have run out.
-    const auto fence_after = options.lease_duration * 2 / 3;
     auto valid_from = std::max(last_renewal_ok_, inst->loaded_at);
-    if (clock->steady_now() - valid_from > fence_after) {
+    if (lease_timing.fenced(valid_from, clock->steady_now())) {
         drop_locked(inst, "its lease was not renewed in time (self-fenced)");
         return;
     }
@@ -195,7 +194,7 @@ void Host::Impl::run_episode(const std::shared_ptr<LiveInstance>& inst, std::deq
             for (auto row : undeliver) delivered_inbox_.erase(row);
             for (auto& h : hold) inst->held.push_back(std::move(h));
             inst->needs_episode = false;
-            inst->last_active = std::chrono::steady_clock::now();
+            inst->last_active = clock->steady_now();
             // Nothing new: a lingering commit goes when it is due (this may be the episode the
             // dispatcher asked for) or when nothing is left that would bring the next episode.
             flush = inst->lingering &&
@@ -206,92 +205,32 @@ void Host::Impl::run_episode(const std::shared_ptr<LiveInstance>& inst, std::deq
         return;
     }
 
-    store::EpisodeCommit c;
-    c.instance_id = inst->id;
-    c.owner = id;
-    c.now = now;
-    c.reset_history = reset_history;
-    c.events.reserve(history.size());
-    for (const auto& h : history) c.events.push_back(h.dump());
-    c.consumed_inbox = consumed;
-    c.execution_id = inst->execution_id;
-    c.input = new_input;
-    c.status = new_status;
-    c.progressed = !history.empty();
-    if (ex->custom_status()) c.custom_status = ex->custom_status()->dump();
-
-    std::vector<Decision> local_activities;
-    std::vector<std::string> adopt;
-    std::vector<std::int64_t> timers;
-    for (auto& d : decisions) {
-        switch (d.kind) {
-            case Decision::Kind::Timer: {
-                Json e = ev::make(ev::kTimerFired, d.fire_at);
-                e["id"] = d.id;
-                e["x"] = inst->execution_id;
-                c.messages.push_back(store::NewMessage{inst->id, d.fire_at, false, e.dump()});
-                timers.push_back(d.fire_at);
-                break;
-            }
-            case Decision::Kind::SendEvent: {
-                Json e = ev::make(ev::kEventRaised, now);
-                e["name"] = d.name;
-                e["input"] = d.input;
-                c.messages.push_back(store::NewMessage{d.target, now, false, e.dump()});
-                break;
-            }
-            case Decision::Kind::SubOrchestration: {
-                store::NewInstance child;
-                child.id = d.target;
-                child.name = d.name;
-                child.execution_id = new_instance_id();
-                child.input = d.input.dump();
-                child.parent_id = inst->id;
-                child.parent_task_id = d.id;
-                child.now = now;
-                Json start = ev::make(ev::kExecutionStarted, now);
-                start["name"] = d.name;
-                start["input"] = d.input;
-                start["px"] = inst->execution_id;
-                start["cid"] = ex->info().correlation_id;
-                child.start_event = start.dump();
-                child.start_at = now;
-                child.lease_owner = id;  // created leased to this host: it starts here, no claim
-                child.lease_expires_at = now + lease_ms();
-                c.new_instances.push_back(std::move(child));
-                adopt.push_back(d.target);
-                break;
-            }
-            case Decision::Kind::Activity:
-                local_activities.push_back(std::move(d));
-                break;
-        }
-    }
+    detail::EpisodeOutcome outcome;
+    outcome.instance_id = inst->id;
+    outcome.name = inst->name;
+    outcome.execution_id = inst->execution_id;
+    outcome.parent_id = inst->parent_id;
+    outcome.parent_task_id = inst->parent_task_id;
+    outcome.parent_execution_id = ex->info().parent_execution_id;
+    outcome.correlation_id = ex->info().correlation_id;
+    outcome.host_id = id;
+    outcome.now = now;
+    outcome.lease_ms = lease_ms();
+    outcome.status = new_status;
+    outcome.terminal = terminal;
+    outcome.reset_history = reset_history;
+    outcome.new_input = std::move(new_input);
+    outcome.custom_status = ex->custom_status();
     if (terminal) {
-        c.release_lease = true;
-        if (new_status == Status::Completed) c.output = ex->output().dump();
-        if (new_status == Status::Terminated) c.output = ex->output().dump();
-        if (new_status == Status::Failed) c.error = ex->error().dump();
-        if (inst->parent_id) {
-            const auto& info = ex->info();
-            bool ok = new_status == Status::Completed;
-            Json e = ev::make(ok ? ev::kSubOrchestrationCompleted : ev::kSubOrchestrationFailed, now);
-            e["id"] = inst->parent_task_id;
-            if (!info.parent_execution_id.empty()) e["x"] = info.parent_execution_id;
-            if (ok) {
-                e["result"] = ex->output();
-            } else if (new_status == Status::Failed) {
-                Json err = ex->error();
-                err["message"] = fmt::format("sub-orchestration '{}' ({}) failed: {}", inst->name, inst->id,
-                                             err.value("message", ""));
-                e["error"] = err;
-            } else {
-                e["error"] = ev::error_json("Terminated", fmt::format("sub-orchestration '{}' ({}) was terminated: {}",
-                                                                      inst->name, inst->id, ex->output().dump()));
-            }
-            c.messages.push_back(store::NewMessage{*inst->parent_id, now, false, e.dump()});
-        }
+        outcome.output = ex->output();
+        outcome.error = ex->error();
     }
+    outcome.history = &history;
+    outcome.consumed_inbox = consumed;
+    auto plan = detail::build_episode_commit(outcome, std::move(decisions), {}, [] { return new_instance_id(); });
+    store::EpisodeCommit& c = plan.commit;
+    auto& adopt = plan.local.adopt;
+    auto& timers = plan.local.timers;
 
     // A lingering commit of this instance (held for this episode) is merged into this one:
     // both go under its CAS, as one version step. Continue-as-new rewrites history from seq 0:
@@ -312,7 +251,7 @@ void Host::Impl::run_episode(const std::shared_ptr<LiveInstance>& inst, std::deq
         inst->next_seq = c.first_seq + static_cast<std::int64_t>(c.events.size());
         inst->status = new_status;
         inst->needs_episode = false;
-        inst->last_active = std::chrono::steady_clock::now();
+        inst->last_active = clock->steady_now();
         for (auto row : undeliver) {
             delivered_inbox_.erase(row);
             std::erase(inst->delivered, row);
@@ -323,11 +262,13 @@ void Host::Impl::run_episode(const std::shared_ptr<LiveInstance>& inst, std::deq
             inst->held.clear();
         }
         for (auto t : timers) timers_.push(t);
-        if (!terminal) dispatch_activities_locked(inst, local_activities);
+        dispatch_activities_locked(inst, plan.local.activities);
         more_coming = inst->inflight_activities > 0 || !inst->incoming.empty();
     }
     if (!timers.empty()) wake_dispatcher();
     m_episodes.inc();
+    // Linger due times are real monotonic time (the dispatcher sleeps until them); lease
+    // decisions use the host's clock (lease_timing).
     auto ended = std::chrono::steady_clock::now();
     auto took = ended - started;
     h_episode.observe(std::chrono::duration<double>(took).count());
@@ -349,29 +290,7 @@ void Host::Impl::run_episode(const std::shared_ptr<LiveInstance>& inst, std::deq
     if (merging) {
         PendingCommit merged = std::move(*inst->lingering);
         inst->lingering.reset();
-        auto& m = merged.commit;
-        auto& e = p.commit;
-        for (auto& ev : e.events) m.events.push_back(std::move(ev));
-        m.consumed_inbox.insert(m.consumed_inbox.end(), e.consumed_inbox.begin(), e.consumed_inbox.end());
-        for (auto& x : e.messages) m.messages.push_back(std::move(x));
-        for (auto& x : e.new_instances) m.new_instances.push_back(std::move(x));
-        for (auto& x : e.tasks) m.tasks.push_back(std::move(x));
-        for (auto& x : e.audit) m.audit.push_back(std::move(x));
-        m.now = e.now;
-        m.status = e.status;
-        m.progressed = m.progressed || e.progressed;
-        m.execution_id = std::move(e.execution_id);
-        if (e.input) m.input = std::move(e.input);
-        m.output = std::move(e.output);
-        m.error = std::move(e.error);
-        m.custom_status = std::move(e.custom_status);
-        m.release_lease = e.release_lease;
-        m.lease_expires_at = e.lease_expires_at;
-        merged.consumed.insert(merged.consumed.end(), p.consumed.begin(), p.consumed.end());
-        merged.terminal = p.terminal;
-        merged.status = p.status;
-        for (auto& a : p.adopt) merged.adopt.push_back(std::move(a));
-        for (auto& w : p.watched) merged.watched.push_back(std::move(w));
+        detail::merge_pending(merged, std::move(p));
         p = std::move(merged);
     }
     // Linger only while this host's activities of the instance still run (they bring the next

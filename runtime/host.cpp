@@ -27,6 +27,7 @@ Host::Impl::Impl(Database db_, std::shared_ptr<const Registry> registry_, HostOp
       registry(std::move(registry_)),
       options(std::move(options_)),
       clock(options.clock ? options.clock : SystemClock::instance()),
+      lease_timing(options.lease_duration),
       log(options.logger ? options.logger : spdlog::default_logger()),
       id(options.host_id.empty() ? default_host_id() : options.host_id),
       limits{options.max_history_events, options.suggest_continue_as_new_at, options.max_payload_bytes},

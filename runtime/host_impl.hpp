@@ -32,7 +32,9 @@
 #include "durable/event_distributor.hpp"
 #include "durable/host.hpp"
 #include "runtime/completion_hub.hpp"
+#include "runtime/episode_commit.hpp"
 #include "runtime/execution.hpp"
+#include "runtime/lease_timing.hpp"
 #include "store/store.hpp"
 
 namespace durable {
@@ -42,17 +44,7 @@ struct Incoming {
     std::int64_t inbox_id = -1;  // the inbox row it came from; -1 for in-memory events
 };
 
-// An episode's commit with what its callback needs. A lingering commit of an instance is
-// merged into its next episode's (one CAS, one version step for both).
-struct PendingCommit {
-    store::EpisodeCommit commit;
-    std::vector<std::int64_t> consumed;
-    bool terminal = false;
-    Status status = Status::Running;
-    std::vector<std::string> adopt;
-    std::vector<WatchEvent> watched;
-    std::chrono::steady_clock::time_point since;  // when the first episode in it ended
-};
+using detail::PendingCommit;
 
 struct LiveInstance {
     std::string id, name, execution_id;
@@ -71,6 +63,7 @@ struct LiveInstance {
     bool queued = false, running = false, dead = false, needs_episode = false;
     int inflight_activities = 0;
     int pending_commits = 0;
+    // On the host's clock (Impl::clock->steady_now()), as every lease decision.
     std::chrono::steady_clock::time_point loaded_at, last_active;
 };
 
@@ -150,6 +143,7 @@ struct Host::Impl : std::enable_shared_from_this<Host::Impl> {
     std::shared_ptr<const Registry> registry;
     HostOptions options;
     std::shared_ptr<Clock> clock;
+    detail::LeaseTiming lease_timing;  // fencing and renewal times, on clock->steady_now()
     std::shared_ptr<spdlog::logger> log;
     std::string id;
     detail::ExecutionLimits limits;
@@ -185,7 +179,7 @@ struct Host::Impl : std::enable_shared_from_this<Host::Impl> {
     bool linger_replan_ = false;       // a first lingering commit: the dispatcher's wake-up changes; guarded by mu_
     bool started_ = false, stopping_ = false, stopped_ = false;  // guarded by mu_
     bool workers_stop_ = false, activities_stop_ = false, dispatcher_stop_ = false, renewer_stop_ = false;  // guarded by mu_
-    std::chrono::steady_clock::time_point last_renewal_ok_;  // guarded by mu_
+    std::chrono::steady_clock::time_point last_renewal_ok_;  // clock->steady_now(); guarded by mu_
 
     std::vector<std::thread> episode_threads_, activity_threads_;
     std::thread dispatcher_thread_, renewer_thread_;

@@ -30,8 +30,7 @@ void Host::Impl::fence(const char* why) {
 }
 
 void Host::Impl::renewer_loop() {
-    const auto interval = options.lease_duration / 2;
-    const auto fence_after = options.lease_duration * 2 / 3;
+    const auto interval = lease_timing.renew_every();
     char name[256] = {0};
     gethostname(name, sizeof(name) - 1);
     std::unique_lock lock(mu_);
@@ -50,10 +49,9 @@ void Host::Impl::renewer_loop() {
         // Wait no longer than the fencing point of the last good renewal. Past it (the host
         // has fenced itself already), give this renewal the interval to land: a 1 ms wait
         // could never see it succeed, and the host would stay fenced for good.
-        auto left = std::chrono::duration_cast<std::chrono::steady_clock::duration>(fence_after - (start - last_ok));
-        if (left < std::chrono::milliseconds(1)) left = std::chrono::duration_cast<std::chrono::steady_clock::duration>(interval);
-        auto deadline = std::chrono::steady_clock::now() + left;
-        bool ready = f.wait_until(deadline) == std::future_status::ready;
+        auto left = lease_timing.until_fence(last_ok, start);
+        if (left < std::chrono::milliseconds(1)) left = interval;
+        bool ready = f.wait_for(left) == std::future_status::ready;
         if (ready) {
             auto r = f.get();
             if (r.ok) {
@@ -87,7 +85,7 @@ void Host::Impl::renewer_loop() {
             log->warn("host {}: lease renewal did not finish in time", id);
         }
         lock.lock();
-        if (clock->steady_now() - last_renewal_ok_ > fence_after) {
+        if (lease_timing.fenced(last_renewal_ok_, clock->steady_now())) {
             lock.unlock();
             fence("no lease renewal succeeded within two thirds of the lease duration");
             lock.lock();

@@ -110,6 +110,8 @@ struct AuditEntry {
 };
 
 // Everything one orchestration episode decided, committed atomically under the lease CAS.
+// A new field needs its merge rule in runtime/episode_commit.cpp (merge_pending), which does
+// not compile until it has one.
 struct EpisodeCommit {
     std::string instance_id;
     std::string owner;
