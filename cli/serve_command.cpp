@@ -10,7 +10,10 @@
 
 #include "cli/common.hpp"
 #include "orchestrations/orchestrations.hpp"
+#include "server/activity_sequence.hpp"
+#include "server/remote_activity.hpp"
 #include "server/sidecar_server.hpp"
+#include "server/work_items.hpp"
 
 namespace durable::cli {
 namespace {
@@ -18,7 +21,7 @@ namespace {
 struct ServeArgs {
     std::string host_id, lease = "10s", poll = "50ms", log_level = "info", listen = "127.0.0.1:4001";
     std::string grace = "5s";
-    int threads = 4, episode_threads = 1;
+    int threads = 16, episode_threads = 1, max_outstanding = 64;
 };
 
 int run_serve(const GlobalOptions& g, const ServeArgs& a) {
@@ -47,8 +50,16 @@ int run_serve(const GlobalOptions& g, const ServeArgs& a) {
     sigaddset(&stop_signals, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
+    if (a.max_outstanding < 1) {
+        throw UsageError(fmt::format("--max-outstanding must be at least 1, got {}", a.max_outstanding));
+    }
     auto db = open_database(g, false);
+    // The example orchestrations and activity_sequence run here; every activity without C++
+    // code goes to the connected workers.
+    auto hub = std::make_shared<server::WorkItemHub>(static_cast<std::size_t>(a.max_outstanding));
     auto registry = orchestrations::make_registry();
+    server::register_activity_sequence(*registry);
+    registry->set_default_activity(server::remote_activity(hub));
     Host host(db, registry, options);
     orchestrations::set_host_label(host.id());
     host.start();
@@ -57,7 +68,8 @@ int run_serve(const GlobalOptions& g, const ServeArgs& a) {
     so.listen = a.listen;
     so.actor = "serve@" + host.id();
     so.max_payload_bytes = options.max_payload_bytes;
-    server::SidecarServer server(db, host, registry, so);
+    so.max_outstanding_per_stream = static_cast<std::size_t>(a.max_outstanding);
+    server::SidecarServer server(db, host, registry, so, hub);
     try {
         server.start();
     } catch (const Error&) {
@@ -90,7 +102,12 @@ void add_serve_command(CLI::App& app, GlobalOptions& g, Commands& commands) {
         ->capture_default_str();
     sub->add_option("--host-id", a->host_id, "This host's id (default: hostname-pid-random)");
     sub->add_option("--lease", a->lease, "Lease duration (renewed every half of it)")->capture_default_str();
-    sub->add_option("--threads", a->threads, "Activity worker threads")->capture_default_str();
+    sub->add_option("--threads", a->threads,
+                    "Activity threads (an activity run by a connected worker holds one while it runs)")
+        ->capture_default_str();
+    sub->add_option("--max-outstanding", a->max_outstanding,
+                    "Work items sent to one worker stream and not yet answered, at most")
+        ->capture_default_str();
     sub->add_option("--episode-threads", a->episode_threads, "Threads running orchestrator code")
         ->capture_default_str();
     sub->add_option("--poll", a->poll, "How often to look for other processes' work")->capture_default_str();

@@ -37,12 +37,13 @@ std::chrono::system_clock::time_point from_ms(std::int64_t ms) {
 }  // namespace
 
 SidecarService::SidecarService(Database db, Host& host, std::shared_ptr<const Registry> registry,
-                               ServerOptions options)
+                               ServerOptions options, std::shared_ptr<WorkItemHub> hub)
     : db_(db),
       registry_(std::move(registry)),
       options_(std::move(options)),
       host_client_(host.client()),
-      plain_client_(db) {}
+      plain_client_(db),
+      hub_(std::move(hub)) {}
 
 Client& SidecarService::client_for(const std::string& name) {
     return registry_->orchestrator(name) ? host_client_ : plain_client_;

@@ -6,22 +6,28 @@
 #include <mutex>
 
 #include "server/sidecar_service.hpp"
+#include "server/work_items.hpp"
 
 namespace durable::server {
 
 struct SidecarServer::Impl {
     ServerOptions options;
+    std::shared_ptr<WorkItemHub> hub;
     SidecarService service;
     std::unique_ptr<grpc::Server> server;
     int port = 0;
     std::mutex mu;  // serializes start() and shutdown()
 
-    Impl(Database db, Host& host, std::shared_ptr<const Registry> registry, ServerOptions o)
-        : options(o), service(std::move(db), host, std::move(registry), std::move(o)) {}
+    Impl(Database db, Host& host, std::shared_ptr<const Registry> registry, ServerOptions o,
+         std::shared_ptr<WorkItemHub> h)
+        : options(o),
+          hub(h ? std::move(h) : std::make_shared<WorkItemHub>(o.max_outstanding_per_stream)),
+          service(std::move(db), host, std::move(registry), std::move(o), hub) {}
 };
 
-SidecarServer::SidecarServer(Database db, Host& host, std::shared_ptr<const Registry> registry, ServerOptions options)
-    : impl_(std::make_unique<Impl>(std::move(db), host, std::move(registry), std::move(options))) {}
+SidecarServer::SidecarServer(Database db, Host& host, std::shared_ptr<const Registry> registry, ServerOptions options,
+                             std::shared_ptr<WorkItemHub> hub)
+    : impl_(std::make_unique<Impl>(std::move(db), host, std::move(registry), std::move(options), std::move(hub))) {}
 
 SidecarServer::~SidecarServer() { shutdown(std::chrono::seconds(1)); }
 
@@ -55,6 +61,8 @@ void SidecarServer::start() {
 
 int SidecarServer::port() const { return impl_->port; }
 
+std::shared_ptr<WorkItemHub> SidecarServer::hub() const { return impl_->hub; }
+
 void SidecarServer::shutdown(std::chrono::milliseconds grace) {
     std::lock_guard lock(impl_->mu);
     if (!impl_->server) return;
@@ -62,6 +70,7 @@ void SidecarServer::shutdown(std::chrono::milliseconds grace) {
     impl_->server->Shutdown(std::chrono::system_clock::now() + grace);
     impl_->server->Wait();
     impl_->server.reset();
+    impl_->hub->stop();  // what no worker answered in time is refused (its activity runs again later)
 }
 
 }  // namespace durable::server

@@ -13,9 +13,15 @@
 // a payload over the limit, UNAVAILABLE while stopping. GetInstance of an unknown id answers
 // exists = false (the SDKs rely on it), not NOT_FOUND.
 //
-// Shutdown order: stop accepting calls (new ones get UNAVAILABLE), end waiting calls with
-// UNAVAILABLE, let the calls in flight finish (bounded by the grace period), stop gRPC. The
-// host is stopped afterwards by its owner.
+// Worker RPCs: GetWorkItems streams the hub's work items (work_items.hpp) to a worker, at
+// most max_outstanding_per_stream unanswered at once; CompleteActivityTask and
+// CompleteOrchestratorTask complete them, and answer FAILED_PRECONDITION for an item that is
+// not outstanding (fenced: completed already, withdrawn, or never sent by this process).
+//
+// Shutdown order: stop accepting calls (new ones get UNAVAILABLE), end waiting calls and
+// work-item streams with UNAVAILABLE (their items go back to the queue), let the calls in
+// flight finish (completions are still taken during the grace period), stop gRPC, refuse
+// what is left in the hub. The host is stopped afterwards by its owner.
 //
 // Thread safety: start() and shutdown() from one thread; the RPCs run on gRPC's threads.
 #pragma once
@@ -45,12 +51,20 @@ struct ServerOptions {
     std::chrono::milliseconds wait_slice{200};
     // The audit log's actor prefix (the peer's address is appended); e.g. "serve@HOSTID".
     std::string actor = "serve";
+    // Work items sent to one worker stream and not yet answered, at most.
+    std::size_t max_outstanding_per_stream = 64;
 };
+
+class WorkItemHub;
 
 class SidecarServer {
 public:
-    // `host` runs the C++ orchestrations in `registry`; both must outlive the server.
-    SidecarServer(Database db, Host& host, std::shared_ptr<const Registry> registry, ServerOptions options = {});
+    // `host` runs the C++ orchestrations in `registry`; both must outlive the server. `hub`
+    // carries the work items for connected workers; it is the one whose remote_activity()
+    // is the registry's default activity (null: the server makes its own, and only work
+    // submitted to it directly reaches the workers).
+    SidecarServer(Database db, Host& host, std::shared_ptr<const Registry> registry, ServerOptions options = {},
+                  std::shared_ptr<WorkItemHub> hub = nullptr);
     ~SidecarServer();  // shuts down with a short grace period if still running
     SidecarServer(const SidecarServer&) = delete;
     SidecarServer& operator=(const SidecarServer&) = delete;
@@ -59,6 +73,7 @@ public:
     void start();
     // The bound port (after start()).
     int port() const;
+    std::shared_ptr<WorkItemHub> hub() const;
     // Stops as described above; idempotent.
     void shutdown(std::chrono::milliseconds grace = std::chrono::seconds(5));
 

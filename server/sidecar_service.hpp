@@ -14,6 +14,7 @@
 
 #include "orchestrator_service.grpc.pb.h"
 #include "server/sidecar_server.hpp"
+#include "server/work_items.hpp"
 
 namespace durable::server {
 
@@ -25,10 +26,15 @@ struct RpcError {
 
 class SidecarService final : public ::TaskHubSidecarService::Service {
 public:
-    SidecarService(Database db, Host& host, std::shared_ptr<const Registry> registry, ServerOptions options);
+    SidecarService(Database db, Host& host, std::shared_ptr<const Registry> registry, ServerOptions options,
+                   std::shared_ptr<WorkItemHub> hub);
 
-    // From now on every call answers UNAVAILABLE and waiting calls end.
-    void begin_shutdown() { stopping_.store(true); }
+    // From now on every call but the Complete* ones answers UNAVAILABLE; waiting calls and
+    // work-item streams end (their items go back to the hub's queue).
+    void begin_shutdown() {
+        stopping_.store(true);
+        hub_->end_streams();
+    }
     bool stopping() const { return stopping_.load(); }
 
     grpc::Status Hello(grpc::ServerContext* ctx, const google::protobuf::Empty* req,
@@ -54,6 +60,14 @@ public:
     grpc::Status PurgeInstances(grpc::ServerContext* ctx, const ::PurgeInstancesRequest* req,
                                 ::PurgeInstancesResponse* resp) override;
 
+    // Worker RPCs (worker_rpcs.cpp).
+    grpc::Status GetWorkItems(grpc::ServerContext* ctx, const ::GetWorkItemsRequest* req,
+                              grpc::ServerWriter<::WorkItem>* writer) override;
+    grpc::Status CompleteActivityTask(grpc::ServerContext* ctx, const ::ActivityResponse* resp,
+                                      ::CompleteTaskResponse* out) override;
+    grpc::Status CompleteOrchestratorTask(grpc::ServerContext* ctx, const ::OrchestratorResponse* resp,
+                                          ::CompleteTaskResponse* out) override;
+
 private:
     // The client for orchestration `name`: the host's own (it starts the instance at once)
     // when the name is registered in C++, else a plain one (the instance waits for a claim).
@@ -70,6 +84,7 @@ private:
     ServerOptions options_;
     Client host_client_;   // attached to the host
     Client plain_client_;  // not attached
+    std::shared_ptr<WorkItemHub> hub_;
     std::atomic<bool> stopping_{false};
 };
 
