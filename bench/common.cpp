@@ -20,9 +20,6 @@
 #include <thread>
 
 #include "bench.hpp"
-// Store statistics (commits, writes per commit) are a diagnostic the public API does not
-// offer; the bench reads them through the internal store interface, read-only.
-#include "store/store.hpp"
 
 namespace durable::bench {
 namespace fs = std::filesystem;
@@ -208,7 +205,7 @@ double histogram_mean_us(const std::string& text, const std::string& name) {
 Json host_stats_json(Host& host, const Database& db) {
     auto s = host.stats();
     std::string text = host.metrics_text();
-    auto st = db.store()->stats();
+    auto st = db.stats();
     Json j{{"host", host.id()},
            {"episodes", s.episodes},
            {"activities", s.activities},
@@ -224,8 +221,8 @@ Json host_stats_json(Host& host, const Database& db) {
            {"commit_mean_us", histogram_mean_us(text, "durable_commit_seconds")},
            {"activity_mean_us", histogram_mean_us(text, "durable_activity_seconds")},
            {"store_commits", st.commits},
-           {"store_writes", st.ops},
-           {"writes_per_commit", st.commits > 0 ? round_to(static_cast<double>(st.ops) / st.commits, 2) : 0.0},
+           {"store_writes", st.writes},
+           {"writes_per_commit", st.commits > 0 ? round_to(static_cast<double>(st.writes) / st.commits, 2) : 0.0},
            {"checkpoints", st.checkpoints}};
     return j;
 }

@@ -1,12 +1,10 @@
 // The subcommands that look at the hosts sharing a database: hosts (heartbeats and lease
 // counts), leases (who holds which instance until when), metrics (instance counts and host
-// liveness in Prometheus text). They read the store directly: hosts and leases are not part
-// of the Client API.
+// liveness in Prometheus text), through the Client's read-only calls.
 #include <fmt/format.h>
 #include <map>
 
 #include "cli/common.hpp"
-#include "store/store.hpp"
 
 namespace durable::cli {
 namespace {
@@ -16,15 +14,15 @@ struct ClusterArgs {
     std::string stale_after = "30s";
 };
 
-std::string host_state(const store::HostRow& h, std::int64_t now, std::int64_t stale_ms) {
-    if (h.stopped_at) return "stopped";
-    return now - h.heartbeat_at > stale_ms ? "silent" : "alive";
+std::string host_state(const HostInfo& h, std::int64_t now, std::int64_t stale_ms) {
+    if (h.stopped_at_ms) return "stopped";
+    return now - h.heartbeat_at_ms > stale_ms ? "silent" : "alive";
 }
 
 int run_hosts(const GlobalOptions& g, const ClusterArgs& a) {
     auto stale = parse_duration(a.stale_after, "--stale-after").count();
-    auto db = open_database(g, true, true);
-    auto hosts = db.store()->list_hosts();
+    Client client(open_database(g, true, true));
+    auto hosts = client.hosts();
     auto now = now_ms();
     if (a.json) {
         Json out = Json::array();
@@ -32,10 +30,13 @@ int run_hosts(const GlobalOptions& g, const ClusterArgs& a) {
             out.push_back({{"id", h.id},
                            {"hostname", h.hostname},
                            {"pid", h.pid},
-                           {"started_at_ms", h.started_at},
-                           {"heartbeat_at_ms", h.heartbeat_at},
-                           {"stopped_at_ms", h.stopped_at ? Json(*h.stopped_at) : Json()},
+                           {"started_at_ms", h.started_at_ms},
+                           {"heartbeat_at_ms", h.heartbeat_at_ms},
+                           {"stopped_at_ms", h.stopped_at_ms ? Json(*h.stopped_at_ms) : Json()},
                            {"leases", h.leases},
+                           {"orchestrations", h.orchestrations},
+                           {"activities", h.activities},
+                           {"lease_ms", h.lease_ms},
                            {"state", host_state(h, now, stale)}});
         }
         fmt::print("{}\n", out.dump(2));
@@ -43,10 +44,13 @@ int run_hosts(const GlobalOptions& g, const ClusterArgs& a) {
     }
     fmt::print("{}  {}  {}  {}  {}  {}  {}\n", column("HOST", 28), column("STATE", 7), column("PID", 8),
                column("HOSTNAME", 16), column("STARTED", 23), column("HEARTBEAT", 12), "LEASES");
+    auto names = [](const std::vector<std::string>& v) { return v.empty() ? std::string("-") : fmt::format("{}", fmt::join(v, ", ")); };
     for (const auto& h : hosts) {
         fmt::print("{}  {}  {}  {}  {}  {}  {}\n", column(h.id, 28), column(host_state(h, now, stale), 7),
-                   column(std::to_string(h.pid), 8), column(h.hostname, 16), column(format_time(h.started_at), 23),
-                   column(format_relative(h.heartbeat_at, now), 12), h.leases);
+                   column(std::to_string(h.pid), 8), column(h.hostname, 16), column(format_time(h.started_at_ms), 23),
+                   column(format_relative(h.heartbeat_at_ms, now), 12), h.leases);
+        // Who runs what: the names the host registers (it claims only these).
+        fmt::print("    orchestrations: {}\n    activities:     {}\n", names(h.orchestrations), names(h.activities));
     }
     fmt::print(stderr, "{} host{} ('silent': no heartbeat for {})\n", hosts.size(), hosts.size() == 1 ? "" : "s",
                format_duration(stale));
@@ -54,18 +58,18 @@ int run_hosts(const GlobalOptions& g, const ClusterArgs& a) {
 }
 
 int run_leases(const GlobalOptions& g, const ClusterArgs& a) {
-    auto db = open_database(g, true, true);
+    Client client(open_database(g, true, true));
     auto now = now_ms();
-    auto rows = db.store()->list_leases(now);
+    auto rows = client.leases();
     if (a.json) {
         Json out = Json::array();
         for (const auto& r : rows) {
-            out.push_back({{"instance", r.id},
+            out.push_back({{"instance", r.instance_id},
                            {"name", r.name},
                            {"status", std::string(to_string(r.status))},
-                           {"owner", r.lease_owner ? *r.lease_owner : ""},
-                           {"expires_at_ms", r.lease_expires_at},
-                           {"expired", r.lease_expires_at < now}});
+                           {"owner", r.owner},
+                           {"expires_at_ms", r.expires_at_ms},
+                           {"expired", r.expires_at_ms < now}});
         }
         fmt::print("{}\n", out.dump(2));
         return kExitOk;
@@ -74,12 +78,12 @@ int run_leases(const GlobalOptions& g, const ClusterArgs& a) {
                column("OWNER", 28), "EXPIRES");
     std::size_t expired = 0;
     for (const auto& r : rows) {
-        bool gone = r.lease_expires_at < now;
+        bool gone = r.expires_at_ms < now;
         expired += gone ? 1 : 0;
-        std::string when = gone ? "expired " + format_relative(r.lease_expires_at, now) + " (claimable)"
-                                : format_relative(r.lease_expires_at, now);
-        fmt::print("{}  {}  {}  {}  {}\n", column(r.id, 40), column(r.name, 16), column(to_string(r.status), 10),
-                   column(r.lease_owner ? *r.lease_owner : "", 28), when);
+        std::string when = gone ? "expired " + format_relative(r.expires_at_ms, now) + " (claimable)"
+                                : format_relative(r.expires_at_ms, now);
+        fmt::print("{}  {}  {}  {}  {}\n", column(r.instance_id, 40), column(r.name, 16), column(to_string(r.status), 10),
+                   column(r.owner, 28), when);
     }
     fmt::print(stderr, "{} lease{}, {} expired\n", rows.size(), rows.size() == 1 ? "" : "s", expired);
     return kExitOk;
@@ -88,16 +92,14 @@ int run_leases(const GlobalOptions& g, const ClusterArgs& a) {
 int run_metrics(const GlobalOptions& g, const ClusterArgs& a) {
     auto stale = parse_duration(a.stale_after, "--stale-after").count();
     auto db = open_database(g, true, true);
-    auto store = db.store();
+    Client client(db);
     std::map<std::pair<std::string, std::string>, std::int64_t> counts;  // (name, status) -> n
-    store::InstanceFilter f;
-    f.limit = 5000;
-    for (;;) {
-        auto rows = store->query_instances(f);
-        for (const auto& r : rows) ++counts[{r.name, std::string(to_string(r.status))}];
-        if (static_cast<int>(rows.size()) < f.limit) break;
-        f.after_id = rows.back().id;
-    }
+    std::optional<std::string> after;
+    do {
+        auto page = client.query(QueryFilter{}, 5000, after);
+        for (const auto& r : page.instances) ++counts[{r.name, std::string(to_string(r.status))}];
+        after = page.next;
+    } while (after);
     auto now = now_ms();
     std::string out;
     out += "# HELP durable_instances Instances in the database by orchestration and status\n";
@@ -107,14 +109,14 @@ int run_metrics(const GlobalOptions& g, const ClusterArgs& a) {
     }
     out += "# HELP durable_host_up 1 if the host's heartbeat is recent and it has not stopped\n";
     out += "# TYPE durable_host_up gauge\n";
-    auto hosts = store->list_hosts();
+    auto hosts = client.hosts();
     for (const auto& h : hosts) {
         out += fmt::format("durable_host_up{{host=\"{}\"}} {}\n", h.id, host_state(h, now, stale) == "alive" ? 1 : 0);
     }
     out += "# HELP durable_host_leases Unexpired instance leases a host holds\n";
     out += "# TYPE durable_host_leases gauge\n";
     for (const auto& h : hosts) out += fmt::format("durable_host_leases{{host=\"{}\"}} {}\n", h.id, h.leases);
-    auto st = store->stats();
+    auto st = db.stats();
     out += "# HELP durable_wal_pages Pages in the WAL file\n# TYPE durable_wal_pages gauge\n";
     out += fmt::format("durable_wal_pages {}\n", st.wal_pages);
     fmt::print("{}", out);
@@ -126,7 +128,8 @@ int run_metrics(const GlobalOptions& g, const ClusterArgs& a) {
 void add_cluster_commands(CLI::App& app, GlobalOptions& g, Commands& commands) {
     {
         auto a = std::make_shared<ClusterArgs>();
-        auto* sub = app.add_subcommand("hosts", "List the hosts that used this database: heartbeat, state, leases held");
+        auto* sub = app.add_subcommand(
+            "hosts", "List the hosts that used this database: heartbeat, state, leases held, what each runs");
         sub->add_flag("--json", a->json, "Print as JSON");
         sub->add_option("--stale-after", a->stale_after, "A heartbeat older than this marks the host 'silent'")
             ->capture_default_str();

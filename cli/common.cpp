@@ -3,13 +3,20 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <ctime>
 #include <filesystem>
 #include <fmt/format.h>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <sstream>
+#include <system_error>
 
 #include "orchestrations/orchestrations.hpp"
+#include "runtime/utf8.hpp"  // header-only: the check the Client makes, here with a usage error
 
 namespace durable::cli {
 
@@ -54,7 +61,7 @@ std::chrono::milliseconds parse_duration(std::string_view text, std::string_view
     return std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(ms)));
 }
 
-Json parse_json_arg(const std::string& text, std::string_view what) {
+Json parse_json_arg(const std::string& text, std::string_view what, bool inline_text) {
     try {
         return Json::parse(text);
     } catch (const Json::parse_error& e) {
@@ -63,7 +70,7 @@ Json parse_json_arg(const std::string& text, std::string_view what) {
         std::string detail = e.what();
         if (auto p = detail.find("] "); p != std::string::npos) detail = detail.substr(p + 2);
         std::string hint;
-        if (!text.empty() && text.front() != '{' && text.front() != '[' && text.front() != '"') {
+        if (inline_text && !text.empty() && text.front() != '{' && text.front() != '[' && text.front() != '"') {
             hint = fmt::format("; a string must be quoted as JSON, e.g. {} '\"{}\"'", what, text);
         }
         throw UsageError(fmt::format("{} is not valid JSON (at byte {}): {}{}", what, e.byte, detail, hint));
@@ -102,7 +109,56 @@ std::vector<Status> parse_statuses(const std::vector<std::string>& texts) {
     return out;
 }
 
+namespace {
+
+std::string read_all(std::istream& in) {
+    std::ostringstream out;
+    out << in.rdbuf();
+    return out.str();
+}
+
+}  // namespace
+
+void require_utf8(std::string_view text, std::string_view what) {
+    auto bad = detail::first_invalid_utf8(text);
+    if (bad == std::string_view::npos) return;
+    throw UsageError(fmt::format("{} is not valid UTF-8 (byte {} is 0x{:02X}); ids, names and events must be UTF-8 text",
+                                 what, bad, static_cast<unsigned char>(text[bad])));
+}
+
+std::optional<Json> read_json_payload(const std::optional<std::string>& text, const std::optional<std::string>& file,
+                                      std::string_view text_flag, std::string_view file_flag) {
+    if (text && file) throw UsageError(fmt::format("give either {} or {}, not both", text_flag, file_flag));
+    if (text && *text != "-") return parse_json_arg(*text, text_flag);
+    std::string content, what;
+    if (text) {
+        what = fmt::format("{} - (standard input)", text_flag);
+        content = read_all(std::cin);
+        if (std::cin.bad()) throw UsageError(fmt::format("{} could not be read", what));
+    } else if (file) {
+        what = fmt::format("{} '{}'", file_flag, *file);
+        if (std::filesystem::is_directory(*file)) throw UsageError(fmt::format("{} is a directory, not a file", what));
+        std::ifstream in(*file, std::ios::binary);
+        if (!in) {
+            throw UsageError(fmt::format("{} cannot be read: {}", what, std::error_code(errno, std::generic_category()).message()));
+        }
+        content = read_all(in);
+        if (in.bad()) throw UsageError(fmt::format("{} could not be read to its end", what));
+    } else {
+        return std::nullopt;
+    }
+    if (content.find_first_not_of(" \t\r\n") == std::string::npos) {
+        throw UsageError(fmt::format("{} is empty; it must hold one JSON value (e.g. {{}} or null)", what));
+    }
+    return parse_json_arg(content, what, false);
+}
+
 Database open_database(const GlobalOptions& global, bool must_exist, bool read_only) {
+    if (global.db.empty()) throw UsageError("--db is empty; give the path of a database file");
+    if (std::filesystem::is_directory(global.db)) {
+        throw UsageError(fmt::format("--db '{}' is a directory; give the path of a database file in it, e.g. --db {}",
+                                     global.db, (std::filesystem::path(global.db) / "durable.db").string()));
+    }
     if (must_exist && !std::filesystem::exists(global.db)) {
         throw Failure(fmt::format("there is no database at '{}'; pass --db FILE, or create one with `durable start` "
                                   "or `durable worker`",

@@ -2,9 +2,11 @@
 // subcommand runs, argument parsing (durations, JSON, statuses), opening the database, and
 // formatting times and JSON for people.
 //
-// Exit codes, for every subcommand: 0 ok; 1 the operation failed (unknown instance, timeout,
-// database locked, the instance failed); 2 usage error (bad arguments, bad JSON, unknown
-// orchestration name). Errors go to stderr as "durable: error: <what was wrong>".
+// Exit codes, for every subcommand: 0 ok; 1 the operation failed (unknown instance, database
+// locked, the instance failed or was terminated); 2 usage error (bad arguments, bad JSON,
+// unknown orchestration name or subcommand); 3 a wait ran out of time with the instance still
+// unfinished (`wait`, `start --wait`, `history --follow`). Errors go to stderr as
+// "durable: error: <what was wrong>".
 #pragma once
 
 #include <chrono>
@@ -24,6 +26,7 @@ namespace durable::cli {
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailed = 1;
 inline constexpr int kExitUsage = 2;
+inline constexpr int kExitTimedOut = 3;
 
 // A mistake in the command line that the CLI found itself: exit code 2.
 class UsageError : public std::runtime_error {
@@ -73,17 +76,27 @@ void add_demo_command(CLI::App& app, GlobalOptions& global, Commands& commands);
 
 // "500ms", "10s", "2m", "1h", "7d" (also "1.5s"); throws UsageError naming `what` otherwise.
 std::chrono::milliseconds parse_duration(std::string_view text, std::string_view what);
-// Parses `text` as JSON; on a syntax error throws UsageError with the byte position.
-Json parse_json_arg(const std::string& text, std::string_view what);
+// Parses `text` as JSON; on a syntax error throws UsageError with the byte position (and,
+// for `inline_text` given on the command line, a hint on quoting strings).
+Json parse_json_arg(const std::string& text, std::string_view what, bool inline_text = true);
 // A status name, any case ("completed", "Completed"); throws UsageError listing the valid ones.
 Status parse_status(std::string_view text);
 // Each entry may itself be a comma-separated list.
 std::vector<Status> parse_statuses(const std::vector<std::string>& texts);
+// Throws UsageError naming `what` when `text` is not valid UTF-8 (ids and names end up in
+// JSON, which holds only UTF-8).
+void require_utf8(std::string_view text, std::string_view what);
+// A JSON payload given inline (`text`, where "-" means: read standard input) or in a file
+// (`file`); nullopt when neither was given. `text_flag` / `file_flag` name the options in
+// errors. Throws UsageError when both are given, the file cannot be read or the JSON is bad.
+std::optional<Json> read_json_payload(const std::optional<std::string>& text, const std::optional<std::string>& file,
+                                      std::string_view text_flag, std::string_view file_flag);
 
 // ---- the database ----
 
 // Opens the database at global.db. With `must_exist`, a missing file is a Failure naming it
 // (reading commands should not create empty databases); `read_only` opens for inspection.
+// A --db that names a directory is a UsageError.
 Database open_database(const GlobalOptions& global, bool must_exist, bool read_only = false);
 // The names of the orchestrations this build of durable knows (the examples).
 std::vector<std::string> known_orchestrations();

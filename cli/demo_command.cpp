@@ -21,7 +21,6 @@
 #include "cli/common.hpp"
 #include "cli/demo_plan.hpp"
 #include "cli/demo_workers.hpp"
-#include "store/store.hpp"
 
 namespace durable::cli {
 namespace {
@@ -43,28 +42,25 @@ std::string why_not_a_demo_file(const std::string& path) {
     try {
         DatabaseOptions ro;
         ro.read_only = true;
-        auto db = Database::open(path, ro);
-        auto store = db.store();
-        store::InstanceFilter f;
-        f.limit = 1000;
-        for (;;) {
-            auto rows = store->query_instances(f);
-            for (const auto& r : rows) {
+        Client client(Database::open(path, ro));
+        std::optional<std::string> after;
+        do {
+            auto page = client.query(QueryFilter{}, 1000, after);
+            for (const auto& r : page.instances) {
                 if (r.id.rfind(demo::kIdPrefix, 0) != 0) {
                     return fmt::format("holds instances the demo did not make (e.g. '{}')", r.id);
                 }
             }
-            if (static_cast<int>(rows.size()) < f.limit) break;
-            f.after_id = rows.back().id;
-        }
+            after = page.next;
+        } while (after);
         auto now = now_ms();
         char here[256] = {0};
         gethostname(here, sizeof(here) - 1);
-        for (const auto& h : store->list_hosts()) {
+        for (const auto& h : client.hosts()) {
             // A recent heartbeat of a process that no longer exists (a worker the last demo
             // killed) does not count.
             bool gone = h.hostname == here && ::kill(static_cast<pid_t>(h.pid), 0) != 0 && errno == ESRCH;
-            if (!h.stopped_at && now - h.heartbeat_at < 10'000 && !gone) {
+            if (!h.stopped_at_ms && now - h.heartbeat_at_ms < 10'000 && !gone) {
                 return fmt::format("has a live worker on it ({}, pid {})", h.id, h.pid);
             }
         }
@@ -95,10 +91,10 @@ void prepare_file(const std::string& path, bool fresh) {
 // What the database says right now.
 struct Snapshot {
     std::map<std::string, InstanceState> states;  // every demo instance, payments included
-    std::vector<store::HostRow> hosts;
+    std::vector<HostInfo> hosts;
 };
 
-Snapshot read_snapshot(const Client& client, store::Store& store) {
+Snapshot read_snapshot(const Client& client) {
     Snapshot s;
     std::optional<std::string> after;
     for (;;) {
@@ -107,7 +103,7 @@ Snapshot read_snapshot(const Client& client, store::Store& store) {
         if (!page.next) break;
         after = page.next;
     }
-    s.hosts = store.list_hosts();
+    s.hosts = client.hosts();
     return s;
 }
 
@@ -139,7 +135,6 @@ private:
     const DemoArgs& a_;
     std::chrono::milliseconds lease_{}, ramp_{}, timeout_{};
     std::optional<Client> client_;
-    std::shared_ptr<store::Store> store_;
     demo::Plan plan_;
     std::size_t scheduled_ = 0;
     std::vector<WorkerProcess> workers_;
@@ -164,7 +159,6 @@ int Demo::run() {
     prepare_file(g_.db, a_.fresh);
     auto db = Database::open(g_.db);  // creates and migrates the file before any worker opens it
     client_.emplace(db);
-    store_ = db.store();
     plan_ = demo::make_plan(a_.instances, a_.seed, approval_timeout);
 
     fmt::print("durable demo: {} instances on {} worker processes sharing {} (lease {})\n", a_.instances, a_.workers,
@@ -183,7 +177,7 @@ int Demo::run() {
         auto next_tick = started;
         for (;;) {
             schedule_due(elapsed());
-            snap = read_snapshot(*client_, *store_);
+            snap = read_snapshot(*client_);
             raise_events(snap);
             maybe_kill(snap, elapsed());
             print_progress(snap, elapsed());
@@ -198,7 +192,7 @@ int Demo::run() {
             next_tick += 500ms;
             std::this_thread::sleep_until(next_tick);  // a progress ticker: nothing to wake it early
         }
-        snap = read_snapshot(*client_, *store_);
+        snap = read_snapshot(*client_);
         double took = elapsed();
         int forced = demo::stop_workers(workers_, 15s);
         if (forced > 0) fmt::print("{} worker(s) did not stop within 15s of SIGTERM and were killed\n", forced);
@@ -258,8 +252,8 @@ void Demo::maybe_kill(const Snapshot& snap, double elapsed_s) {
     demo::kill_worker(w);
     killed_ = *victim;
     killed_at_s_ = elapsed_s;
-    for (const auto& r : store_->list_leases(now_ms())) {
-        if (r.lease_owner == w.host_id && !is_terminal(r.status)) orphans_.insert(r.id);
+    for (const auto& r : client_->leases()) {
+        if (r.owner == w.host_id && !is_terminal(r.status)) orphans_.insert(r.instance_id);
     }
     fmt::print("{:6.1f}s  ** SIGKILL {} (pid {}) holding {} leases: other workers take its instances over once "
                "the leases expire (within {})\n",

@@ -79,6 +79,7 @@ private:
 };
 
 int run_history(const GlobalOptions& g, const HistoryArgs& a) {
+    require_utf8(a.id, "the instance ID");
     auto timeout = parse_duration(a.timeout, "--timeout");
     Client client(open_database(g, true, true));
     auto state = client.get_status(a.id);
@@ -100,7 +101,12 @@ int run_history(const GlobalOptions& g, const HistoryArgs& a) {
         fmt::print("{:>5}  {:<12}  {:>9}  {}  {}\n", "SEQ", "TIME", "ELAPSED", column("EVENT", 30), "DETAILS");
     }
     if (a.follow) {
-        client.watch(a.id, emit, 0, timeout);
+        if (client.watch(a.id, emit, 0, timeout) == WatchEnd::TimedOut) {
+            auto now = client.get_status(a.id);
+            fmt::print(stderr, "durable: stopped following '{}' after --timeout {}: it is still {}\n", a.id,
+                       format_duration(timeout.count()), now ? to_string(now->status) : "there");
+            return kExitTimedOut;
+        }
     } else {
         for (const auto& h : client.history(a.id)) emit(h);
     }
@@ -116,7 +122,7 @@ void add_history_command(CLI::App& app, GlobalOptions& g, Commands& commands) {
     sub->add_option("id", a->id, "Instance id")->required();
     sub->add_flag("--json", a->json, "One JSON object per line: {\"seq\": N, \"event\": {...}}");
     sub->add_flag("--follow,-f", a->follow, "Keep printing new events until the instance finishes");
-    sub->add_option("--timeout", a->timeout, "With --follow: stop after this long")->capture_default_str();
+    sub->add_option("--timeout", a->timeout, "With --follow: stop after this long (and exit 3)")->capture_default_str();
     commands.add(sub, [&g, a] { return run_history(g, *a); });
 }
 

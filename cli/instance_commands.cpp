@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "cli/common.hpp"
+#include "cli/live_hosts.hpp"
 #include "orchestrations/orchestrations.hpp"
 
 namespace durable::cli {
@@ -34,11 +35,14 @@ void print_state(const InstanceState& s) {
     }
 }
 
-void print_state(const InstanceState& s, bool json) {
+void print_state(const InstanceState& s, bool json, const std::optional<std::string>& waiting = std::nullopt) {
     if (json) {
-        fmt::print("{}\n", state_to_json(s).dump(2));
+        auto j = state_to_json(s);
+        if (waiting) j["waiting_for"] = *waiting;
+        fmt::print("{}\n", j.dump(2));
     } else {
         print_state(s);
+        if (waiting) fmt::print("waiting:     {}\n", *waiting);
     }
 }
 
@@ -55,6 +59,7 @@ int final_code(const InstanceState& s) {
 }
 
 InstanceState require_status(const Client& client, const std::string& id, const std::string& db) {
+    require_utf8(id, "the instance ID");
     auto s = client.get_status(id);
     if (!s) {
         throw Failure(fmt::format("no instance '{}' in '{}'; `durable list` shows the instances there", id, db));
@@ -62,40 +67,89 @@ InstanceState require_status(const Client& client, const std::string& id, const 
     return *s;
 }
 
-void check_name(const std::string& name, bool force) {
+void check_name(const std::string& name, bool force, const LiveCode& live) {
     auto known = known_orchestrations();
-    if (force || std::find(known.begin(), known.end(), name) != known.end()) return;
+    if (force || live.orchestrations.count(name) || std::find(known.begin(), known.end(), name) != known.end()) return;
     throw UsageError(fmt::format("no orchestration named '{}'; the known ones are: {} (pass --force to schedule it "
                                  "anyway, for workers with their own orchestrations)",
                                  name, fmt::join(known, ", ")));
 }
 
+// Waits for `id` to finish and prints it; a wait that runs out of time exits with kExitTimedOut.
+int wait_and_print(const Client& client, const std::string& id, std::chrono::milliseconds timeout, bool json) {
+    InstanceState s;
+    try {
+        s = client.wait_for_completion(id, timeout);
+    } catch (const Timeout& e) {
+        fmt::print(stderr, "durable: error: {}\n", e.what());
+        return kExitTimedOut;
+    }
+    print_state(s, json);
+    return final_code(s);
+}
+
 struct StartArgs {
-    std::string name, input, id;
+    std::string name;
+    std::optional<std::string> input, input_file, id;
     bool force = false, wait = false, json = false;
-    std::string timeout = "5m";
+    std::string timeout = "5m", if_exists = "return";
 };
 
+IfExists parse_if_exists(const std::string& text) {
+    if (text == "return") return IfExists::Return;
+    if (text == "fail") return IfExists::Fail;
+    if (text == "restart") return IfExists::Restart;
+    throw UsageError(fmt::format("--if-exists '{}' is not one of return, fail, restart", text));
+}
+
 int run_start(const GlobalOptions& g, const StartArgs& a) {
-    check_name(a.name, a.force);
+    require_utf8(a.name, "the orchestration NAME");
+    auto db = open_database(g, false);
+    auto live = live_code(db);
+    check_name(a.name, a.force, live);
+    if (a.id) {
+        if (a.id->empty()) throw UsageError("--id is empty; give an instance id, or leave --id out to get a new one");
+        require_utf8(*a.id, "--id");
+    }
+    auto if_exists = parse_if_exists(a.if_exists);
+    auto timeout = parse_duration(a.timeout, "--timeout");
     Json input;
-    if (a.input.empty()) {
+    if (auto given = read_json_payload(a.input, a.input_file, "--input", "--input-file")) {
+        input = std::move(*given);
+    } else {
         input = orchestrations::example_input(a.name);
         if (!input.is_null()) fmt::print(stderr, "no --input given: using the example input {}\n", input.dump());
-    } else {
-        input = parse_json_arg(a.input, "--input");
     }
-    auto timeout = parse_duration(a.timeout, "--timeout");
-    Client client(open_database(g, false));
+    Client client(db);
     ScheduleOptions options;
-    if (!a.id.empty()) options.instance_id = a.id;
-    auto id = client.schedule(a.name, input, options);
-    fmt::print("{}\n", id);
+    options.instance_id = a.id;
+    options.if_exists = if_exists;
+    ScheduleResult r;
+    try {
+        r = client.schedule_with_result(a.name, input, options);
+    } catch (const InstanceExists& e) {
+        throw Failure(fmt::format("{} (--if-exists {})", e.what(), a.if_exists));
+    } catch (const InvalidInput& e) {
+        throw UsageError(e.what());  // the name, id or input given: the command line's fault
+    }
+    if (!r.created) {
+        fmt::print(stderr,
+                   "instance '{}' exists already ({}): returning it; the input given was not used "
+                   "(--if-exists fail refuses, --if-exists restart starts a finished one anew)\n",
+                   r.id, to_string(r.status));
+    } else if (r.replaced) {
+        fmt::print(stderr, "instance '{}' had finished: started anew (its old history is gone)\n", r.id);
+    }
+    fmt::print("{}\n", r.id);
+    if ((r.created || r.replaced) && !live.orchestrations.count(a.name)) {
+        fmt::print(stderr, "note: no live host registers '{}' yet; the instance waits (Pending) until one that does "
+                           "starts ({})\n",
+                   a.name, live.hosts == 0 ? "no host is running" : fmt::format("{} live host{}", live.hosts,
+                                                                                live.hosts == 1 ? "" : "s"));
+    }
     if (!a.wait) return kExitOk;
     std::fflush(stdout);
-    auto s = client.wait_for_completion(id, timeout);
-    print_state(s, a.json);
-    return final_code(s);
+    return wait_and_print(client, r.id, timeout, a.json);
 }
 
 struct IdArgs {
@@ -105,8 +159,10 @@ struct IdArgs {
 };
 
 int run_status(const GlobalOptions& g, const IdArgs& a) {
-    Client client(open_database(g, true, true));
-    print_state(require_status(client, a.id, g.db), a.json);
+    auto db = open_database(g, true, true);
+    Client client(db);
+    auto s = require_status(client, a.id, g.db);
+    print_state(s, a.json, waiting_reason(live_code(db), s));
     return kExitOk;
 }
 
@@ -114,9 +170,7 @@ int run_wait(const GlobalOptions& g, const IdArgs& a) {
     auto timeout = parse_duration(a.timeout, "--timeout");
     Client client(open_database(g, true, true));
     require_status(client, a.id, g.db);
-    auto s = client.wait_for_completion(a.id, timeout);
-    print_state(s, a.json);
-    return final_code(s);
+    return wait_and_print(client, a.id, timeout, a.json);
 }
 
 struct ListArgs {
@@ -131,12 +185,17 @@ int run_list(const GlobalOptions& g, const ListArgs& a) {
     QueryFilter filter;
     filter.statuses = parse_statuses(a.statuses);
     if (!a.name.empty()) filter.name = a.name;
-    Client client(open_database(g, true, true));
+    auto db = open_database(g, true, true);
+    Client client(db);
     auto page = client.query(filter, static_cast<std::size_t>(a.limit),
                              a.after.empty() ? std::nullopt : std::optional<std::string>(a.after));
+    auto live = live_code(db);
     if (a.json) {
         Json out = Json::array();
-        for (const auto& s : page.instances) out.push_back(state_to_json(s));
+        for (const auto& s : page.instances) {
+            out.push_back(state_to_json(s));
+            if (auto why = waiting_reason(live, s)) out.back()["waiting_for"] = *why;
+        }
         fmt::print("{}\n", Json{{"instances", out}, {"next", page.next ? Json(*page.next) : Json()}}.dump(2));
         return kExitOk;
     }
@@ -146,8 +205,11 @@ int run_list(const GlobalOptions& g, const ListArgs& a) {
     fmt::print("{}  {}  {}  {}  {}\n", column("ID", id_width), column("NAME", 16), column("STATUS", 10),
                column("CREATED", 23), "UPDATED");
     for (const auto& s : page.instances) {
-        fmt::print("{}  {}  {}  {}  {}\n", column(s.id, id_width), column(s.name, 16), column(to_string(s.status), 10),
-                   column(format_time(s.created_at_ms), 23), format_relative(s.updated_at_ms, now));
+        auto why = waiting_reason(live, s);
+        fmt::print("{}  {}  {}  {}  {}{}\n", column(s.id, id_width), column(s.name, 16), column(to_string(s.status), 10),
+                   column(format_time(s.created_at_ms), 23),
+                   why ? column(format_relative(s.updated_at_ms, now), 12) : format_relative(s.updated_at_ms, now),
+                   why ? "  (" + *why + ")" : std::string());
     }
     fmt::print(stderr, "{} instance{}", page.instances.size(), page.instances.size() == 1 ? "" : "s");
     if (page.next) fmt::print(stderr, "; more with: durable list --after {}", *page.next);
@@ -156,11 +218,15 @@ int run_list(const GlobalOptions& g, const ListArgs& a) {
 }
 
 struct RaiseArgs {
-    std::string id, event, data;
+    std::string id, event;
+    std::optional<std::string> data, data_file;
 };
 
 int run_raise(const GlobalOptions& g, const RaiseArgs& a) {
-    Json data = a.data.empty() ? Json() : parse_json_arg(a.data, "--data");
+    require_utf8(a.id, "the instance ID");
+    if (a.event.empty()) throw UsageError("the EVENT name is empty");
+    require_utf8(a.event, "the EVENT name");
+    Json data = read_json_payload(a.data, a.data_file, "--data", "--data-file").value_or(Json());
     Client client(open_database(g, true));
     client.raise_event(a.id, a.event, data);
     fmt::print("raised '{}' on {}\n", a.event, a.id);
@@ -173,6 +239,7 @@ struct ControlArgs {
 };
 
 int run_control(const GlobalOptions& g, const ControlArgs& a, const std::string& what) {
+    require_utf8(a.reason, "--reason");
     Client client(open_database(g, true));
     require_status(client, a.id, g.db);
     if (what == "terminate") {
@@ -230,10 +297,16 @@ void add_instance_commands(CLI::App& app, GlobalOptions& g, Commands& commands) 
         auto a = std::make_shared<StartArgs>();
         auto* sub = app.add_subcommand("start", "Schedule an orchestration; prints the new instance's id");
         sub->add_option("name", a->name, "Orchestration name (e.g. order_pipeline, word_count, approval)")->required();
-        sub->add_option("--input", a->input, "Input as JSON (default: the example's sample input)");
-        sub->add_option("--id", a->id, "Instance id to use (scheduling an existing id does nothing)");
+        sub->add_option("--input", a->input,
+                        "Input as JSON, or - to read it from standard input (default: the example's sample input)");
+        sub->add_option("--input-file", a->input_file, "Read the input JSON from this file (for large inputs)");
+        sub->add_option("--id", a->id, "Instance id to use (default: a new time-ordered id)");
+        sub->add_option("--if-exists", a->if_exists,
+                        "When --id exists already: return (it, unchanged), fail, or restart (a finished one, anew)")
+            ->capture_default_str();
         sub->add_flag("--wait", a->wait, "Wait for the instance to finish and print it");
-        sub->add_option("--timeout", a->timeout, "With --wait: how long to wait (e.g. 30s, 5m)")->capture_default_str();
+        sub->add_option("--timeout", a->timeout, "With --wait: how long to wait (e.g. 30s, 5m; exit 3 when it passes)")
+            ->capture_default_str();
         sub->add_flag("--json", a->json, "With --wait: print the final state as JSON");
         sub->add_flag("--force", a->force, "Schedule a name this build does not know");
         commands.add(sub, [&g, a] { return run_start(g, *a); });
@@ -247,7 +320,8 @@ void add_instance_commands(CLI::App& app, GlobalOptions& g, Commands& commands) 
     }
     {
         auto a = std::make_shared<IdArgs>();
-        auto* sub = app.add_subcommand("wait", "Wait until an instance finishes; exit 0 only if it completed");
+        auto* sub = app.add_subcommand(
+            "wait", "Wait until an instance finishes; exit 0 if it completed, 1 if not, 3 if the wait timed out");
         sub->add_option("id", a->id, "Instance id")->required();
         sub->add_option("--timeout", a->timeout, "How long to wait (e.g. 30s, 5m)")->capture_default_str();
         sub->add_flag("--json", a->json, "Print the final state as JSON");
@@ -268,7 +342,8 @@ void add_instance_commands(CLI::App& app, GlobalOptions& g, Commands& commands) 
         auto* sub = app.add_subcommand("raise", "Raise an external event on an instance");
         sub->add_option("id", a->id, "Instance id")->required();
         sub->add_option("event", a->event, "Event name (e.g. approved, rejected, stop)")->required();
-        sub->add_option("--data", a->data, "Event payload as JSON");
+        sub->add_option("--data", a->data, "Event payload as JSON, or - to read it from standard input");
+        sub->add_option("--data-file", a->data_file, "Read the event payload JSON from this file");
         commands.add(sub, [&g, a] { return run_raise(g, *a); });
     }
     for (const char* what : {"terminate", "suspend", "resume"}) {

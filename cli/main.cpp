@@ -3,8 +3,10 @@
 //
 //   durable [--db FILE] <subcommand> ...      (default FILE: durable.db in this directory)
 //
-// Exit codes: 0 ok, 1 the operation failed, 2 usage error; see cli/common.hpp.
+// Exit codes: 0 ok, 1 the operation failed, 2 usage error, 3 a wait timed out; see
+// cli/common.hpp.
 #include <cstdio>
+#include <string_view>
 #include <fmt/format.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -18,6 +20,21 @@ int report(int code, const std::string& message) {
     return code;
 }
 
+// The first word of the command line that is neither an option nor an option's value: the
+// subcommand the user meant ("" if none).
+std::string first_word(int argc, char** argv) {
+    for (int i = 1; i < argc; ++i) {
+        std::string_view arg = argv[i];
+        if (arg == "--db") {
+            ++i;  // its value
+            continue;
+        }
+        if (!arg.empty() && arg.front() == '-') continue;
+        return std::string(arg);
+    }
+    return {};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -29,6 +46,7 @@ int main(int argc, char** argv) {
                  "Start with `durable demo`, then look around with `durable list` and `durable history ID`.",
                  "durable"};
     app.add_option("--db", global.db, "The database file")->capture_default_str();
+    app.set_version_flag("--version", std::string("durable ") + DURABLE_VERSION);
     app.require_subcommand(1);
     app.fallthrough();  // --db may also follow the subcommand
 
@@ -52,6 +70,18 @@ int main(int argc, char** argv) {
     } catch (const CLI::CallForVersion& e) {
         return app.exit(e);
     } catch (const CLI::ParseError& e) {
+        auto word = first_word(argc, argv);
+        std::string names;
+        bool known = false;
+        for (const auto* sub : app.get_subcommands([](const CLI::App*) { return true; })) {
+            names += (names.empty() ? "" : ", ") + sub->get_name();
+            known = known || sub->get_name() == word;
+        }
+        if (!word.empty() && !known) {
+            return report(kExitUsage, fmt::format("unknown subcommand '{}'; the subcommands are: {} (durable --help "
+                                                  "says what each does)",
+                                                  word, names));
+        }
         app.exit(e);  // prints the problem and a hint to stderr
         return kExitUsage;
     }
@@ -69,7 +99,7 @@ int main(int argc, char** argv) {
     } catch (const durable::InstanceNotFound& e) {
         return report(kExitFailed, e.what());
     } catch (const durable::Timeout& e) {
-        return report(kExitFailed, e.what());
+        return report(kExitTimedOut, e.what());
     } catch (const durable::StoreError& e) {
         return report(kExitFailed, fmt::format("the database could not be used: {}", e.what()));
     } catch (const durable::Error& e) {

@@ -1,5 +1,8 @@
-// `durable worker`: runs a Host with every example orchestration on the database until
-// SIGINT or SIGTERM, then stops it gracefully (running episodes finish, leases are released).
+// `durable worker`: runs a Host with the example orchestrations and activities on the database
+// until SIGINT or SIGTERM, then stops it gracefully (running episodes finish, leases are
+// released). `--only` and `--activities` start split workers: a host claims only instances
+// of the orchestrations it registers and runs only the activities it registers (the others
+// go through the task table to a worker that has them).
 //
 // The signals are blocked in every thread before the host starts its threads, and the main
 // thread waits for them with sigwait: no signal handler, no flag polling.
@@ -7,6 +10,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -16,8 +20,12 @@
 namespace durable::cli {
 namespace {
 
+constexpr std::chrono::milliseconds kMinPoll{5};
+constexpr std::chrono::milliseconds kMinLease{100};
+
 struct WorkerArgs {
-    std::string host_id, lease = "10s", poll = "50ms", log_level = "info";
+    std::string host_id, lease = "10s", poll = "50ms", log_level = "info", only;
+    std::vector<std::string> activities;
     int threads = 4, episode_threads = 1;
     bool exit_with_parent = false;
 };
@@ -27,6 +35,15 @@ int run_worker(const GlobalOptions& g, const WorkerArgs& a) {
     options.host_id = a.host_id;
     options.lease_duration = parse_duration(a.lease, "--lease");
     options.poll_interval = parse_duration(a.poll, "--poll");
+    // Below this a worker with nothing to do keeps a core busy looking for work.
+    if (options.poll_interval < kMinPoll) {
+        throw UsageError(fmt::format("--poll must be at least {}, got {}", format_duration(kMinPoll.count()),
+                                     format_duration(options.poll_interval.count())));
+    }
+    if (options.lease_duration < kMinLease) {
+        throw UsageError(fmt::format("--lease must be at least {}, got {}", format_duration(kMinLease.count()),
+                                     format_duration(options.lease_duration.count())));
+    }
     if (a.threads < 1) throw UsageError(fmt::format("--threads must be at least 1, got {}", a.threads));
     if (a.episode_threads < 1) {
         throw UsageError(fmt::format("--episode-threads must be at least 1, got {}", a.episode_threads));
@@ -50,12 +67,33 @@ int run_worker(const GlobalOptions& g, const WorkerArgs& a) {
         if (getppid() == 1) return kExitOk;  // the parent is already gone
     }
 
+    auto all = orchestrations::make_registry();
+    auto known = all->activity_names();
+    for (const auto& name : a.activities) {
+        if (std::find(known.begin(), known.end(), name) == known.end()) {
+            throw UsageError(fmt::format("--activities: no activity named '{}'; the known ones are: {}", name,
+                                         fmt::join(known, ", ")));
+        }
+    }
+    if (a.only == "orchestrations" && !a.activities.empty()) {
+        throw UsageError("--activities cannot be combined with --only orchestrations (that worker runs no activity)");
+    }
+    const bool run_orchestrations = a.only != "activities";
+    const bool run_activities = a.only != "orchestrations";
+    auto registry = std::make_shared<Registry>(all->filtered([&](bool orchestrator, const std::string& name) {
+        if (orchestrator) return run_orchestrations;
+        if (!run_activities) return false;
+        return a.activities.empty() || std::find(a.activities.begin(), a.activities.end(), name) != a.activities.end();
+    }));
     auto db = open_database(g, false);
-    Host host(db, orchestrations::make_registry(), options);
+    Host host(db, registry, options);
     orchestrations::set_host_label(host.id());
     host.start();
     spdlog::info("worker {} running on {} (lease {} ms, {} activity threads); stop it with Ctrl-C or SIGTERM",
                  host.id(), g.db, options.lease_duration.count(), options.activity_threads);
+    spdlog::info("worker {} runs {} orchestrations and {} activities{}", host.id(),
+                 registry->orchestrator_names().size(), registry->activity_names().size(),
+                 a.activities.empty() ? std::string() : fmt::format(" ({})", fmt::join(a.activities, ", ")));
 
     int sig = 0;
     sigwait(&stop_signals, &sig);
@@ -73,11 +111,17 @@ void add_worker_command(CLI::App& app, GlobalOptions& g, Commands& commands) {
     auto a = std::make_shared<WorkerArgs>();
     auto* sub = app.add_subcommand("worker", "Run a worker host with the example orchestrations until SIGINT/SIGTERM");
     sub->add_option("--host-id", a->host_id, "This host's id (default: hostname-pid-random)");
-    sub->add_option("--lease", a->lease, "Lease duration (renewed every half of it)")->capture_default_str();
+    sub->add_option("--lease", a->lease, "Lease duration (renewed every half of it; at least 100ms)")
+        ->capture_default_str();
     sub->add_option("--threads", a->threads, "Activity worker threads")->capture_default_str();
     sub->add_option("--episode-threads", a->episode_threads, "Threads running orchestrator code")
         ->capture_default_str();
-    sub->add_option("--poll", a->poll, "How often to look for other processes' work")->capture_default_str();
+    sub->add_option("--poll", a->poll, "How often to look for other processes' work (at least 5ms)")
+        ->capture_default_str();
+    sub->add_option("--only", a->only,
+                    "Run only orchestrations (their activities go to activity workers) or only activities")
+        ->check(CLI::IsMember({"orchestrations", "activities"}));
+    sub->add_option("--activities", a->activities, "Run only these activities (comma-separated)")->delimiter(',');
     sub->add_option("--log-level", a->log_level, "trace, debug, info, warn, error or off (logs go to stderr)")
         ->capture_default_str();
     sub->add_flag("--exit-with-parent", a->exit_with_parent, "Stop when the parent process dies (used by the demo)")

@@ -2,6 +2,13 @@
 // attempt inside retry inside the circuit breaker), with shared resources from their
 // providers, and hands the result back to the instance as an in-memory event.
 //
+// Two sources of work: activities of instances this host owns (in memory, covered by the
+// instance lease: the happy path), and activity_tasks rows this host claimed because it
+// registers their activity and the owning host does not (or the activity has a
+// max_concurrent limit). A task row has its own lease, renewed with the host's other leases
+// and extended by ActivityContext::heartbeat; its result goes to the instance's inbox in one
+// transaction with the row's delete, refused if the lease was lost meanwhile.
+//
 // Retries here are in-process: fast, and lost if the host crashes (the activity then runs
 // again from its TaskScheduled event). Durable retries, whose waits are durable timers, are
 // the orchestrator's RetryPolicy.
@@ -22,9 +29,11 @@ thread_local bool t_activity_worker = false;
 void Host::Impl::dispatch_activities_locked(const std::shared_ptr<LiveInstance>& inst,
                                             const std::vector<detail::Decision>& decisions) {
     if (decisions.empty()) return;
+    if (!inst->activities_token) inst->activities_token = stop_token.child();
     for (const auto& d : decisions) {
         activity_queue_.push_back(ActivityWork{inst->id, inst->execution_id, d.name, d.id, d.input, -1, 1,
-                                               inst->exec ? inst->exec->info().correlation_id : inst->id, inst});
+                                               inst->exec ? inst->exec->info().correlation_id : inst->id, inst,
+                                               inst->activities_token, Json()});
         ++inst->inflight_activities;
     }
     std::size_t wake = decisions.size() - (t_activity_worker ? 1 : 0);
@@ -44,6 +53,14 @@ void Host::Impl::activity_worker() {
         auto next = run_activity(work);
         lock.lock();
         --running_activities_;
+        if (work.row_id >= 0) {
+            // A task row's slot is free: the dispatcher may claim the next one now.
+            held_tasks_.erase(work.row_id);
+            --tasks_held_;
+            if (--tasks_by_name_[work.name] <= 0) tasks_by_name_.erase(work.name);
+            dispatch_requested_ = true;
+            dispatch_cv_.notify_one();
+        }
         // The instance's next episode, here: its state is hot in this thread's cache, and no
         // episode worker has to be woken for it.
         if (next && !next->queued && !next->running && !next->dead && !workers_stop_) run_instance_locked(lock, next);
@@ -61,21 +78,127 @@ Json Host::Impl::complete_activity_event(const ActivityWork& work, const Json& r
     e["id"] = work.task_id;
     e["x"] = work.execution_id;
     if (error) {
-        std::string type = detail::exception_type_name(error);
-        std::string details;
-        try {
-            std::rethrow_exception(error);
-        } catch (const TaskFailed& tf) {
-            type = tf.error_type();
-            details = tf.details();
-        } catch (...) {
-        }
-        if (details.size() > 4096) details.resize(4096);
-        e["error"] = ev::error_json(type, detail::exception_message(error), details);
+        e["error"] = detail::failure_json(error);  // type, message, details, nested exceptions
     } else {
         e["result"] = result;
     }
     return e;
+}
+
+bool Host::Impl::heartbeat_task(ActivityWork& work, const Json& details,
+                                std::optional<std::chrono::steady_clock::time_point>& last) {
+    auto now = clock->steady_now();
+    // Spaced out (a quarter lease): the renewer keeps the lease meanwhile.
+    if (last && now - *last < lease_timing.renew_every() / 2) return !work.token->cancelled();
+    last = now;
+    auto done = std::make_shared<std::promise<store::WriteResult>>();
+    auto f = done->get_future();
+    std::optional<std::string> text;
+    if (!details.is_null()) text = details.dump();
+    store->heartbeat_task(work.row_id, id, now_ms() + lease_ms(), std::move(text),
+                          [done](const store::WriteResult& r) { done->set_value(r); });
+    if (f.wait_for(lease_timing.fence_after()) != std::future_status::ready) return true;  // the renewer decides
+    auto r = f.get();
+    if (r.conflict) {
+        log->info("host {}: activity task {} ('{}' of {}) is gone or taken over; cancelling its run", id, work.row_id,
+                  work.name, work.instance_id);
+        work.token->cancel();
+        return false;
+    }
+    return true;
+}
+
+std::size_t Host::Impl::claim_tasks_once(store::Millis now) {
+    if (local_activity_names.empty()) return 0;
+    std::vector<std::string> names;
+    std::unordered_map<std::string, int> room_by_name;
+    int room = 0;
+    {
+        std::lock_guard lock(mu_);
+        if (stopping_) return 0;
+        // Claim no more than idle workers can start: the rest waits in the table, where
+        // another host may take it.
+        room = std::max(0, options.activity_threads - running_activities_ - static_cast<int>(activity_queue_.size()));
+        if (room == 0) return 0;
+        for (const auto& n : local_activity_names) {
+            auto limit = max_concurrent.find(n);
+            int held = 0;
+            if (auto it = tasks_by_name_.find(n); it != tasks_by_name_.end()) held = it->second;
+            int r = limit == max_concurrent.end() ? room : std::min(room, limit->second - held);
+            if (r <= 0) continue;
+            names.push_back(n);
+            room_by_name[n] = r;
+        }
+    }
+    if (names.empty()) return 0;
+    auto found = store->claimable_task_names(names, now);  // a read: nothing to claim costs no write
+    if (found.empty()) return 0;
+    {
+        std::lock_guard lock(mu_);
+        ++task_claims_started_;
+    }
+    struct ClaimDone {
+        Host::Impl* self;
+        ~ClaimDone() {
+            std::lock_guard lock(self->mu_);
+            ++self->task_claims_done_;
+        }
+    } claim_done{this};
+    std::vector<store::ClaimedTask> claimed;
+    // Names without a limit share one claim; each limited name gets its own.
+    std::vector<std::pair<std::vector<std::string>, int>> claims;
+    std::vector<std::string> unlimited;
+    for (const auto& n : found) {
+        if (max_concurrent.count(n)) {
+            claims.push_back({{n}, room_by_name[n]});
+        } else {
+            unlimited.push_back(n);
+        }
+    }
+    if (!unlimited.empty()) claims.push_back({unlimited, room});
+    for (auto& [claim_names, limit] : claims) {
+        if (static_cast<int>(claimed.size()) >= room) break;
+        limit = std::min(limit, room - static_cast<int>(claimed.size()));
+        std::promise<std::pair<std::vector<store::ClaimedTask>, std::exception_ptr>> done;
+        auto f = done.get_future();
+        store->claim_tasks(claim_names, id, now, now + lease_ms(), limit,
+                           [&done](std::vector<store::ClaimedTask> t, std::exception_ptr e) {
+                               done.set_value({std::move(t), e});
+                           });
+        auto [tasks, error] = f.get();
+        if (error) std::rethrow_exception(error);
+        for (auto& t : tasks) claimed.push_back(std::move(t));
+    }
+    if (claimed.empty()) return 0;
+    std::lock_guard lock(mu_);
+    auto claimed_at = clock->steady_now();
+    if (stopping_) {
+        // Stopping since the claim: give the rows back at once.
+        std::vector<std::int64_t> rows;
+        for (auto& t : claimed) rows.push_back(t.row_id);
+        store->release_tasks(id, std::move(rows), nullptr);
+        return 0;
+    }
+    for (auto& t : claimed) {
+        Json input;
+        Json details;
+        try {
+            if (t.input) input = Json::parse(*t.input);
+            if (t.heartbeat_details) details = Json::parse(*t.heartbeat_details);
+        } catch (const std::exception& e) {
+            log->error("host {}: activity task {} has unreadable JSON: {}", id, t.row_id, e.what());
+        }
+        auto token = stop_token.child();
+        held_tasks_.emplace(t.row_id, HeldTask{token, claimed_at});
+        ++tasks_held_;
+        ++tasks_by_name_[t.name];
+        activity_queue_.push_back(ActivityWork{t.instance_id, t.execution_id, t.name, t.task_id, std::move(input),
+                                               t.row_id, static_cast<int>(t.attempt), t.instance_id, {}, token,
+                                               std::move(details)});
+        activity_cv_.notify_one();
+    }
+    m_task_claims.inc(static_cast<double>(claimed.size()));
+    return claimed.size();
 }
 
 std::shared_ptr<LiveInstance> Host::Impl::run_activity(ActivityWork& work) {
@@ -92,10 +215,15 @@ std::shared_ptr<LiveInstance> Host::Impl::run_activity(ActivityWork& work) {
     } else {
         try {
             auto& pipeline = policies.pipeline(work.name);
+            std::optional<std::chrono::steady_clock::time_point> last_heartbeat;
             result = pipeline.execute(
                 [&](const CancellationToken& token, int attempt) -> Json {
                     ActivityContext ctx(work.instance_id, work.execution_id, work.task_id, work.name, attempt, token,
                                         &registry->resources(), work.correlation_id);
+                    if (work.row_id >= 0) {
+                        ctx.on_heartbeat([&](const Json& details) { return heartbeat_task(work, details, last_heartbeat); },
+                                         work.last_details);
+                    }
                     try {
                         return entry->fn(ctx, work.input);
                     } catch (const ResourceBroken& broken) {
@@ -103,7 +231,7 @@ std::shared_ptr<LiveInstance> Host::Impl::run_activity(ActivityWork& work) {
                         throw;
                     }
                 },
-                stop_token);
+                work.token ? *work.token : stop_token);
         } catch (...) {
             error = std::current_exception();
         }
@@ -121,6 +249,28 @@ std::shared_ptr<LiveInstance> Host::Impl::run_activity(ActivityWork& work) {
         options.span_sink(span);
     }
     Json event = complete_activity_event(work, result, error);
+    if (work.row_id >= 0) {
+        if (work.token && work.token->cancelled()) return nullptr;  // lease lost or instance gone: nothing to deliver
+        // Into the instance's inbox, in one transaction with the task row's delete; refused if
+        // another host holds the task now (it delivers its own result).
+        auto self = shared_from_this();
+        store->complete_task(work.row_id, id, store::NewMessage{work.instance_id, now_ms(), false, event.dump()},
+                             [self, row = work.row_id, name = work.name](const store::WriteResult& r) {
+                                 if (r.ok) {
+                                     self->m_task_completions.inc();
+                                     self->hub->notify_progress();
+                                 } else if (r.conflict) {
+                                     self->log->info("host {}: the result of activity task {} ('{}') was not delivered: "
+                                                     "the task was taken over or its instance finished",
+                                                     self->id, row, name);
+                                 } else {
+                                     self->log->warn("host {}: delivering the result of activity task {} failed; it "
+                                                     "runs again after its lease",
+                                                     self->id, row);
+                                 }
+                             });
+        return nullptr;
+    }
     std::lock_guard lock(mu_);
     auto it = instances_.find(work.instance_id);
     if (it == instances_.end()) return nullptr;

@@ -7,7 +7,9 @@
 #include "durable/client.hpp"
 #include "durable/errors.hpp"
 #include "runtime/completion_hub.hpp"
+#include "runtime/database_access.hpp"
 #include "runtime/history.hpp"
+#include "runtime/utf8.hpp"
 #include "runtime/host_impl.hpp"
 #include "store/store.hpp"
 
@@ -59,7 +61,7 @@ InstanceState to_state(const store::InstanceRow& r) {
     return s;
 }
 
-std::string actor_name(const std::shared_ptr<Client::Attachment>& a) {
+std::string actor_name(const std::shared_ptr<detail::ClientAttachment>& a) {
     if (a) {
         if (auto h = a->host.lock()) return "client@" + h->id;
     }
@@ -71,14 +73,46 @@ std::string actor_name(const std::shared_ptr<Client::Attachment>& a) {
 Client::Client(Database db) : db_(std::move(db)) {}
 
 std::string Client::schedule(const std::string& name, const Json& input, const ScheduleOptions& options) {
+    return schedule_with_result(name, input, options).id;
+}
+
+ScheduleResult Client::schedule_with_result(const std::string& name, const Json& input,
+                                            const ScheduleOptions& options) {
     if (name.empty()) throw InvalidInput("the orchestration name is empty");
+    detail::require_utf8(name, "the orchestration name");
+    if (options.instance_id) {
+        if (options.instance_id->empty()) {
+            throw InvalidInput("the instance id is empty; leave it unset to get a generated one");
+        }
+        detail::require_utf8(*options.instance_id, "the instance id");
+    }
+    if (options.correlation_id) detail::require_utf8(*options.correlation_id, "the correlation id");
     std::shared_ptr<Host::Impl> host = attachment_ ? attachment_->host.lock() : nullptr;
     if (host && !host->registry->orchestrator(name)) {
-        std::string known;
-        for (const auto& n : host->registry->orchestrator_names()) known += (known.empty() ? "" : ", ") + n;
-        throw InvalidInput(fmt::format("no orchestration named '{}' is registered; known: {}", name, known));
+        // Not this host's code: fine if another live host registers it (it claims the
+        // instance); otherwise most likely a typo.
+        bool elsewhere = false;
+        auto now = wall_ms();
+        for (const auto& h : hosts()) {
+            if (h.live_at(now) && std::find(h.orchestrations.begin(), h.orchestrations.end(), name) != h.orchestrations.end()) {
+                elsewhere = true;
+            }
+        }
+        if (!elsewhere) {
+            std::string known;
+            for (const auto& n : host->registry->orchestrator_names()) known += (known.empty() ? "" : ", ") + n;
+            throw InvalidInput(fmt::format("no orchestration named '{}' is registered on this host or any live host; "
+                                           "known here: {}",
+                                           name, known));
+        }
+        host = nullptr;  // created unleased, for the host that has it
     }
-    std::string in = input.dump();
+    std::string in;
+    try {
+        in = input.dump();
+    } catch (const Json::type_error&) {
+        throw InvalidInput(fmt::format("the input of '{}' holds a string that is not valid UTF-8", name));
+    }
     std::size_t limit = host ? host->options.max_payload_bytes : 256 * 1024;
     if (in.size() > limit) {
         throw InvalidInput(fmt::format("the input of '{}' is {} bytes, over the {}-byte limit; pass a reference to "
@@ -87,41 +121,66 @@ std::string Client::schedule(const std::string& name, const Json& input, const S
     }
     store::NewInstance inst;
     inst.id = options.instance_id ? *options.instance_id : new_instance_id();
-    if (inst.id.empty()) throw InvalidInput("the instance id is empty; leave it unset to get a generated one");
     inst.name = name;
-    inst.execution_id = new_instance_id();
     inst.input = in;
-    inst.now = wall_ms();
-    inst.start_at = options.start_at ? std::chrono::duration_cast<std::chrono::milliseconds>(
-                                           options.start_at->time_since_epoch()).count()
-                                     : inst.now;
-    Json start = ev::make(ev::kExecutionStarted, inst.now);
-    start["name"] = name;
-    start["input"] = input;
-    start["cid"] = options.correlation_id ? *options.correlation_id : inst.id;
-    inst.start_event = start.dump();
+    inst.replace_finished = options.if_exists == IfExists::Restart;
     inst.actor = actor_name(attachment_);
-    bool here = host && inst.start_at <= inst.now;
-    if (here) {
-        // Created leased to the attached host, which starts it at once (no claim round trip).
-        inst.lease_owner = host->id;
-        inst.lease_expires_at = inst.now + host->lease_ms();
+    auto store = detail::store_of(db_);
+    // A finished instance may be purged between the write that found it and the read of its
+    // state; then the id is free and the write is tried again.
+    for (int attempt = 0;; ++attempt) {
+        inst.execution_id = new_instance_id();
+        inst.now = wall_ms();
+        inst.start_at = options.start_at ? std::chrono::duration_cast<std::chrono::milliseconds>(
+                                               options.start_at->time_since_epoch()).count()
+                                         : inst.now;
+        Json start = ev::make(ev::kExecutionStarted, inst.now);
+        start["name"] = name;
+        start["input"] = input;
+        start["cid"] = options.correlation_id ? *options.correlation_id : inst.id;
+        inst.start_event = start.dump();
+        bool here = host && inst.start_at <= inst.now;
+        inst.lease_owner.reset();
+        inst.lease_expires_at = 0;
+        if (here) {
+            // Created leased to the attached host, which starts it at once (no claim round trip).
+            inst.lease_owner = host->id;
+            inst.lease_expires_at = inst.now + host->lease_ms();
+        }
+        auto r = wait_write([&](store::WriteCallback cb) { store->create_instance(inst, std::move(cb)); });
+        if (!r.ids.empty()) {
+            ScheduleResult result{inst.id, true, r.count > 0, Status::Pending};
+            // A waiter of this process may remember the replaced instance as finished.
+            if (result.replaced) detail::DatabaseAccess::completions(db_)->forget(inst.id);
+            if (here) host->adopt_created(inst, r.inbox_id, std::move(start));
+            return result;
+        }
+        auto existing = store->get_instance(inst.id);
+        if (!existing) {
+            if (attempt < 3) continue;
+            throw StoreError(fmt::format("instance '{}' kept appearing and disappearing while being scheduled", inst.id));
+        }
+        if (options.if_exists == IfExists::Return) return ScheduleResult{inst.id, false, false, existing->status};
+        if (options.if_exists == IfExists::Fail) {
+            throw InstanceExists(fmt::format("instance '{}' exists already ({} '{}'); choose another id, or schedule "
+                                             "with IfExists::Return or IfExists::Restart",
+                                             inst.id, to_string(existing->status), existing->name));
+        }
+        throw InstanceExists(fmt::format("instance '{}' exists already and is {}; only a finished instance can be "
+                                         "restarted: terminate it first",
+                                         inst.id, to_string(existing->status)));
     }
-    auto store = db_.store();
-    auto r = wait_write([&](store::WriteCallback cb) { store->create_instance(inst, std::move(cb)); });
-    if (here && !r.ids.empty()) host->adopt_created(inst, r.inbox_id, std::move(start));
-    return inst.id;
 }
 
 std::optional<InstanceState> Client::get_status(const std::string& id) const {
-    auto row = db_.store()->get_instance(id);
+    auto row = detail::store_of(db_)->get_instance(id);
     if (!row) return std::nullopt;
     return to_state(*row);
 }
 
 InstanceState Client::wait_for_completion(const std::string& id, std::chrono::milliseconds timeout) const {
     auto deadline = std::chrono::steady_clock::now() + timeout;
-    auto hub = db_.completions();
+    auto hub = detail::DatabaseAccess::completions(db_);
     // A client attached to a host is woken by it; it looks at the database now and then only
     // for instances another process runs. A standalone client looks more often.
     auto poll = std::chrono::milliseconds(attachment_ ? 25 : 2);
@@ -135,15 +194,16 @@ InstanceState Client::wait_for_completion(const std::string& id, std::chrono::mi
                                       to_string(s->status)));
         }
         // Woken at once by a host of this process; other processes' commits are seen by
-        // looking again with a growing interval.
-        hub->wait(id, std::min(deadline, now + poll));
+        // looking again with a growing interval. A note that the id finished, while it is not
+        // finished, is of an earlier instance with that id (restarted since): forgotten.
+        if (hub->wait(id, std::min(deadline, now + poll))) hub->forget(id);
         poll = std::min(poll * 2, std::chrono::milliseconds(100));
     }
 }
 
 InstanceState Client::wait_for_start(const std::string& id, std::chrono::milliseconds timeout) const {
     auto deadline = std::chrono::steady_clock::now() + timeout;
-    auto hub = db_.completions();
+    auto hub = detail::DatabaseAccess::completions(db_);
     // A start is a commit of some host: one of this process wakes us through the hub's
     // progress count; another process's is seen by looking again with a growing interval.
     auto poll = std::chrono::milliseconds(attachment_ ? 25 : 2);
@@ -163,12 +223,19 @@ InstanceState Client::wait_for_start(const std::string& id, std::chrono::millise
 
 void Client::raise_event(const std::string& id, const std::string& event_name, const Json& payload) {
     if (event_name.empty()) throw InvalidInput("the event name is empty");
+    detail::require_utf8(id, "the instance id");
+    detail::require_utf8(event_name, "the event name");
     Json e = ev::make(ev::kEventRaised, wall_ms());
     e["name"] = event_name;
     e["input"] = payload;
-    std::string text = e.dump();
+    std::string text;
+    try {
+        text = e.dump();
+    } catch (const Json::type_error&) {
+        throw InvalidInput(fmt::format("the payload of event '{}' holds a string that is not valid UTF-8", event_name));
+    }
     if (text.size() > 256 * 1024) throw InvalidInput("the event payload is over the 256 KiB limit");
-    auto store = db_.store();
+    auto store = detail::store_of(db_);
     store::AuditEntry audit{wall_ms(), actor_name(attachment_), "raise_event", id, event_name};
     auto r = wait_write([&](store::WriteCallback cb) {
         store->send_message(store::NewMessage{id, wall_ms(), false, text}, audit, std::move(cb));
@@ -184,11 +251,12 @@ void Client::raise_event(const std::string& id, const std::string& event_name, c
 
 namespace {
 
-void control(Database& db, const std::shared_ptr<Client::Attachment>& a, const std::string& id,
+void control(Database& db, const std::shared_ptr<detail::ClientAttachment>& a, const std::string& id,
              std::string_view type, const std::string& reason, const char* action) {
+    detail::require_utf8(reason, "the reason");
     Json e = ev::make(type, wall_ms());
     if (!reason.empty()) e["reason"] = reason;
-    auto store = db.store();
+    auto store = detail::store_of(db);
     store::AuditEntry audit{wall_ms(), actor_name(a), action, id, reason.empty() ? std::nullopt : std::optional(reason)};
     auto r = wait_write([&](store::WriteCallback cb) {
         store->send_message(store::NewMessage{id, wall_ms(), true, e.dump()}, audit, std::move(cb));
@@ -211,7 +279,7 @@ void Client::terminate(const std::string& id, const std::string& reason, bool re
     f.parent_id = id;
     f.statuses = {Status::Pending, Status::Running, Status::Suspended};
     f.limit = 10000;
-    for (const auto& child : db_.store()->query_instances(f)) {
+    for (const auto& child : detail::store_of(db_)->query_instances(f)) {
         try {
             terminate(child.id, reason.empty() ? "parent terminated" : reason, true);
         } catch (const InvalidInput&) {
@@ -229,7 +297,7 @@ void Client::resume(const std::string& id, const std::string& reason) {
 }
 
 bool Client::purge(const std::string& id) {
-    auto store = db_.store();
+    auto store = detail::store_of(db_);
     auto r = wait_write([&](store::WriteCallback cb) { store->purge_instance(id, std::move(cb)); });
     if (r.conflict) {
         throw InvalidInput(fmt::format("instance '{}' is still running; terminate it first, then purge it", id));
@@ -248,7 +316,7 @@ std::int64_t Client::purge(const std::vector<Status>& statuses,
         f.completed_before =
             std::chrono::duration_cast<std::chrono::milliseconds>(completed_before->time_since_epoch()).count();
     }
-    auto store = db_.store();
+    auto store = detail::store_of(db_);
     auto r = wait_write([&](store::WriteCallback cb) { store->purge_instances(f, wall_ms(), std::move(cb)); });
     store->append_audit(store::AuditEntry{wall_ms(), actor_name(attachment_), "purge",
                                           std::nullopt, fmt::format("{} instances", r.count)},
@@ -257,7 +325,7 @@ std::int64_t Client::purge(const std::vector<Status>& statuses,
 }
 
 void Client::audit(AuditRecord record) const {
-    db_.store()->append_audit(store::AuditEntry{record.at_ms ? record.at_ms : wall_ms(), std::move(record.actor),
+    detail::store_of(db_)->append_audit(store::AuditEntry{record.at_ms ? record.at_ms : wall_ms(), std::move(record.actor),
                                                 std::move(record.action), std::move(record.instance_id),
                                                 std::move(record.detail)},
                               nullptr);
@@ -265,7 +333,7 @@ void Client::audit(AuditRecord record) const {
 
 std::vector<AuditRecord> Client::audit_log(const std::optional<std::string>& instance_id, int limit) const {
     std::vector<AuditRecord> out;
-    for (auto& e : db_.store()->audit_log(instance_id, limit)) {
+    for (auto& e : detail::store_of(db_)->audit_log(instance_id, limit)) {
         out.push_back(AuditRecord{e.at, std::move(e.actor), std::move(e.action), std::move(e.instance_id),
                                   std::move(e.detail)});
     }
@@ -284,7 +352,7 @@ Page Client::query(const QueryFilter& filter, std::size_t page_size, const std::
     if (filter.created_to) f.created_to = ms(*filter.created_to);
     f.after_id = after;
     f.limit = static_cast<int>(page_size) + 1;
-    auto rows = db_.store()->query_instances(f);
+    auto rows = detail::store_of(db_)->query_instances(f);
     Page p;
     for (std::size_t i = 0; i < rows.size() && i < page_size; ++i) p.instances.push_back(to_state(rows[i]));
     if (rows.size() > page_size && !p.instances.empty()) p.next = p.instances.back().id;
@@ -292,16 +360,39 @@ Page Client::query(const QueryFilter& filter, std::size_t page_size, const std::
 }
 
 std::vector<HistoryEntry> Client::history(const std::string& id, std::int64_t from_seq, int limit) const {
+    auto store = detail::store_of(db_);
     std::vector<HistoryEntry> out;
-    for (auto& h : db_.store()->get_history(id, from_seq, limit)) {
+    for (auto& h : store->get_history(id, from_seq, limit)) {
         out.push_back(HistoryEntry{h.seq, parse_or(h.event)});
+    }
+    // No events: an instance that has none yet (or none past from_seq), or no instance.
+    if (out.empty() && !store->get_instance(id)) {
+        throw InstanceNotFound(fmt::format("no instance '{}' in {} (never scheduled, or purged)", id, db_.path()));
     }
     return out;
 }
 
-void Client::watch(const std::string& id, const std::function<bool(const HistoryEntry&)>& on_event,
-                   std::int64_t from_seq, std::chrono::milliseconds timeout) const {
+std::vector<HostInfo> Client::hosts() const {
+    std::vector<HostInfo> out;
+    for (auto& h : detail::store_of(db_)->list_hosts()) {
+        out.push_back(HostInfo{h.id, h.hostname, h.pid, h.started_at, h.heartbeat_at, h.stopped_at, h.leases,
+                               std::move(h.orchestrations), std::move(h.activities), h.lease_ms});
+    }
+    return out;
+}
+
+std::vector<LeaseInfo> Client::leases() const {
+    std::vector<LeaseInfo> out;
+    for (auto& r : detail::store_of(db_)->list_leases(wall_ms())) {
+        out.push_back(LeaseInfo{r.id, r.name, r.status, r.lease_owner.value_or(""), r.lease_expires_at});
+    }
+    return out;
+}
+
+WatchEnd Client::watch(const std::string& id, const std::function<bool(const HistoryEntry&)>& on_event,
+                       std::int64_t from_seq, std::chrono::milliseconds timeout) const {
     auto deadline = std::chrono::steady_clock::now() + timeout;
+    auto not_found = [&] { return InstanceNotFound(fmt::format("no instance '{}' to watch", id)); };
     std::shared_ptr<Host::Impl> host = attachment_ ? attachment_->host.lock() : nullptr;
     if (host) {
         // Live from the host's distributor; history from the store fills the start and any gap.
@@ -314,43 +405,41 @@ void Client::watch(const std::string& id, const std::function<bool(const History
             }
             return true;
         };
-        if (!get_status(id)) throw InstanceNotFound(fmt::format("no instance '{}' to watch", id));
-        if (!catch_up()) return;
+        if (!get_status(id)) throw not_found();
+        if (!catch_up()) return WatchEnd::Stopped;
         while (std::chrono::steady_clock::now() < deadline) {
             auto status = get_status(id);
-            if (!status || is_terminal(status->status)) {
-                catch_up();
-                return;
-            }
+            if (!status) throw not_found();  // purged meanwhile
+            if (is_terminal(status->status)) return catch_up() ? WatchEnd::Finished : WatchEnd::Stopped;
             auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
             auto item = sub->next(std::clamp(left, std::chrono::milliseconds(1), std::chrono::milliseconds(100)));
             if (!item) continue;
             if (auto* e = std::get_if<std::shared_ptr<const WatchEvent>>(&*item)) {
                 if ((*e)->seq < next) continue;
-                if ((*e)->seq > next && !catch_up()) return;
+                if ((*e)->seq > next && !catch_up()) return WatchEnd::Stopped;
                 if ((*e)->seq != next) continue;
                 next = (*e)->seq + 1;
-                if (!on_event(HistoryEntry{(*e)->seq, (*e)->event})) return;
+                if (!on_event(HistoryEntry{(*e)->seq, (*e)->event})) return WatchEnd::Stopped;
             } else if (std::holds_alternative<WatchGap>(*item)) {
-                if (!catch_up()) return;
+                if (!catch_up()) return WatchEnd::Stopped;
             } else {
                 break;  // closed (the host is stopping): go on from the store
             }
         }
         from_seq = next;
     }
-    auto hub = db_.completions();
+    auto hub = detail::DatabaseAccess::completions(db_);
     std::int64_t next = from_seq;
     for (;;) {
         auto seen = hub->progress();
         auto status = get_status(id);
-        if (!status) throw InstanceNotFound(fmt::format("no instance '{}' to watch", id));
+        if (!status) throw not_found();
         for (auto& h : history(id, next)) {
             next = h.seq + 1;
-            if (!on_event(h)) return;
+            if (!on_event(h)) return WatchEnd::Stopped;
         }
-        if (is_terminal(status->status)) return;
-        if (std::chrono::steady_clock::now() >= deadline) return;
+        if (is_terminal(status->status)) return WatchEnd::Finished;
+        if (std::chrono::steady_clock::now() >= deadline) return WatchEnd::TimedOut;
         hub->wait_progress(seen, std::min(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(50)));
     }
 }

@@ -26,6 +26,9 @@ public:
     void notify(const std::string& id);
     // Blocks until `id` is notified (true) or `deadline` passes (false).
     bool wait(const std::string& id, std::chrono::steady_clock::time_point deadline);
+    // Forgets that `id` finished: an instance of that id was started anew (or the note was
+    // stale), so waiters wait again.
+    void forget(const std::string& id);
     // Bumps on every commit of the host (watchers wake on it).
     void notify_progress();
     std::uint64_t progress() const;

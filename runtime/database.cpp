@@ -1,8 +1,12 @@
 // Database handle and the in-process completion signal.
 #include "durable/database.hpp"
 
+#include <filesystem>
+#include <fmt/format.h>
+
 #include "durable/errors.hpp"
 #include "runtime/completion_hub.hpp"
+#include "runtime/database_access.hpp"
 #include "store/store.hpp"
 
 namespace durable {
@@ -38,6 +42,11 @@ bool CompletionHub::wait(const std::string& id, std::chrono::steady_clock::time_
     return done;
 }
 
+void CompletionHub::forget(const std::string& id) {
+    std::lock_guard lock(mu_);
+    finished_.erase(id);  // its entry in order_ stays until evicted: erasing a missing id is harmless
+}
+
 void CompletionHub::notify_progress() {
     {
         std::lock_guard lock(mu_);
@@ -67,6 +76,11 @@ struct Database::Impl {
 
 Database Database::open(const std::string& path, const DatabaseOptions& options) {
     if (path.empty()) throw InvalidInput("the database path is empty; give the path of a SQLite file");
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec)) {
+        throw InvalidInput(fmt::format("'{}' is a directory; give the path of a database file (e.g. {})", path,
+                                       (std::filesystem::path(path) / "durable.db").string()));
+    }
     store::SqliteOptions so;
     so.synchronous = options.fsync_every_commit ? store::Synchronous::Full : store::Synchronous::Normal;
     so.busy_timeout_ms = options.busy_timeout_ms;
@@ -87,12 +101,21 @@ const char* Database::synchronous() const {
     return impl_->options.fsync_every_commit ? "full" : "normal";
 }
 
-std::shared_ptr<store::Store> Database::store() const {
-    return impl_->store;
+DatabaseStats Database::stats() const {
+    auto st = impl_->store->stats();
+    return DatabaseStats{st.commits, st.ops, st.busy_wait_us, st.wal_pages, st.checkpoints};
 }
 
-std::shared_ptr<detail::CompletionHub> Database::completions() const {
-    return impl_->hub;
+namespace detail {
+
+std::shared_ptr<store::Store> DatabaseAccess::store(const Database& db) {
+    return db.impl_->store;
 }
+
+std::shared_ptr<CompletionHub> DatabaseAccess::completions(const Database& db) {
+    return db.impl_->hub;
+}
+
+}  // namespace detail
 
 }  // namespace durable

@@ -5,8 +5,11 @@
 // other processes wrote: 1 ms after a look that found work, backing off to poll_interval
 // while none comes. Each look:
 // adopt instances created leased to this host; deliver visible inbox rows of instances this
-// host holds; claim free or orphaned instances (a random share of the candidates, so hosts
-// racing for the same work spread out); evict idle instances.
+// host holds; claim free or orphaned instances of the orchestrations it registers (a random
+// share of the candidates, so hosts racing for the same work spread out); claim activity
+// tasks of the activities it registers, as many as its workers have room for; evict idle
+// instances. Instances of names this host lacks are never claimed: they wait (Pending) for a
+// host that registers them.
 #include <algorithm>
 #include <fmt/format.h>
 #include <random>
@@ -121,10 +124,10 @@ bool Host::Impl::poll_once() {
         std::lock_guard lock(mu_);
         at_capacity_ = active >= options.max_active_instances;
     }
-    if (accepting && active < options.max_active_instances) {
+    if (accepting && active < options.max_active_instances && !orchestration_names.empty()) {
         int room = static_cast<int>(std::min<std::size_t>(options.max_active_instances - active,
                                                           static_cast<std::size_t>(options.claim_batch)));
-        auto candidates = store->find_claimable(id, now, room * 2);
+        auto candidates = store->find_claimable(id, orchestration_names, now, room * 2);
         if (!candidates.empty()) {
             // Take a random share: hosts looking at the same candidates collide less.
             static thread_local std::mt19937 rng{std::random_device{}()};
@@ -151,6 +154,7 @@ bool Host::Impl::poll_once() {
             busy = !r.ids.empty();
         }
     }
+    if (accepting && claim_tasks_once(now) > 0) busy = true;
     if (auto next = store->next_visible_after(now)) {
         std::lock_guard lock(mu_);
         if (timers_.empty() || timers_.top() > *next) timers_.push(*next);
@@ -240,6 +244,30 @@ void Host::Impl::load_instance(const std::string& iid, bool orphaned) {
         }
         m_replays.inc();
         redispatch = inst->exec->take_redispatch();
+        if (!redispatch.empty()) {
+            // Activities this host does not run itself get task rows with the next episode,
+            // unless a result is in the inbox already (their row was done: no second run).
+            std::unordered_set<std::int64_t> answered;
+            for (const auto& b : inbox) {
+                try {
+                    auto e = Json::parse(b.event);
+                    auto t = ev::type_of(e);
+                    if ((t == ev::kTaskCompleted || t == ev::kTaskFailed) && e.value("x", "") == row->execution_id) {
+                        answered.insert(e.value("id", std::int64_t{-1}));
+                    }
+                } catch (const std::exception&) {
+                }
+            }
+            std::vector<detail::Decision> here;
+            for (auto& d : redispatch) {
+                if (runs_activity_directly(d.name)) {
+                    here.push_back(std::move(d));
+                } else if (!answered.count(d.id)) {
+                    inst->redispatch_tasks.push_back(std::move(d));
+                }
+            }
+            redispatch = std::move(here);
+        }
     }
     if (orphaned && row->recoveries > options.max_recoveries) {
         inst->exec->fail_now(
@@ -249,8 +277,9 @@ void Host::Impl::load_instance(const std::string& iid, bool orphaned) {
                         "It is failed instead of retried forever",
                         iid, row->recoveries));
         redispatch.clear();
+        inst->redispatch_tasks.clear();
     }
-    inst->needs_episode = inst->exec->has_new_history() || inst->exec->finished();
+    inst->needs_episode = inst->exec->has_new_history() || inst->exec->finished() || !inst->redispatch_tasks.empty();
 
     std::vector<std::pair<std::int64_t, Json>> parsed;
     for (const auto& b : inbox) {

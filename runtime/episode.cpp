@@ -34,6 +34,7 @@ void Host::Impl::drop_locked(const std::shared_ptr<LiveInstance>& inst, const ch
     inst->delivered.clear();
     inst->incoming.clear();
     inst->held.clear();
+    if (inst->activities_token) inst->activities_token->cancel();  // its running activities stop
     if (!inst->running) inst->exec.reset();
     log->warn("host {}: dropped instance {} from memory: {}", id, inst->id, why);
     // Give the lease up too, orphaned (expired, owner kept) so any host, this one included,
@@ -150,6 +151,12 @@ void Host::Impl::run_episode(const std::shared_ptr<LiveInstance>& inst, std::deq
 
     std::vector<Json> history = ex->take_new_history();
     std::vector<Decision> decisions = ex->take_decisions();
+    if (!inst->redispatch_tasks.empty()) {
+        // Activities history has scheduled without a result, left by a host that ran them
+        // itself: this host does not, so their task rows go in with this commit.
+        for (auto& d : inst->redispatch_tasks) decisions.push_back(std::move(d));
+        inst->redispatch_tasks.clear();
+    }
     bool reset_history = false;
     std::optional<std::string> new_input;
 
@@ -227,7 +234,7 @@ void Host::Impl::run_episode(const std::shared_ptr<LiveInstance>& inst, std::deq
     }
     outcome.history = &history;
     outcome.consumed_inbox = consumed;
-    auto plan = detail::build_episode_commit(outcome, std::move(decisions), {}, [] { return new_instance_id(); });
+    auto plan = detail::build_episode_commit(outcome, std::move(decisions), local_code, [] { return new_instance_id(); });
     store::EpisodeCommit& c = plan.commit;
     auto& adopt = plan.local.adopt;
     auto& timers = plan.local.timers;
@@ -263,6 +270,8 @@ void Host::Impl::run_episode(const std::shared_ptr<LiveInstance>& inst, std::deq
         }
         for (auto t : timers) timers_.push(t);
         dispatch_activities_locked(inst, plan.local.activities);
+        // Finished (completed, failed, terminated): what it still runs here is cancelled.
+        if (terminal && inst->activities_token) inst->activities_token->cancel();
         more_coming = inst->inflight_activities > 0 || !inst->incoming.empty();
     }
     if (!timers.empty()) wake_dispatcher();

@@ -40,7 +40,7 @@ store::NewMessage parent_notice(const EpisodeOutcome& o) {
 }  // namespace
 
 EpisodePlan build_episode_commit(const EpisodeOutcome& o, std::vector<Decision> decisions,
-                                 const RunsLocally& runs_locally, const NewId& new_id) {
+                                 const LocalCode& local, const NewId& new_id) {
     EpisodePlan plan;
     auto& c = plan.commit;
     c.instance_id = o.instance_id;
@@ -91,15 +91,17 @@ EpisodePlan build_episode_commit(const EpisodeOutcome& o, std::vector<Decision> 
                 start["cid"] = o.correlation_id;
                 child.start_event = start.dump();
                 child.start_at = o.now;
-                child.lease_owner = o.host_id;  // created leased to this host: it starts here, no claim
-                child.lease_expires_at = o.now + o.lease_ms;
+                if (!local.orchestration || local.orchestration(d.name)) {
+                    child.lease_owner = o.host_id;  // created leased to this host: it starts here, no claim
+                    child.lease_expires_at = o.now + o.lease_ms;
+                    plan.local.adopt.push_back(d.target);
+                }
                 c.new_instances.push_back(std::move(child));
-                plan.local.adopt.push_back(d.target);
                 break;
             }
             case Decision::Kind::Activity:
                 if (o.terminal) break;  // a finished instance dispatches nothing
-                if (!runs_locally || runs_locally(d.name)) {
+                if (!local.activity || local.activity(d.name)) {
                     plan.local.activities.push_back(std::move(d));
                 } else {
                     c.tasks.push_back(store::NewTask{o.instance_id, o.execution_id, d.name, d.id, d.input.dump(), o.now});

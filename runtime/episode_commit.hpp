@@ -55,14 +55,18 @@ struct EpisodePlan {
     EpisodeLocalWork local;
 };
 
-// Which activities this host runs itself: the others become activity_tasks rows in the same
-// commit, for a host that registers them. Empty: every activity runs here.
-using RunsLocally = std::function<bool(const std::string& activity)>;
+// What this host runs itself. Activities it does not become activity_tasks rows in the same
+// commit, for a host that registers them; sub-orchestrations it does not are created
+// unleased, for a host that registers them to claim. An empty function: all of them.
+struct LocalCode {
+    std::function<bool(const std::string& activity)> activity;
+    std::function<bool(const std::string& orchestration)> orchestration;
+};
 // Fresh execution ids for sub-orchestrations (a parameter so tests can make them predictable).
 using NewId = std::function<std::string()>;
 
 EpisodePlan build_episode_commit(const EpisodeOutcome& outcome, std::vector<Decision> decisions,
-                                 const RunsLocally& runs_locally, const NewId& new_id);
+                                 const LocalCode& local, const NewId& new_id);
 
 // An episode's commit with what its callback needs. A lingering commit of an instance is
 // merged into its next episode's (one CAS, one version step for both).

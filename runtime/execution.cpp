@@ -1,10 +1,11 @@
 // One orchestration execution in memory: replay, live events, decisions, non-determinism.
 #include "runtime/execution.hpp"
 
-#include <cxxabi.h>
-
 #include <algorithm>
 #include <fmt/format.h>
+
+#include "durable/history.hpp"
+#include "runtime/failure.hpp"
 
 namespace durable::detail {
 namespace {
@@ -42,32 +43,6 @@ std::uint64_t fnv1a(std::string_view s, std::uint64_t h) {
 }
 
 }  // namespace
-
-std::string exception_type_name(const std::exception_ptr& e) {
-    try {
-        std::rethrow_exception(e);
-    } catch (const TaskFailed&) {
-        return "TaskFailed";
-    } catch (const std::exception& ex) {
-        int status = 0;
-        char* name = abi::__cxa_demangle(typeid(ex).name(), nullptr, nullptr, &status);
-        std::string out = status == 0 && name ? name : typeid(ex).name();
-        std::free(name);
-        return out;
-    } catch (...) {
-        return "unknown";
-    }
-}
-
-std::string exception_message(const std::exception_ptr& e) {
-    try {
-        std::rethrow_exception(e);
-    } catch (const std::exception& ex) {
-        return ex.what();
-    } catch (...) {
-        return "a non-standard exception was thrown";
-    }
-}
 
 Execution::Execution(const Registry& registry, ExecutionInfo info, ExecutionLimits limits,
                      std::shared_ptr<spdlog::logger> log)
@@ -194,8 +169,7 @@ void Execution::start(const Json& e) {
     try {
         root_ = (*fn)(ctx_, e.value("input", Json()));
     } catch (...) {
-        auto err = std::current_exception();
-        fail(exception_type_name(err), exception_message(err));
+        fail_with(orchestrator_failure_json(std::current_exception()));
         return;
     }
     if (root_.is_done()) {
@@ -209,7 +183,7 @@ void Execution::on_root_done() {
     if (state_ != State::Running || replaying_) return;  // after replay, replay() calls again
     auto& s = *root_.state();
     if (s.error) {
-        fail(exception_type_name(s.error), exception_message(s.error));
+        fail_with(orchestrator_failure_json(s.error));
         return;
     }
     if (can_requested_) {
@@ -234,8 +208,12 @@ void Execution::on_root_done() {
 }
 
 void Execution::fail(std::string_view type, const std::string& message) {
+    fail_with(simple_failure_json(type, message));
+}
+
+void Execution::fail_with(Json error) {
     state_ = State::Failed;
-    error_ = ev::error_json(type, message);
+    error_ = std::move(error);
     Json e = ev::make(ev::kExecutionCompleted, now_ms_);
     e["status"] = "Failed";
     e["error"] = error_;
@@ -243,7 +221,8 @@ void Execution::fail(std::string_view type, const std::string& message) {
     replaying_ = false;
     record(std::move(e));
     replaying_ = was_replaying;
-    log_->warn("[instance {}] [cid {}] failed: {}: {}", info_.instance_id, info_.correlation_id, type, message);
+    log_->warn("[instance {}] [cid {}] failed: {}: {}", info_.instance_id, info_.correlation_id,
+               error_.value("type", "Error"), error_.value("message", ""));
 }
 
 void Execution::terminate(const Json& reason) {
@@ -266,9 +245,23 @@ void Execution::resolve(std::int64_t id, const Json& e, bool failed, bool record
     Pending p = std::move(it->second);
     pending_.erase(it);
     if (failed) {
+        // The record in history, and which task it was (known from the decision, so replay
+        // gives the orchestrator the same details).
         Json err = e.value("error", Json::object());
-        p.state->set_error(std::make_exception_ptr(TaskFailed(err.value("type", "Error"), err.value("message", ""),
-                                                              err.value("details", ""))));
+        FailureDetails f = failure_from_json(err);
+        if (p.kind == Decision::Kind::SubOrchestration) {
+            // The child's error as a whole is the inner failure; its type stays the type.
+            f.inner = std::make_shared<const FailureDetails>(failure_from_json(err));
+            f.details.clear();
+            f.task_kind = "sub-orchestration";
+            f.task_instance_id = p.target;
+        } else {
+            f.task_kind = "activity";
+            f.task_instance_id.clear();
+        }
+        f.task_name = p.name;
+        f.task_id = id;
+        p.state->set_error(std::make_exception_ptr(TaskFailed(std::move(f))));
     } else if (p.kind == Decision::Kind::Timer) {
         p.state->set_json(Json());
     } else {
@@ -301,7 +294,8 @@ void Execution::schedule(Decision d, std::shared_ptr<StateBase> state) {
             }
             if (d.kind != Decision::Kind::SendEvent) {
                 pending_[d.id] = Pending{d.kind, d.name, std::move(state), true,
-                                         d.kind == Decision::Kind::Activity ? d.input : Json()};
+                                         d.kind == Decision::Kind::Activity ? d.input : Json(),
+                                         it->second.value("instance", d.target)};
             }
             return;
         }
@@ -335,7 +329,9 @@ void Execution::schedule(Decision d, std::shared_ptr<StateBase> state) {
             break;
     }
     record(std::move(e));
-    if (d.kind != Decision::Kind::SendEvent) pending_[d.id] = Pending{d.kind, d.name, std::move(state), false, {}};
+    if (d.kind != Decision::Kind::SendEvent) {
+        pending_[d.id] = Pending{d.kind, d.name, std::move(state), false, {}, d.target};
+    }
     decisions_.push_back(std::move(d));
 }
 

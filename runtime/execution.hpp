@@ -23,6 +23,7 @@
 
 #include "durable/context.hpp"
 #include "durable/registry.hpp"
+#include "runtime/failure.hpp"
 #include "runtime/history.hpp"
 
 namespace durable::detail {
@@ -113,6 +114,7 @@ private:
     void deliver_event(const Json& e);
     void on_root_done();
     void fail(std::string_view type, const std::string& message);
+    void fail_with(Json error);  // error: a failure record (runtime/failure.hpp)
     void terminate(const Json& reason);
     void destroy_frames();
     void record(Json e);
@@ -138,6 +140,7 @@ private:
         std::shared_ptr<StateBase> state;
         bool recorded = false;  // the scheduling event is in history already
         Json input;
+        std::string target;     // a sub-orchestration's instance id
     };
     std::map<std::int64_t, Pending> pending_;                 // scheduled, awaiting a result
     std::unordered_map<std::int64_t, Json> recorded_;         // replay: scheduling events by id
@@ -155,9 +158,5 @@ private:
     std::uint64_t frame_counter_ = 0;
     std::optional<std::string> nondeterminism_;
 };
-
-// Type name of the exception in `e`, for error records.
-std::string exception_type_name(const std::exception_ptr& e);
-std::string exception_message(const std::exception_ptr& e);
 
 }  // namespace durable::detail

@@ -22,8 +22,8 @@ std::string default_host_id() {
 
 Host::Impl::Impl(Database db_, std::shared_ptr<const Registry> registry_, HostOptions options_)
     : db(std::move(db_)),
-      store(db.store()),
-      hub(db.completions()),
+      store(detail::DatabaseAccess::store(db)),
+      hub(detail::DatabaseAccess::completions(db)),
       registry(std::move(registry_)),
       options(std::move(options_)),
       clock(options.clock ? options.clock : SystemClock::instance()),
@@ -46,6 +46,9 @@ Host::Impl::Impl(Database db_, std::shared_ptr<const Registry> registry_, HostOp
       m_replays(metrics.counter("durable_replays_total", "Instances rebuilt from history")),
       m_fences(metrics.counter("durable_self_fences_total", "Times the host fenced itself")),
       m_started(metrics.counter("durable_instances_started_total", "Instances started on this host")),
+      m_task_claims(metrics.counter("durable_activity_task_claims_total", "Activity task rows claimed")),
+      m_task_completions(metrics.counter("durable_activity_task_completions_total",
+                                         "Activity task results delivered to their instance")),
       h_episode(metrics.histogram("durable_episode_seconds", "Time to run one episode")),
       h_commit(metrics.histogram("durable_commit_seconds", "Time from episode end to durable commit")),
       h_activity(metrics.histogram("durable_activity_seconds", "Time to run one activity")),
@@ -58,10 +61,39 @@ Host::Impl::Impl(Database db_, std::shared_ptr<const Registry> registry_, HostOp
         throw InvalidInput(fmt::format("lease duration {} ms is too short; use at least 100 ms (default 10 s)",
                                        options.lease_duration.count()));
     }
+    orchestration_names = registry->orchestrator_names();
     for (const auto& name : registry->activity_names()) {
         local_activity_names.push_back(name);
-        if (const auto* a = registry->activity(name); a && a->settings.policy) policies.set_policy(name, *a->settings.policy);
+        const auto* a = registry->activity(name);
+        if (a && a->settings.policy) policies.set_policy(name, *a->settings.policy);
+        if (a && a->settings.max_concurrent < 0) {
+            throw InvalidInput(fmt::format("activity '{}': max_concurrent must be 0 (no limit) or more, got {}", name,
+                                           a->settings.max_concurrent));
+        }
+        if (a && a->settings.max_concurrent > 0) {
+            max_concurrent[name] = a->settings.max_concurrent;
+        } else {
+            direct_activities.insert(name);
+        }
     }
+    local_code.activity = [this](const std::string& n) { return runs_activity_directly(n); };
+    local_code.orchestration = [this](const std::string& n) { return runs_orchestration(n); };
+}
+
+store::HostRow Host::Impl::host_row(store::Millis now, std::optional<store::Millis> stopped) const {
+    store::HostRow row;
+    row.id = id;
+    char name[256] = {0};
+    gethostname(name, sizeof(name) - 1);
+    row.hostname = name;
+    row.pid = static_cast<std::int64_t>(getpid());
+    row.started_at = now;
+    row.heartbeat_at = now;
+    row.stopped_at = stopped;
+    row.orchestrations = orchestration_names;
+    row.activities = local_activity_names;
+    row.lease_ms = lease_ms();
+    return row;
 }
 
 void Host::Impl::start() {
@@ -71,10 +103,7 @@ void Host::Impl::start() {
         started_ = true;
         last_renewal_ok_ = clock->steady_now();
     }
-    store::HostRow row{id, "", static_cast<std::int64_t>(getpid()), now_ms(), now_ms(), std::nullopt, 0};
-    char name[256] = {0};
-    gethostname(name, sizeof(name) - 1);
-    row.hostname = name;
+    store::HostRow row = host_row(now_ms(), std::nullopt);
     std::promise<store::WriteResult> done;
     auto f = done.get_future();
     store->heartbeat(row, [&done](const store::WriteResult& r) { done.set_value(r); });
@@ -146,10 +175,14 @@ void Host::Impl::stop(bool graceful) {
             }
         }
         std::promise<void> a, b;
+        std::promise<void> t;
         store->release_leases(id, idle, false, [&a](const store::WriteResult&) { a.set_value(); });
         store->release_leases(id, busy, true, [&b](const store::WriteResult&) { b.set_value(); });
+        // With no ids: the activity tasks it held go back to the pool (their runs were cancelled).
+        store->release_leases(id, {}, false, [&t](const store::WriteResult&) { t.set_value(); });
         a.get_future().wait();
         b.get_future().wait();
+        t.get_future().wait();
         log->info("host {} released {} idle and {} busy leases", id, idle.size(), busy.size());
     }
     {
@@ -159,11 +192,7 @@ void Host::Impl::stop(bool graceful) {
     renew_cv_.notify_all();
     if (renewer_thread_.joinable()) renewer_thread_.join();  // 6. renewer stops
     if (graceful) {
-        store::HostRow row{id, "", static_cast<std::int64_t>(getpid()), 0, now_ms(), now_ms(), 0};
-        char name[256] = {0};
-        gethostname(name, sizeof(name) - 1);
-        row.hostname = name;
-        store->heartbeat(row, nullptr);
+        store->heartbeat(host_row(now_ms(), now_ms()), nullptr);
         store->flush();
     }
     distributor.stop();
@@ -206,9 +235,9 @@ const std::string& Host::id() const {
 
 Client Host::client() {
     Client c(impl_->db);
-    auto a = std::make_shared<Client::Attachment>();
+    auto a = std::make_shared<detail::ClientAttachment>();
     a->host = impl_;
-    c.attach(a);
+    c.attachment_ = std::move(a);
     return c;
 }
 

@@ -33,6 +33,7 @@
 #include "durable/host.hpp"
 #include "runtime/completion_hub.hpp"
 #include "runtime/episode_commit.hpp"
+#include "runtime/database_access.hpp"
 #include "runtime/execution.hpp"
 #include "runtime/lease_timing.hpp"
 #include "store/store.hpp"
@@ -63,6 +64,12 @@ struct LiveInstance {
     bool queued = false, running = false, dead = false, needs_episode = false;
     int inflight_activities = 0;
     int pending_commits = 0;
+    // Cancels this instance's activities running here (terminated, finished, lease lost);
+    // made at its first activity. Guarded by mu_.
+    std::optional<CancellationToken> activities_token;
+    // Activities scheduled in history with no result, that this host does not run: the next
+    // episode writes their task rows. Set by the loader; owned by the worker that set `running`.
+    std::vector<detail::Decision> redispatch_tasks;
     // On the host's clock (Impl::clock->steady_now()), as every lease decision.
     std::chrono::steady_clock::time_point loaded_at, last_active;
 };
@@ -78,9 +85,12 @@ struct ActivityWork {
     // reloaded instance dispatches the task again; a result of the old run must not reach it
     // as well (history would get the completion twice).
     std::weak_ptr<LiveInstance> owner;
+    std::optional<CancellationToken> token;  // the instance's (in-memory work) or the task's (row)
+    Json last_details;                       // a claimed task's last heartbeat details
 };
 
-struct Client::Attachment {
+// What ties a Client to the Host that made it (Host::client()).
+struct detail::ClientAttachment {
     std::weak_ptr<Host::Impl> host;
 };
 
@@ -133,6 +143,23 @@ struct Host::Impl : std::enable_shared_from_this<Host::Impl> {
     // calling thread should run its next episode itself (it is idle: nobody else would).
     std::shared_ptr<LiveInstance> run_activity(ActivityWork& work);
     Json complete_activity_event(const ActivityWork& work, const Json& result, std::exception_ptr error);
+    // Dispatcher: claims activity tasks this host registers, as many as it has room for.
+    // Returns how many it claimed.
+    std::size_t claim_tasks_once(store::Millis now);
+    // An activity run from a task row heartbeats: extends the row's lease (spaced out).
+    // `last`: when this run's last heartbeat was written (none yet: the first one is).
+    bool heartbeat_task(ActivityWork& work, const Json& details,
+                        std::optional<std::chrono::steady_clock::time_point>& last);
+    // True when this host runs `name` itself under the instance lease (no task row).
+    // A registry's default activity (a `durable serve` host's connected workers) runs every
+    // name that is not registered by name.
+    bool runs_activity_directly(const std::string& name) const {
+        if (direct_activities.count(name) > 0) return true;
+        return registry->has_default_activity() && max_concurrent.count(name) == 0;
+    }
+    bool runs_orchestration(const std::string& name) const { return registry->orchestrator(name) != nullptr; }
+    // This host's row in the hosts table (names, lease), for its heartbeats.
+    store::HostRow host_row(store::Millis now, std::optional<store::Millis> stopped) const;
 
     store::Millis now_ms() const { return clock->now_ms(); }
     std::int64_t lease_ms() const { return options.lease_duration.count(); }
@@ -151,11 +178,16 @@ struct Host::Impl : std::enable_shared_from_this<Host::Impl> {
     Metrics metrics;
     CancellationToken stop_token;
     EventDistributor distributor;  // committed history events, for watchers in this process
-    std::vector<std::string> local_activity_names;
+    std::vector<std::string> local_activity_names;   // every activity this host registers
+    std::vector<std::string> orchestration_names;     // every orchestration this host registers
+    std::unordered_set<std::string> direct_activities;  // registered and unlimited: run under the instance lease
+    std::unordered_map<std::string, int> max_concurrent;  // registered with a limit
+    detail::LocalCode local_code;                      // for the episode-commit builder
 
     // metrics
     Counter &m_episodes, &m_activities, &m_activity_failures, &m_completed, &m_failed, &m_claims, &m_takeovers,
-        &m_conflicts, &m_renewals, &m_renewal_failures, &m_replays, &m_fences, &m_started;
+        &m_conflicts, &m_renewals, &m_renewal_failures, &m_replays, &m_fences, &m_started, &m_task_claims,
+        &m_task_completions;
     Histogram &h_episode, &h_commit, &h_activity;
     Gauge &g_cached, &g_active, &g_wal_pages, &g_busy_wait;
 
@@ -174,6 +206,17 @@ struct Host::Impl : std::enable_shared_from_this<Host::Impl> {
     std::deque<std::pair<std::chrono::steady_clock::time_point, std::weak_ptr<LiveInstance>>> linger_due_;
     int running_episodes_ = 0;       // guarded by mu_
     int running_activities_ = 0;     // guarded by mu_
+    // Activities from task rows: claimed and queued or running, per name; guarded by mu_.
+    std::unordered_map<std::string, int> tasks_by_name_;
+    int tasks_held_ = 0;                                   // guarded by mu_
+    struct HeldTask {
+        CancellationToken token;
+        std::chrono::steady_clock::time_point claimed_at;  // clock->steady_now()
+    };
+    std::unordered_map<std::int64_t, HeldTask> held_tasks_;  // by row id; guarded by mu_
+    // Task claims started / finished: a renewal that overlapped a claim may miss its rows in
+    // held_tasks_ and must not release them as leaked. Guarded by mu_.
+    std::uint64_t task_claims_started_ = 0, task_claims_done_ = 0;
     bool dispatch_requested_ = false;  // guarded by mu_
     bool at_capacity_ = false;         // the last look found max_active_instances in memory; guarded by mu_
     bool linger_replan_ = false;       // a first lingering commit: the dispatcher's wake-up changes; guarded by mu_

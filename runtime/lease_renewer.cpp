@@ -18,6 +18,7 @@ void Host::Impl::fence(const char* why) {
     std::vector<std::unique_ptr<detail::Execution>> graveyard;
     {
         std::lock_guard lock(mu_);
+        for (auto& [row, held_task] : held_tasks_) held_task.token.cancel();
         if (instances_.empty()) return;
         m_fences.inc();
         log->error("host {}: fencing itself, dropping {} instances: {}", id, instances_.size(), why);
@@ -31,13 +32,13 @@ void Host::Impl::fence(const char* why) {
 
 void Host::Impl::renewer_loop() {
     const auto interval = lease_timing.renew_every();
-    char name[256] = {0};
-    gethostname(name, sizeof(name) - 1);
     std::unique_lock lock(mu_);
     while (!renewer_stop_) {
         renew_cv_.wait_for(lock, interval, [&] { return renewer_stop_; });
         if (renewer_stop_) break;
         auto last_ok = last_renewal_ok_;
+        const auto claims_before = task_claims_started_;
+        const bool claims_idle = task_claims_started_ == task_claims_done_;
         lock.unlock();
 
         auto start = clock->steady_now();
@@ -45,7 +46,7 @@ void Host::Impl::renewer_loop() {
         auto done = std::make_shared<std::promise<store::WriteResult>>();
         auto f = done->get_future();
         store->renew_leases(id, now, now + lease_ms(), [done](const store::WriteResult& r) { done->set_value(r); });
-        store->heartbeat(store::HostRow{id, name, static_cast<std::int64_t>(getpid()), 0, now, std::nullopt, 0}, nullptr);
+        store->heartbeat(host_row(now, std::nullopt), nullptr);
         // Wait no longer than the fencing point of the last good renewal. Past it (the host
         // has fenced itself already), give this renewal the interval to land: a 1 ms wait
         // could never see it succeed, and the host would stay fenced for good.
@@ -68,6 +69,25 @@ void Host::Impl::renewer_loop() {
                     drop_locked(inst, "lease renewal found its lease gone");
                     if (!inst->running && inst->exec) graveyard.push_back(std::move(inst->exec));
                 }
+                // Activity tasks whose lease is gone (taken over after a stall): their runs
+                // here are cancelled; a completion would be refused anyway.
+                std::unordered_set<std::int64_t> rows(r.rows.begin(), r.rows.end());
+                for (auto& [row, held_task] : held_tasks_) {
+                    if (!rows.count(row) && held_task.claimed_at < start) {
+                        log->warn("host {}: lease renewal found activity task {} gone; cancelling its run", id, row);
+                        held_task.token.cancel();
+                    }
+                }
+                // Rows leased to this host that nothing here runs (a run that was cancelled, a
+                // result that could not be written): freed, or they would be renewed forever.
+                // Not while a claim overlapped this renewal (its rows may not be listed yet).
+                std::vector<std::int64_t> leaked;
+                if (claims_idle && task_claims_started_ == claims_before) {
+                    for (auto row : r.rows) {
+                        if (!held_tasks_.count(row)) leaked.push_back(row);
+                    }
+                }
+                if (!leaked.empty()) store->release_tasks(id, std::move(leaked), nullptr);
                 lock.unlock();
                 graveyard.clear();
             } else {

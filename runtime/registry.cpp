@@ -15,4 +15,16 @@ std::vector<std::string> Registry::activity_names() const {
     return out;
 }
 
+Registry Registry::filtered(const std::function<bool(bool orchestrator, const std::string& name)>& keep) const {
+    Registry out;
+    for (const auto& [name, fn] : orchestrators_) {
+        if (keep(true, name)) out.orchestrators_[name] = fn;
+    }
+    for (const auto& [name, entry] : activities_) {
+        if (keep(false, name)) out.activities_[name] = entry;
+    }
+    out.resources_ = resources_;
+    return out;
+}
+
 }  // namespace durable

@@ -13,6 +13,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "runtime/failure.hpp"
+
 namespace durable {
 
 namespace {
@@ -81,20 +83,6 @@ void validate(const ResiliencePolicy& policy) {
 
 }  // namespace
 
-namespace detail {
-
-std::string describe_exception(const std::exception_ptr& error) {
-    if (!error) return "no error";
-    try {
-        std::rethrow_exception(error);
-    } catch (const std::exception& e) {
-        return e.what();
-    } catch (...) {
-        return "an exception not derived from std::exception";
-    }
-}
-
-}  // namespace detail
 
 // ---------------------------------------------------------------------------------------------
 // Errors
@@ -526,7 +514,7 @@ nlohmann::json ResiliencePipeline::execute(const Attempt& fn, const Cancellation
         const auto delay = retry_delay(*policy_.retry, attempt - 1, next_random());
         retries_.fetch_add(1, std::memory_order_relaxed);
         logger_->warn("'{}' attempt {}/{} failed: {}; retrying in {} ms", name_, attempt,
-                      max_attempts, detail::describe_exception(error), delay.count());
+                      max_attempts, detail::exception_message(error), delay.count());
         if (!outer.wait_for(clock_, delay)) std::rethrow_exception(error);
     }
 }

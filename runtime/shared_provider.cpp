@@ -5,6 +5,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "runtime/failure.hpp"
+
 namespace durable {
 
 namespace {
@@ -73,7 +75,7 @@ void log_factory_failed(spdlog::logger& logger, const std::string& name,
                         const std::exception_ptr& error, int in_a_row,
                         std::chrono::milliseconds next_delay) {
     logger.warn("shared resource '{}': factory failed ({} in a row): {}; retrying in {} ms",
-                name, in_a_row, describe_exception(error), next_delay.count());
+                name, in_a_row, exception_message(error), next_delay.count());
 }
 
 void log_broken(spdlog::logger& logger, const std::string& name, std::uint64_t build,

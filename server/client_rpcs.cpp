@@ -59,6 +59,10 @@ grpc::Status SidecarService::audited(grpc::ServerContext* ctx, const char* metho
         return audit.finish(grpc::Status(e.code, e.message));
     } catch (const InstanceNotFound& e) {
         return audit.finish(grpc::Status(grpc::StatusCode::NOT_FOUND, e.what()));
+    } catch (const InstanceExists& e) {
+        return audit.finish(grpc::Status(grpc::StatusCode::ALREADY_EXISTS, e.what()));
+    } catch (const UnknownOrchestration& e) {
+        return audit.finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, e.what()));
     } catch (const InvalidInput& e) {
         // Inputs are checked before the Client is called: what it still refuses is the
         // instance's state (finished, still running).
@@ -90,13 +94,8 @@ grpc::Status SidecarService::StartInstance(grpc::ServerContext* ctx, const ::Cre
             if (ms > 0) so.start_at = from_ms(ms);  // epoch 0: now
         }
         so.correlation_id = audit.correlation_id();
-        // Ids are not reused: a start with an id in use is refused (two racing starts of one
-        // new id both succeed and create it once, as Client::schedule is idempotent).
-        if (so.instance_id && plain_client_.get_status(*so.instance_id)) {
-            fail(grpc::StatusCode::ALREADY_EXISTS,
-                 fmt::format("an instance with id '{}' exists already; purge it first or choose another id",
-                             *so.instance_id));
-        }
+        // Ids are not reused: a start with an id in use is refused, atomically with the create.
+        so.if_exists = IfExists::Fail;
         auto id = client_for(req->name()).schedule(req->name(), input, so);
         audit.instance(id);
         audit.items(1);

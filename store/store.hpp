@@ -72,7 +72,9 @@ struct InboxRow {
     std::string event;  // JSON text
 };
 
-// An instance to create. Creation is idempotent on `id`: an existing id is left alone.
+// An instance to create. Creation is idempotent on `id`: an existing id is left alone, unless
+// `replace_finished` and it has finished (Completed, Failed, Terminated): then it is deleted
+// with its history, inbox and tasks, and created anew, in the same transaction.
 struct NewInstance {
     std::string id, name, execution_id;
     std::optional<std::string> input;
@@ -85,6 +87,7 @@ struct NewInstance {
     std::optional<std::string> lease_owner;
     Millis lease_expires_at = 0;
     std::string actor;         // for the audit log; empty: no audit entry
+    bool replace_finished = false;
 };
 
 struct NewMessage {
@@ -145,6 +148,7 @@ struct WriteResult {
     std::int64_t new_version = 0;
     std::int64_t count = 0;                // rows affected where that is the answer
     std::vector<std::string> ids;          // ids where that is the answer
+    std::vector<std::int64_t> rows;        // renew_leases: activity task rows still held
 };
 using WriteCallback = std::function<void(const WriteResult&)>;
 
@@ -160,6 +164,7 @@ struct ClaimedTask {
     std::int64_t task_id = 0;
     std::optional<std::string> input;
     std::int64_t attempt = 0;
+    std::optional<std::string> heartbeat_details;  // the last heartbeat's details (JSON), from an earlier worker
 };
 
 struct HostRow {
@@ -167,7 +172,11 @@ struct HostRow {
     std::int64_t pid = 0;
     Millis started_at = 0, heartbeat_at = 0;
     std::optional<Millis> stopped_at;
-    std::int64_t leases = 0;
+    std::int64_t leases = 0;  // read only: instance leases it holds
+    // The names the host registers (it claims only instances and tasks of these), and its
+    // lease duration (live: a heartbeat within two leases and not stopped).
+    std::vector<std::string> orchestrations, activities;
+    Millis lease_ms = 10'000;
 };
 
 struct InstanceFilter {
@@ -193,7 +202,8 @@ public:
     virtual ~Store() = default;
 
     // ---- writes (group-committed; the callback runs after durability) ----
-    virtual void create_instance(NewInstance inst, WriteCallback cb) = 0;  // ids = {id} if created
+    // ids = {id} if created; count = 1 if it replaced a finished instance (replace_finished).
+    virtual void create_instance(NewInstance inst, WriteCallback cb) = 0;
     // Messages to existing, non-terminal instances. conflict=true when the instance is missing
     // or finished (nothing written).
     virtual void send_message(NewMessage msg, std::optional<AuditEntry> audit, WriteCallback cb) = 0;
@@ -203,19 +213,31 @@ public:
     virtual void claim_instances(std::vector<Candidate> candidates, std::string owner, Millis now,
                                  Millis lease_until, WriteCallback cb) = 0;
     // Extends every unexpired lease `owner` holds (instances and tasks) to `lease_until`.
-    // ids = instance ids still held. Never changes `version`.
+    // ids = instance ids still held, rows = activity task rows still held. Never changes `version`.
     virtual void renew_leases(std::string owner, Millis now, Millis lease_until, WriteCallback cb) = 0;
     // Gives leases up. With `orphan`, the owner stays set and the lease expires now, so any
     // host recovers the instance at once (work was in flight); otherwise it is freed.
     virtual void release_leases(std::string owner, std::vector<std::string> ids, bool orphan,
                                 WriteCallback cb) = 0;
+    // Inserts or updates the host's row (all fields but `leases` and `started_at` once set).
     virtual void heartbeat(HostRow host, WriteCallback cb) = 0;
+    // Claims up to `limit` visible activity tasks of `names` whose lease is free or expired,
+    // leasing them to `owner` until `lease_until` and counting the attempt.
     virtual void claim_tasks(std::vector<std::string> names, std::string owner, Millis now,
                              Millis lease_until, int limit,
                              std::function<void(std::vector<ClaimedTask>, std::exception_ptr)> cb) = 0;
-    // Deletes the task row (if still leased by owner) and delivers `completion` to the inbox.
+    // Deletes the task row (if still leased by owner) and delivers `completion` to the inbox,
+    // in one transaction. conflict=true (nothing written) when the row is gone or leased to
+    // another host.
     virtual void complete_task(std::int64_t row_id, std::string owner, NewMessage completion,
                                WriteCallback cb) = 0;
+    // Frees the leases `owner` holds on these task rows (claimable at once by any host).
+    virtual void release_tasks(std::string owner, std::vector<std::int64_t> rows, WriteCallback cb) = 0;
+    // An activity's heartbeat: extends the task row's lease to `lease_until` and stores
+    // `details` (JSON text) if `owner` still holds it; conflict=true when the row is gone (the
+    // instance finished or was terminated) or leased to another host (the activity should stop).
+    virtual void heartbeat_task(std::int64_t row_id, std::string owner, Millis lease_until,
+                                std::optional<std::string> details, WriteCallback cb) = 0;
     virtual void purge_instance(std::string id, WriteCallback cb) = 0;  // count = instances purged
     virtual void purge_instances(PurgeFilter filter, Millis now, WriteCallback cb) = 0;
     virtual void append_audit(AuditEntry entry, WriteCallback cb) = 0;
@@ -229,9 +251,14 @@ public:
                                                 int limit = -1) = 0;
     virtual std::vector<InboxRow> get_inbox(const std::string& id, Millis now) = 0;
     virtual std::vector<InstanceRow> query_instances(const InstanceFilter& filter) = 0;
-    // Instances with visible inbox work whose lease is free or expired, and instances whose
-    // owner left them behind (lease expired with owner set).
-    virtual std::vector<Candidate> find_claimable(const std::string& owner, Millis now, int limit) = 0;
+    // Instances of the orchestrations `names` with visible inbox work whose lease is free or
+    // expired, and such instances whose owner left them behind (lease expired with owner set).
+    // Instances of other names are not candidates (this host cannot run them).
+    virtual std::vector<Candidate> find_claimable(const std::string& owner, const std::vector<std::string>& names,
+                                                  Millis now, int limit) = 0;
+    // Of `names`, those with at least one visible activity task whose lease is free or expired
+    // (a read, so that a host finds out cheaply whether claim_tasks would get anything).
+    virtual std::vector<std::string> claimable_task_names(const std::vector<std::string>& names, Millis now) = 0;
     // Visible inbox rows of instances `owner` holds.
     virtual std::vector<InboxRow> owned_inbox(const std::string& owner, Millis now, int limit) = 0;
     // Earliest future visible_at in any inbox, if any (when to look for due timers next).

@@ -17,11 +17,16 @@
 #include <vector>
 
 #include "durable/database.hpp"
+#include "durable/history.hpp"
 #include "durable/status.hpp"
 
 namespace durable {
 
 using Json = nlohmann::json;
+
+namespace detail {
+struct ClientAttachment;
+}
 
 struct InstanceState {
     std::string id, name, execution_id;
@@ -35,15 +40,30 @@ struct InstanceState {
     std::int64_t lease_expires_at_ms = 0;
 };
 
+// What scheduling a caller-chosen id that exists already does (ScheduleOptions::if_exists).
+enum class IfExists {
+    // Create nothing and answer the existing instance, whatever its input: an idempotent retry
+    // of a schedule call. ScheduleResult::created says it was not created.
+    Return,
+    // Throw InstanceExists.
+    Fail,
+    // If the existing instance has finished (Completed, Failed, Terminated): delete it and its
+    // history and start anew with the new input, in one transaction. If it is still running:
+    // throw InstanceExists (terminate it first).
+    Restart,
+};
+
 struct ScheduleOptions {
-    // A caller-chosen id. Scheduling an id that exists already creates nothing (idempotent)
-    // and returns it. Prefer ids that grow with time: random ids cost several times more per
+    // A caller-chosen id (non-empty, UTF-8); what happens when it exists already is
+    // `if_exists`. Prefer ids that grow with time: random ids cost several times more per
     // instance (each dirties its own B-tree pages). Default: a time-ordered UUIDv7.
     std::optional<std::string> instance_id;
     std::optional<std::chrono::system_clock::time_point> start_at;  // delayed start
     // Ties the instance's logs and spans (and its sub-orchestrations') to the caller's trace.
     // Default: the instance id.
     std::optional<std::string> correlation_id;
+    // What to do when `instance_id` exists already.
+    IfExists if_exists = IfExists::Return;
 };
 
 struct QueryFilter {
@@ -57,9 +77,42 @@ struct Page {
     std::optional<std::string> next;  // pass as `after` for the next page
 };
 
-struct HistoryEntry {
-    std::int64_t seq = 0;
-    Json event;  // {"t": type, "ts": ms, ...}
+// What a schedule call did.
+struct ScheduleResult {
+    std::string id;
+    bool created = true;    // false: the id existed and was left as it is (IfExists::Return)
+    bool replaced = false;  // a finished instance with this id was replaced (IfExists::Restart)
+    Status status = Status::Pending;  // the instance's status as the call saw it
+};
+
+// A host that has used the database (from its heartbeats).
+struct HostInfo {
+    std::string id, hostname;
+    std::int64_t pid = 0;
+    std::int64_t started_at_ms = 0, heartbeat_at_ms = 0;
+    std::optional<std::int64_t> stopped_at_ms;  // set when it stopped gracefully
+    std::int64_t leases = 0;                    // unexpired instance leases it holds
+    std::vector<std::string> orchestrations;    // names it registers: it claims only these
+    std::vector<std::string> activities;        // activity names it runs
+    std::int64_t lease_ms = 0;                  // its lease duration (it heartbeats every half lease)
+
+    // Live: not stopped, and heard from within two of its leases.
+    bool live_at(std::int64_t now_ms) const { return !stopped_at_ms && heartbeat_at_ms + 2 * lease_ms >= now_ms; }
+};
+
+// An instance lease: who holds the instance, and until when.
+struct LeaseInfo {
+    std::string instance_id, name;
+    Status status = Status::Pending;
+    std::string owner;
+    std::int64_t expires_at_ms = 0;  // past: expired, any host may claim the instance
+};
+
+// Why Client::watch returned.
+enum class WatchEnd {
+    Finished,  // the instance finished; its last event was delivered
+    Stopped,   // on_event returned false
+    TimedOut,  // the timeout passed with the instance still unfinished
 };
 
 // One entry of the audit log: who did what to which instance.
@@ -75,8 +128,12 @@ public:
     explicit Client(Database db);
 
     // Schedules orchestration `name` with `input`; returns the instance id. Throws
-    // InvalidInput for an oversized input, or a name unknown to the attached host's registry.
+    // InvalidInput for an empty or non-UTF-8 id or name, an oversized input, or a name unknown
+    // to the attached host's registry; InstanceExists as options.if_exists says.
     std::string schedule(const std::string& name, const Json& input = Json(), const ScheduleOptions& options = {});
+    // As schedule(), and says whether the instance was created, found or replaced.
+    ScheduleResult schedule_with_result(const std::string& name, const Json& input = Json(),
+                                        const ScheduleOptions& options = {});
     // The instance's state, or nullopt if there is no such instance.
     std::optional<InstanceState> get_status(const std::string& id) const;
     // Blocks until the instance is Completed, Failed or Terminated, and returns its state.
@@ -106,25 +163,29 @@ public:
     // Instances matching `filter`, ordered by id (creation order for generated ids).
     Page query(const QueryFilter& filter, std::size_t page_size = 100,
                const std::optional<std::string>& after = std::nullopt) const;
-    // The instance's history from `from_seq`, at most `limit` events (-1: all).
+    // The instance's history (its current execution's, after continue_as_new) from
+    // `from_seq`, at most `limit` events (-1: all). Throws InstanceNotFound.
     std::vector<HistoryEntry> history(const std::string& id, std::int64_t from_seq = 0, int limit = -1) const;
     // Calls `on_event` for each history event from `from_seq` as it is committed, until it
-    // returns false, the instance finishes (after its last event) or `timeout` passes.
-    void watch(const std::string& id, const std::function<bool(const HistoryEntry&)>& on_event,
-               std::int64_t from_seq = 0, std::chrono::milliseconds timeout = std::chrono::minutes(5)) const;
+    // returns false, the instance finishes (after its last event) or `timeout` passes; says
+    // which. Throws InstanceNotFound.
+    WatchEnd watch(const std::string& id, const std::function<bool(const HistoryEntry&)>& on_event,
+                   std::int64_t from_seq = 0, std::chrono::milliseconds timeout = std::chrono::minutes(5)) const;
 
     // Appends `record` to the audit log; it becomes durable with the next commit of this
     // process (the call does not wait for it).
     void audit(AuditRecord record) const;
     // The newest `limit` audit records, of one instance or of all, oldest first.
     std::vector<AuditRecord> audit_log(const std::optional<std::string>& instance_id, int limit = 100) const;
-
-    struct Attachment;  // set by Host::client()
-    void attach(std::shared_ptr<Attachment> a) { attachment_ = std::move(a); }
+    // The hosts that have used the database, by id (read-only).
+    std::vector<HostInfo> hosts() const;
+    // The instance leases held now, expired ones included until another host claims them.
+    std::vector<LeaseInfo> leases() const;
 
 private:
+    friend class Host;  // Host::client() attaches its clients
     Database db_;
-    std::shared_ptr<Attachment> attachment_;
+    std::shared_ptr<detail::ClientAttachment> attachment_;
 };
 
 // A new time-ordered instance id (UUIDv7).

@@ -148,7 +148,8 @@ public:
         if (!is_replaying()) log_impl(fmt::format(f, std::forward<A>(args)...));
     }
 
-    // ---- plumbing used by the templates above ----
+private:
+    // Plumbing of the templates above (context.cpp).
     void schedule_activity_impl(std::string name, Json input, std::shared_ptr<detail::StateBase> s);
     void schedule_sub_impl(std::string name, Json input, std::optional<std::string> id,
                            std::shared_ptr<detail::StateBase> s);
@@ -159,7 +160,6 @@ public:
     void log_impl(const std::string& line);
     static std::chrono::milliseconds retry_delay(const RetryPolicy& p, int attempt);
 
-private:
     template <class T>
     Task<T> call_activity_once(std::string name, Json input) {
         auto s = std::make_shared<detail::State<T>>();

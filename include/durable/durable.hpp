@@ -6,6 +6,7 @@
 #include "durable/context.hpp"
 #include "durable/database.hpp"
 #include "durable/errors.hpp"
+#include "durable/history.hpp"
 #include "durable/host.hpp"
 #include "durable/metrics.hpp"
 #include "durable/registry.hpp"

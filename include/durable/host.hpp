@@ -33,6 +33,9 @@
 namespace durable {
 
 class Client;
+namespace detail {
+struct ClientAttachment;
+}
 
 struct HostOptions {
     std::string host_id;                                   // empty: hostname-pid-random
@@ -90,9 +93,10 @@ public:
     // Prometheus text of this host's metrics.
     std::string metrics_text();
 
-    struct Impl;
-
 private:
+    struct Impl;  // runtime/host_impl.hpp
+    friend class Client;
+    friend struct detail::ClientAttachment;
     std::shared_ptr<Impl> impl_;
 };
 

@@ -51,8 +51,28 @@ public:
     std::string idempotency_key() const { return instance_id_ + "/" + execution_id_ + "/" + std::to_string(task_id_); }
     // The trace this call belongs to (see tracing.hpp): put it in your logs and outgoing calls.
     const std::string& correlation_id() const { return correlation_id_; }
-    // Cancelled when the attempt's timeout passes or the host stops; check it in long work.
+    // Cancelled when the attempt's timeout passes, the host stops, the instance is terminated
+    // or finishes, or the host loses the lease the activity runs under; check it in long work.
     const CancellationToken& cancellation() const { return token_; }
+    // Says the activity is alive, with optional progress `details`. For an activity run from
+    // the task table (by a host other than the instance's) it extends the task's lease, so a
+    // long activity is not taken over while it heartbeats, and stores `details` for a worker
+    // that takes it over after a crash (last_heartbeat_details). Writes are spaced out (at
+    // most one per quarter lease); call it as often as convenient. Returns false once the
+    // activity should stop (cancellation() is then cancelled): its instance finished or was
+    // terminated, its lease was lost, or the host is stopping.
+    bool heartbeat(const Json& details = Json()) {
+        if (heartbeat_) return heartbeat_(details) && !token_.cancelled();
+        return !token_.cancelled();
+    }
+    // The details of the last heartbeat of an earlier execution of this task (one that was
+    // taken over), or null.
+    const Json& last_heartbeat_details() const { return last_details_; }
+    // Set by the host that runs the activity.
+    void on_heartbeat(std::function<bool(const Json&)> fn, Json last_details) {
+        heartbeat_ = std::move(fn);
+        last_details_ = std::move(last_details);
+    }
 
     // The current resource of the shared provider registered under `name`. Blocks while the
     // provider builds it; throws the factory's failure if the build failed.
@@ -86,6 +106,8 @@ private:
     const std::map<std::string, std::shared_ptr<SharedResource>, std::less<>>* resources_;
     std::string correlation_id_;
     std::map<std::string, std::shared_ptr<void>> acquired_;
+    std::function<bool(const Json&)> heartbeat_;
+    Json last_details_;
 };
 
 // Thrown by an activity to say its shared resource is broken: the worker reports it to the
@@ -103,9 +125,14 @@ private:
 using OrchestratorFn = std::function<Task<Json>(OrchestrationContext&, Json)>;
 using ActivityFn = std::function<Json(ActivityContext&, const Json&)>;
 
-// How the host calls an activity: in-process resilience (retry, breaker, timeout).
+// How the host calls an activity: in-process resilience (retry, breaker, timeout), and how
+// many executions of it the host runs at once.
 struct ActivitySettings {
     std::optional<ResiliencePolicy> policy;  // empty: the host's default policy
+    // At most this many executions of the activity at once on one host (0: no limit). A
+    // limited activity always goes through the task table, so queued calls wait there (for
+    // this host or another that registers it), not in memory.
+    int max_concurrent = 0;
 };
 
 struct ActivityEntry {
@@ -241,6 +268,7 @@ public:
         default_activity_ = ActivityEntry{std::move(fn), std::move(settings)};
         return *this;
     }
+    bool has_default_activity() const { return default_activity_.has_value(); }
     // The activity registered as `name`, else the default one, else null.
     const ActivityEntry* activity(std::string_view name) const {
         auto it = activities_.find(name);
@@ -250,6 +278,9 @@ public:
     const std::map<std::string, std::shared_ptr<SharedResource>, std::less<>>& resources() const { return resources_; }
     std::vector<std::string> orchestrator_names() const;
     std::vector<std::string> activity_names() const;
+    // A copy with only the orchestrators and activities `keep` accepts (every shared resource
+    // kept), for hosts that run part of an application: orchestration hosts, activity workers.
+    Registry filtered(const std::function<bool(bool orchestrator, const std::string& name)>& keep) const;
 
 private:
     std::map<std::string, OrchestratorFn, std::less<>> orchestrators_;

@@ -357,8 +357,6 @@ private:
 };
 
 namespace detail {
-// The message of an exception, or a placeholder if it is not a std::exception.
-std::string describe_exception(const std::exception_ptr& error);
 // True for a SystemClock, whose sleep_for is a real sleep better done as an interruptible
 // condition variable wait; false for test clocks, whose sleep_for moves time instead.
 bool waits_in_real_time(const Clock& clock);

@@ -4,7 +4,9 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <chrono>
+#include <filesystem>
 #include <fmt/format.h>
 #include <thread>
 #include <utility>
@@ -24,6 +26,39 @@ int open_flags(const SqliteOptions& options, bool writer) {
     int flags = SQLite::OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
     if (writer) flags |= SQLite::OPEN_CREATE;
     return flags;
+}
+
+// `path` as a file: URI (RFC 3986 percent-encoding of what a URI would misread).
+std::string file_uri(const std::string& path) {
+    std::string uri = "file:";
+    for (unsigned char c : path) {
+        if (std::isalnum(c) || c == '/' || c == '.' || c == '-' || c == '_' || c == '~') {
+            uri += static_cast<char>(c);
+        } else {
+            uri += fmt::format("%{:02X}", c);
+        }
+    }
+    return uri;
+}
+
+// Opens the file. A WAL database opened read-only needs its -shm file; in a directory this
+// process cannot write, and with no writer around (no -wal file), SQLite cannot make one and
+// refuses even to read. Then the file is opened as immutable: read as it is, without locks,
+// which is safe because nobody can be writing it without a -wal file the directory would show.
+SQLite::Database open_db(const std::string& path, const SqliteOptions& options, bool writer) {
+    SQLite::Database db(path, open_flags(options, writer));
+    if (!options.read_only) return db;
+    try {
+        SQLite::Statement probe(db, "SELECT count(*) FROM sqlite_master");
+        probe.executeStep();
+        return db;
+    } catch (const SQLite::Exception& e) {
+        int code = e.getExtendedErrorCode();
+        bool no_shm = code == SQLITE_READONLY_DIRECTORY || (code & 0xff) == SQLITE_CANTOPEN;
+        std::error_code ec;
+        if (!no_shm || std::filesystem::exists(path + "-wal", ec)) throw;
+    }
+    return SQLite::Database(file_uri(path) + "?immutable=1", SQLite::OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX);
 }
 
 }  // namespace
@@ -73,7 +108,7 @@ int open_flags(const SqliteOptions& options, bool writer) {
 Connection::Connection(const std::string& path, const SqliteOptions& options, bool writer,
                        std::atomic<std::int64_t>* busy_wait_us)
 try : path_(path),
-      db_(path, open_flags(options, writer)),
+      db_(open_db(path, options, writer)),
       busy_timeout_ms_(options.busy_timeout_ms),
       busy_wait_us_(busy_wait_us),
       rng_state_(static_cast<std::uint64_t>(now_us()) ^ (static_cast<std::uint64_t>(getpid()) << 32) ^
@@ -124,10 +159,12 @@ int Connection::busy_handler(void* p, int count) {
     return 1;
 }
 
-ScopedStmt Connection::stmt(const char* sql) {
+ScopedStmt Connection::stmt(std::string_view sql) {
     auto it = cache_.find(sql);
     if (it == cache_.end()) {
-        it = cache_.emplace(sql, std::make_unique<SQLite::Statement>(db_, sql)).first;
+        std::string text(sql);
+        auto statement = std::make_unique<SQLite::Statement>(db_, text);
+        it = cache_.emplace(std::move(text), std::move(statement)).first;
     } else {
         it->second->clearBindings();
     }

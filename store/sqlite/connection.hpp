@@ -12,7 +12,9 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <functional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 
 #include "store/store.hpp"
@@ -48,9 +50,12 @@ public:
     Connection(const Connection&) = delete;
     Connection& operator=(const Connection&) = delete;
 
-    // The cached statement for `sql` (a string literal: the cache is keyed by its address),
-    // with bindings cleared, ready to bind.
-    ScopedStmt stmt(const char* sql);
+    // The cached statement for `sql` (keyed by its text: two strings with the same SQL share
+    // one statement, and a buffer reused for other SQL never finds the old one), with bindings
+    // cleared, ready to bind.
+    ScopedStmt stmt(std::string_view sql);
+    // How many statements the cache holds.
+    std::size_t cached_statements() const { return cache_.size(); }
     void exec(const char* sql);
     int changes() const;
     std::int64_t last_insert_rowid() const;
@@ -69,7 +74,12 @@ private:
     std::atomic<std::int64_t>* busy_wait_us_;
     std::int64_t busy_started_us_ = 0;
     std::uint64_t rng_state_;
-    std::unordered_map<const char*, std::unique_ptr<SQLite::Statement>> cache_;
+    // Hashes the text; a lookup with a string_view makes no copy (C++20 heterogeneous lookup).
+    struct TextHash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+    };
+    std::unordered_map<std::string, std::unique_ptr<SQLite::Statement>, TextHash, std::equal_to<>> cache_;
 };
 
 // Turns a SQLite failure into a StoreError that names the file and says what to do.

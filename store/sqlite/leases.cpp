@@ -3,11 +3,25 @@
 //
 // Lease times are milliseconds of the one machine clock every host on this file shares
 // (SQLite's WAL needs all processes on one machine in any case).
+#include <nlohmann/json.hpp>
 #include <unordered_set>
 
 #include "store/sqlite/sql.hpp"
 
 namespace durable::store::sqlite::sql {
+
+std::string names_json(const std::vector<std::string>& names) {
+    return nlohmann::json(names).dump();
+}
+
+std::vector<std::string> names_from_json(const std::string& text) {
+    try {
+        auto j = nlohmann::json::parse(text);
+        if (j.is_array()) return j.get<std::vector<std::string>>();
+    } catch (const std::exception&) {
+    }
+    return {};
+}
 
 void claim_instances(Connection& c, const std::vector<Candidate>& cands, const std::string& owner,
                      Millis now, Millis lease_until, WriteResult& r) {
@@ -52,6 +66,12 @@ void renew_leases(Connection& c, const std::string& owner, Millis now, Millis le
         s->bind(3, static_cast<std::int64_t>(now));
         s->exec();
     }
+    {
+        auto s = c.stmt("SELECT id FROM activity_tasks WHERE lease_owner = ? AND lease_expires_at = ?");
+        s->bind(1, owner);
+        s->bind(2, static_cast<std::int64_t>(lease_until));
+        while (s->executeStep()) r.rows.push_back(s->getColumn(0).getInt64());
+    }
     r.ok = true;
     r.count = static_cast<std::int64_t>(r.ids.size());
 }
@@ -78,17 +98,24 @@ void release_leases(Connection& c, const std::string& owner, const std::vector<s
     r.ok = true;
 }
 
-std::vector<Candidate> find_claimable(Connection& c, const std::string& owner, Millis now, int limit) {
+std::vector<Candidate> find_claimable(Connection& c, const std::string& owner, const std::vector<std::string>& names,
+                                      Millis now, int limit) {
     std::vector<Candidate> out;
+    if (names.empty()) return out;
+    // `+name`: the name filter must not steer the planner off the lease and inbox indexes
+    // (every instance of a name is no narrower than the due ones).
+    const std::string wanted = names_json(names);
     std::unordered_set<std::string> seen;
     {
         // First, work a dead (or departed) host left behind: owner set, lease expired. It is
         // the oldest work there is; behind new work it would wait for every backlog to drain.
         auto s = c.stmt(
             "SELECT id, version FROM instances WHERE lease_owner IS NOT NULL AND lease_expires_at < ? "
-            "AND status NOT IN ('Completed', 'Failed', 'Terminated') ORDER BY lease_expires_at LIMIT ?");
+            "AND status NOT IN ('Completed', 'Failed', 'Terminated') "
+            "AND +name IN (SELECT value FROM json_each(?)) ORDER BY lease_expires_at LIMIT ?");
         s->bind(1, static_cast<std::int64_t>(now));
-        s->bind(2, limit);
+        s->bind(2, wanted);
+        s->bind(3, limit);
         while (s->executeStep() && static_cast<int>(out.size()) < limit) {
             std::string id = s->getColumn(0).getString();
             if (seen.insert(id).second) out.push_back(Candidate{id, s->getColumn(1).getInt64(), true});
@@ -102,10 +129,12 @@ std::vector<Candidate> find_claimable(Connection& c, const std::string& owner, M
             "WHERE b.visible_at <= ? AND (i.lease_owner IS NULL OR i.lease_expires_at < ?) "
             "AND (i.status <> 'Suspended' OR b.control = 1) "
             "AND i.status NOT IN ('Completed', 'Failed', 'Terminated') "
+            "AND +i.name IN (SELECT value FROM json_each(?)) "
             "ORDER BY b.visible_at LIMIT ?");
         s->bind(1, static_cast<std::int64_t>(now));
         s->bind(2, static_cast<std::int64_t>(now));
-        s->bind(3, limit * 4);
+        s->bind(3, wanted);
+        s->bind(4, limit * 4);
         while (s->executeStep() && static_cast<int>(out.size()) < limit) {
             std::string id = s->getColumn(0).getString();
             if (seen.insert(id).second) {
@@ -141,7 +170,7 @@ std::vector<ClaimedTask> claim_tasks(Connection& c, const std::vector<std::strin
         std::vector<ClaimedTask> found;
         {
             auto s = c.stmt(
-                "SELECT id, instance_id, execution_id, task_id, input, attempt FROM activity_tasks "
+                "SELECT id, instance_id, execution_id, task_id, input, attempt, heartbeat_details FROM activity_tasks "
                 "WHERE name = ? AND visible_at <= ? AND (lease_owner IS NULL OR lease_expires_at < ?) "
                 "ORDER BY visible_at LIMIT ?");
             s->bind(1, name);
@@ -157,6 +186,7 @@ std::vector<ClaimedTask> claim_tasks(Connection& c, const std::vector<std::strin
                 t.task_id = s->getColumn(3).getInt64();
                 t.input = col_opt(*s, 4);
                 t.attempt = s->getColumn(5).getInt64() + 1;
+                t.heartbeat_details = col_opt(*s, 6);
                 found.push_back(std::move(t));
             }
         }
@@ -197,6 +227,48 @@ void complete_task(Connection& c, std::int64_t row_id, const std::string& owner,
     r.ok = true;
 }
 
+void release_tasks(Connection& c, const std::string& owner, const std::vector<std::int64_t>& rows, WriteResult& r) {
+    for (auto row : rows) {
+        auto s = c.stmt("UPDATE activity_tasks SET lease_owner = NULL, lease_expires_at = 0 WHERE id = ? AND lease_owner = ?");
+        s->bind(1, static_cast<std::int64_t>(row));
+        s->bind(2, owner);
+        s->exec();
+        r.count += c.changes();
+    }
+    r.ok = true;
+}
+
+void heartbeat_task(Connection& c, std::int64_t row_id, const std::string& owner, Millis lease_until,
+                    const std::optional<std::string>& details, WriteResult& r) {
+    auto s = c.stmt(
+        "UPDATE activity_tasks SET lease_expires_at = MAX(lease_expires_at, ?), "
+        "heartbeat_details = COALESCE(?, heartbeat_details) WHERE id = ? AND lease_owner = ?");
+    s->bind(1, static_cast<std::int64_t>(lease_until));
+    bind_opt(*s, 2, details);
+    s->bind(3, static_cast<std::int64_t>(row_id));
+    s->bind(4, owner);
+    s->exec();
+    if (c.changes() == 0) {
+        r.conflict = true;
+        return;
+    }
+    r.ok = true;
+}
+
+std::vector<std::string> claimable_task_names(Connection& c, const std::vector<std::string>& names, Millis now) {
+    std::vector<std::string> out;
+    for (const auto& name : names) {
+        auto s = c.stmt(
+            "SELECT 1 FROM activity_tasks WHERE name = ? AND visible_at <= ? "
+            "AND (lease_owner IS NULL OR lease_expires_at < ?) LIMIT 1");
+        s->bind(1, name);
+        s->bind(2, static_cast<std::int64_t>(now));
+        s->bind(3, static_cast<std::int64_t>(now));
+        if (s->executeStep()) out.push_back(name);
+    }
+    return out;
+}
+
 std::vector<InstanceRow> list_leases(Connection& c, Millis now) {
     std::vector<InstanceRow> out;
     auto s = c.stmt("SELECT " DURABLE_INSTANCE_COLUMNS
@@ -210,7 +282,8 @@ std::vector<HostRow> list_hosts(Connection& c, Millis now) {
     std::vector<HostRow> out;
     auto s = c.stmt(
         "SELECT h.id, h.hostname, h.pid, h.started_at, h.heartbeat_at, h.stopped_at, "
-        "(SELECT COUNT(*) FROM instances i WHERE i.lease_owner = h.id AND i.lease_expires_at >= ?) "
+        "(SELECT COUNT(*) FROM instances i WHERE i.lease_owner = h.id AND i.lease_expires_at >= ?), "
+        "h.orchestrations, h.activities, h.lease_ms "
         "FROM hosts h ORDER BY h.started_at");
     s->bind(1, static_cast<std::int64_t>(now));
     while (s->executeStep()) {
@@ -222,6 +295,9 @@ std::vector<HostRow> list_hosts(Connection& c, Millis now) {
         h.heartbeat_at = s->getColumn(4).getInt64();
         if (!s->getColumn(5).isNull()) h.stopped_at = s->getColumn(5).getInt64();
         h.leases = s->getColumn(6).getInt64();
+        h.orchestrations = names_from_json(s->getColumn(7).getString());
+        h.activities = names_from_json(s->getColumn(8).getString());
+        h.lease_ms = s->getColumn(9).getInt64();
         out.push_back(std::move(h));
     }
     return out;

@@ -31,7 +31,12 @@ std::vector<ClaimedTask> claim_tasks(Connection& c, const std::vector<std::strin
                                      const std::string& owner, Millis now, Millis lease_until, int limit);
 void complete_task(Connection& c, std::int64_t row_id, const std::string& owner,
                    const NewMessage& completion, WriteResult& r);
-std::vector<Candidate> find_claimable(Connection& c, const std::string& owner, Millis now, int limit);
+void release_tasks(Connection& c, const std::string& owner, const std::vector<std::int64_t>& rows, WriteResult& r);
+void heartbeat_task(Connection& c, std::int64_t row_id, const std::string& owner, Millis lease_until,
+                    const std::optional<std::string>& details, WriteResult& r);
+std::vector<Candidate> find_claimable(Connection& c, const std::string& owner, const std::vector<std::string>& names,
+                                      Millis now, int limit);
+std::vector<std::string> claimable_task_names(Connection& c, const std::vector<std::string>& names, Millis now);
 std::vector<InboxRow> owned_inbox(Connection& c, const std::string& owner, Millis now, int limit);
 std::vector<InstanceRow> list_leases(Connection& c, Millis now);
 std::vector<HostRow> list_hosts(Connection& c, Millis now);
@@ -51,5 +56,8 @@ std::vector<AuditEntry> audit_log(Connection& c, const std::optional<std::string
 InstanceRow read_instance(SQLite::Statement& s);
 void bind_opt(SQLite::Statement& s, int idx, const std::optional<std::string>& v);
 std::optional<std::string> col_opt(SQLite::Statement& s, int idx);
+// Names as a JSON array of strings (bound to `json_each(?)` and stored in the hosts row).
+std::string names_json(const std::vector<std::string>& names);
+std::vector<std::string> names_from_json(const std::string& text);
 
 }  // namespace durable::store::sqlite::sql

@@ -27,30 +27,6 @@
 #include "store/migrations.hpp"
 #include "store/sqlite/sql.hpp"
 
-namespace durable {
-
-std::string_view to_string(Status s) {
-    switch (s) {
-        case Status::Pending: return "Pending";
-        case Status::Running: return "Running";
-        case Status::Suspended: return "Suspended";
-        case Status::Completed: return "Completed";
-        case Status::Failed: return "Failed";
-        case Status::Terminated: return "Terminated";
-    }
-    return "Unknown";
-}
-
-std::optional<Status> status_from_string(std::string_view s) {
-    for (auto st : {Status::Pending, Status::Running, Status::Suspended, Status::Completed, Status::Failed,
-                    Status::Terminated}) {
-        if (s == to_string(st)) return st;
-    }
-    return std::nullopt;
-}
-
-}  // namespace durable
-
 namespace durable::store {
 namespace sqlite {
 namespace {
@@ -149,6 +125,18 @@ public:
             sql::complete_task(c, row_id, owner, completion, r);
         }, std::move(cb));
     }
+    void release_tasks(std::string owner, std::vector<std::int64_t> rows, WriteCallback cb) override {
+        enqueue([owner = std::move(owner), rows = std::move(rows)](Connection& c, WriteResult& r) {
+            sql::release_tasks(c, owner, rows, r);
+        }, std::move(cb));
+    }
+    void heartbeat_task(std::int64_t row_id, std::string owner, Millis lease_until, std::optional<std::string> details,
+                        WriteCallback cb) override {
+        enqueue([row_id, owner = std::move(owner), lease_until, details = std::move(details)](Connection& c,
+                                                                                             WriteResult& r) {
+            sql::heartbeat_task(c, row_id, owner, lease_until, details, r);
+        }, std::move(cb));
+    }
     void purge_instance(std::string id, WriteCallback cb) override {
         enqueue([id = std::move(id)](Connection& c, WriteResult& r) { sql::purge_instance(c, id, r); }, std::move(cb));
     }
@@ -184,8 +172,12 @@ public:
     std::vector<InstanceRow> query_instances(const InstanceFilter& f) override {
         return read([&](Connection& c) { return sql::query_instances(c, f); });
     }
-    std::vector<Candidate> find_claimable(const std::string& owner, Millis now, int limit) override {
-        return read([&](Connection& c) { return sql::find_claimable(c, owner, now, limit); });
+    std::vector<Candidate> find_claimable(const std::string& owner, const std::vector<std::string>& names, Millis now,
+                                          int limit) override {
+        return read([&](Connection& c) { return sql::find_claimable(c, owner, names, now, limit); });
+    }
+    std::vector<std::string> claimable_task_names(const std::vector<std::string>& names, Millis now) override {
+        return read([&](Connection& c) { return sql::claimable_task_names(c, names, now); });
     }
     std::vector<InboxRow> owned_inbox(const std::string& owner, Millis now, int limit) override {
         return read([&](Connection& c) { return sql::owned_inbox(c, owner, now, limit); });
@@ -482,6 +474,9 @@ private:
 
     void migrate();
     void migrate_once();  // throws SQLite::Exception as SQLite gave it
+    // True when the file holds durable's schema, false when it holds nothing yet; throws
+    // StoreError for a database that holds other tables.
+    bool holds_durable_schema(Connection& c);
 
     std::string path_;
     SqliteOptions options_;
@@ -544,11 +539,37 @@ void SqliteStore::migrate() {
     }
 }
 
+bool SqliteStore::holds_durable_schema(Connection& c) {
+    std::vector<std::string> objects;
+    bool durable = false;
+    SQLite::Statement s(c.db(),
+                        "SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name");
+    while (s.executeStep()) {
+        std::string name = s.getColumn(0).getString();
+        if (name == "schema_migrations") durable = true;
+        objects.push_back(std::move(name));
+    }
+    if (durable || objects.empty()) return durable;
+    std::string some;
+    for (std::size_t i = 0; i < objects.size() && i < 5; ++i) some += (i ? ", " : "") + objects[i];
+    if (objects.size() > 5) some += ", ...";
+    throw StoreError(fmt::format("'{}' is a SQLite database of another program (it holds {}, and no durable schema); "
+                                 "durable leaves it as it is: point --db at a new file or at a durable database",
+                                 path_, some));
+}
+
 void SqliteStore::migrate_once() {
     Connection& c = *writer_;
     const auto& migrations = embedded_migrations();
     int known = migrations.empty() ? 0 : migrations.back().version;
     {
+        // Before anything is written (even the switch to WAL): a database of another program
+        // is left exactly as it is.
+        if (!holds_durable_schema(c) && options_.read_only) {
+            throw StoreError(fmt::format("'{}' holds no durable database yet and is open read-only; start a worker "
+                                         "or schedule an instance on it first",
+                                         path_));
+        }
         if (!options_.read_only) {
             c.exec("PRAGMA journal_mode = WAL");
             c.exec("BEGIN IMMEDIATE");

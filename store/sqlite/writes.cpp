@@ -34,6 +34,8 @@ void append_audit(Connection& c, const AuditEntry& a) {
     s->exec();
 }
 
+static void delete_instance_rows(Connection& c, const std::string& id);
+
 static void insert_inbox(Connection& c, const NewMessage& m) {
     auto s = c.stmt("INSERT INTO inbox (instance_id, visible_at, control, event) VALUES (?, ?, ?, ?)");
     s->bind(1, m.instance_id);
@@ -44,6 +46,19 @@ static void insert_inbox(Connection& c, const NewMessage& m) {
 }
 
 void create_instance(Connection& c, const NewInstance& inst, WriteResult& r) {
+    bool replaced = false;
+    if (inst.replace_finished) {
+        std::optional<Status> status;
+        {
+            auto s = c.stmt("SELECT status FROM instances WHERE id = ?");
+            s->bind(1, inst.id);
+            if (s->executeStep()) status = status_from_string(s->getColumn(0).getString());
+        }
+        if (status && is_terminal(*status)) {
+            delete_instance_rows(c, inst.id);
+            replaced = true;
+        }
+    }
     {
         auto s = c.stmt(
             "INSERT INTO instances (id, name, status, execution_id, input, parent_id, parent_task_id, "
@@ -66,9 +81,10 @@ void create_instance(Connection& c, const NewInstance& inst, WriteResult& r) {
     insert_inbox(c, NewMessage{inst.id, inst.start_at, false, inst.start_event});
     r.inbox_id = c.last_insert_rowid();
     if (!inst.actor.empty()) {
-        append_audit(c, AuditEntry{inst.now, inst.actor, "schedule", inst.id, inst.name});
+        append_audit(c, AuditEntry{inst.now, inst.actor, replaced ? "restart" : "schedule", inst.id, inst.name});
     }
     r.ids.push_back(inst.id);
+    r.count = replaced ? 1 : 0;
 }
 
 void send_message(Connection& c, const NewMessage& msg, const std::optional<AuditEntry>& audit,
@@ -154,10 +170,15 @@ void commit_episode(Connection& c, const EpisodeCommit& e, WriteResult& r) {
     }
     append_history(c, e.instance_id, e.first_seq, e.events);
     if (is_terminal(e.status)) {
-        // Nothing more can happen to a finished instance: drop what its inbox still holds.
+        // Nothing more can happen to a finished instance: drop what its inbox still holds, and
+        // its activity tasks (a worker running one learns it was cancelled at its next
+        // heartbeat; its completion finds no row).
         auto s = c.stmt("DELETE FROM inbox WHERE instance_id = ?");
         s->bind(1, e.instance_id);
         s->exec();
+        auto t = c.stmt("DELETE FROM activity_tasks WHERE instance_id = ?");
+        t->bind(1, e.instance_id);
+        t->exec();
     } else {
         for (auto id : e.consumed_inbox) {
             auto s = c.stmt("DELETE FROM inbox WHERE id = ?");
@@ -264,9 +285,11 @@ void purge_instances(Connection& c, const PurgeFilter& f, WriteResult& r) {
 
 void heartbeat(Connection& c, const HostRow& h) {
     auto s = c.stmt(
-        "INSERT INTO hosts (id, hostname, pid, started_at, heartbeat_at, stopped_at) VALUES (?, ?, ?, ?, ?, ?) "
+        "INSERT INTO hosts (id, hostname, pid, started_at, heartbeat_at, stopped_at, orchestrations, activities, "
+        "lease_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, stopped_at = excluded.stopped_at, "
-        "pid = excluded.pid, hostname = excluded.hostname");
+        "pid = excluded.pid, hostname = excluded.hostname, orchestrations = excluded.orchestrations, "
+        "activities = excluded.activities, lease_ms = excluded.lease_ms");
     s->bind(1, h.id);
     s->bind(2, h.hostname);
     s->bind(3, static_cast<std::int64_t>(h.pid));
@@ -277,6 +300,9 @@ void heartbeat(Connection& c, const HostRow& h) {
     } else {
         s->bind(6);
     }
+    s->bind(7, names_json(h.orchestrations));
+    s->bind(8, names_json(h.activities));
+    s->bind(9, static_cast<std::int64_t>(h.lease_ms));
     s->exec();
 }
 

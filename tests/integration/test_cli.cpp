@@ -1,13 +1,19 @@
 // The `durable` command line against a real database file: each subcommand's output and
-// exit code (0 ok, 1 operation failed, 2 usage error), with a real worker process running the
-// example orchestrations where instances must make progress.
+// exit code (0 ok, 1 operation failed, 2 usage error, 3 a wait timed out), with a real worker
+// process running the example orchestrations where instances must make progress.
 #include <doctest/doctest.h>
+
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <regex>
+#include <set>
 #include <sstream>
 
+#include <SQLiteCpp/Database.h>
 #include <durable/durable.hpp>
 
 #include "support/process.hpp"
@@ -52,6 +58,27 @@ Result durable_cli(const TempDir& dir, const std::string& db, std::vector<std::s
                    std::chrono::milliseconds timeout = 60s) {
     args.insert(args.begin(), {"--db", db});
     return run_program(dir, kDurable, args, timeout);
+}
+
+// `durable args...` run by /bin/sh with standard input from `stdin_file`.
+Result durable_with_stdin(const TempDir& dir, const std::string& db, const std::vector<std::string>& args,
+                          const std::string& stdin_file) {
+    std::string script = "exec '" + kDurable + "' --db '" + db + "'";
+    for (const auto& a : args) script += " '" + a + "'";
+    script += " < '" + stdin_file + "'";
+    return run_program(dir, "/bin/sh", {"-c", script});
+}
+
+void write_file(const std::string& path, const std::string& text) {
+    std::ofstream out(path, std::ios::binary);
+    out << text;
+}
+
+std::string file_bytes(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream out;
+    out << in.rdbuf();
+    return out.str();
 }
 
 // A `durable worker` process on `db`, stopped with SIGTERM when the test is done.
@@ -126,9 +153,9 @@ TEST_CASE("reading commands on a missing file or an unknown instance exit with 1
     auto raise = durable_cli(dir, db, {"raise", "nope", "approved"});
     CHECK(raise.code == 1);
     CHECK(raise.err_has("no instance 'nope'"));
-    // No worker runs: the instance stays Pending and wait times out.
+    // No worker runs: the instance stays Pending and wait times out, with its own exit code.
     auto wait = durable_cli(dir, db, {"wait", "wc-1", "--timeout", "300ms"});
-    CHECK(wait.code == 1);
+    CHECK(wait.code == 3);
     CHECK(wait.err_has("did not finish within 300 ms"));
 }
 
@@ -299,4 +326,311 @@ TEST_CASE("without --db the database is durable.db in the current directory") {
     auto r = run_program(dir, "/bin/sh", {"-c", script});
     CHECK(r.code == 0);
     CHECK(std::filesystem::exists(dir.path() / "durable.db"));
+}
+
+TEST_CASE("split workers: --only orchestrations and --only activities run an instance together; hosts shows who runs "
+          "what; an instance nobody runs says why it waits") {
+    TempDir dir;
+    auto db = dir.file("split.db");
+    {
+        Process orch(kDurable, {"--db", db, "worker", "--host-id", "orch-only", "--only", "orchestrations", "--lease",
+                                "2s", "--poll", "20ms"},
+                     {dir.file("orch.log")});
+        Process acts(kDurable, {"--db", db, "worker", "--host-id", "acts-only", "--only", "activities", "--lease", "2s",
+                                "--poll", "20ms"},
+                     {dir.file("acts.log")});
+        auto started = durable_cli(dir, db, {"start", "order_pipeline", "--id", "split-a", "--input",
+                                             R"({"order_id":"A","items":[{"sku":"book","quantity":2,"price":10}]})",
+                                             "--wait", "--timeout", "60s"});
+        CHECK(started.code == 0);
+        CHECK(started.out_has("status:      Completed"));
+
+        auto hosts = durable_cli(dir, db, {"hosts", "--json"});
+        REQUIRE(hosts.code == 0);
+        auto j = Json::parse(hosts.stdout_text());
+        int seen = 0;
+        for (const auto& h : j) {
+            if (h["id"] == "orch-only") {
+                ++seen;
+                CHECK_FALSE(h["orchestrations"].empty());
+                CHECK(h["activities"].empty());
+            } else if (h["id"] == "acts-only") {
+                ++seen;
+                CHECK(h["orchestrations"].empty());
+                CHECK_FALSE(h["activities"].empty());
+            }
+        }
+        CHECK(seen == 2);
+        CHECK(durable_cli(dir, db, {"hosts"}).out_has("orchestrations: -"));
+
+        // A name no live host registers: scheduled anyway (a host may come later), said so.
+        auto nobody = durable_cli(dir, db, {"start", "not_deployed_yet", "--id", "later-1", "--force"});
+        CHECK(nobody.code == 0);
+        CHECK(nobody.err_has("no live host registers 'not_deployed_yet'"));
+        auto status = durable_cli(dir, db, {"status", "later-1"});
+        CHECK(status.out_has("status:      Pending"));
+        CHECK(status.out_has("waiting for a host that registers 'not_deployed_yet'"));
+        CHECK(durable_cli(dir, db, {"list"}).out_has("(waiting for a host that registers 'not_deployed_yet')"));
+        CHECK(Json::parse(durable_cli(dir, db, {"status", "later-1", "--json"}).stdout_text())["waiting_for"] ==
+              "waiting for a host that registers 'not_deployed_yet'");
+        orch.signal(SIGTERM);
+        acts.signal(SIGTERM);
+        CHECK(orch.wait(20s) == 0);
+        CHECK(acts.wait(20s) == 0);
+    }
+    auto bad = durable_cli(dir, db, {"worker", "--activities", "no_such_activity"});
+    CHECK(bad.code == 2);
+    CHECK(bad.err_has("no activity named 'no_such_activity'"));
+    CHECK(durable_cli(dir, db, {"worker", "--only", "everything"}).code == 2);
+}
+
+TEST_CASE("start --id '' is a usage error and creates nothing") {
+    TempDir dir;
+    auto db = dir.file("cli.db");
+    auto r = durable_cli(dir, db, {"start", "word_count", "--id", ""});
+    CHECK(r.code == 2);
+    CHECK(r.err_has("--id is empty"));
+    CHECK(r.out.empty());
+    CHECK_FALSE(std::filesystem::exists(db));
+}
+
+TEST_CASE("start --if-exists: return says so, fail refuses, restart starts a finished instance anew") {
+    TempDir dir;
+    auto db = dir.file("cli.db");
+    REQUIRE(durable_cli(dir, db, {"start", "word_count", "--id", "w", "--input", R"({"documents":1})"}).code == 0);
+
+    auto again = durable_cli(dir, db, {"start", "word_count", "--id", "w", "--input", R"({"documents":2})"});
+    CHECK(again.code == 0);
+    CHECK(again.out == std::vector<std::string>{"w"});
+    CHECK(again.err_has("instance 'w' exists already (Pending): returning it; the input given was not used"));
+    auto fail = durable_cli(dir, db, {"start", "word_count", "--id", "w", "--if-exists", "fail"});
+    CHECK(fail.code == 1);
+    CHECK(fail.err_has("instance 'w' exists already"));
+    auto running = durable_cli(dir, db, {"start", "word_count", "--id", "w", "--if-exists", "restart"});
+    CHECK(running.code == 1);
+    CHECK(running.err_has("only a finished instance can be restarted"));
+    CHECK(durable_cli(dir, db, {"start", "word_count", "--id", "w", "--if-exists", "sometimes"}).code == 2);
+    auto state = Json::parse(durable_cli(dir, db, {"status", "w", "--json"}).stdout_text());
+    CHECK(state["input"]["documents"] == 1);  // none of the above changed it
+
+    Worker worker(dir, db, "reuse-worker");
+    REQUIRE(durable_cli(dir, db, {"wait", "w", "--timeout", "30s"}).code == 0);
+    auto restarted = durable_cli(dir, db, {"start", "word_count", "--id", "w", "--input", R"({"documents":3})",
+                                           "--if-exists", "restart", "--wait", "--json", "--timeout", "30s"});
+    CHECK(restarted.code == 0);
+    CHECK(restarted.err_has("instance 'w' had finished: started anew"));
+    std::string text;
+    for (std::size_t i = 1; i < restarted.out.size(); ++i) text += restarted.out[i];
+    auto j = Json::parse(text);
+    CHECK(j["status"] == "Completed");
+    CHECK(j["input"]["documents"] == 3);
+}
+
+TEST_CASE("--input-file, --input - and raise --data-file / --data - carry payloads larger than one argument") {
+    TempDir dir;
+    auto db = dir.file("cli.db");
+    // Linux caps one argument at 128 KiB: this input cannot be given inline at all.
+    std::string blob(200'000, 'x');
+    auto big = dir.file("big.json");
+    write_file(big, Json{{"blob", blob}}.dump());
+
+    auto from_file = durable_cli(dir, db, {"start", "ingest", "--force", "--id", "f", "--input-file", big});
+    REQUIRE(from_file.code == 0);
+    auto f = Json::parse(durable_cli(dir, db, {"status", "f", "--json"}).stdout_text());
+    CHECK(f["input"]["blob"].get<std::string>().size() == blob.size());
+
+    auto from_stdin = durable_with_stdin(dir, db, {"start", "ingest", "--force", "--id", "s", "--input", "-"}, big);
+    REQUIRE(from_stdin.code == 0);
+    auto st = Json::parse(durable_cli(dir, db, {"status", "s", "--json"}).stdout_text());
+    CHECK(st["input"]["blob"].get<std::string>().size() == blob.size());
+
+    auto both = durable_cli(dir, db, {"start", "ingest", "--force", "--input", "{}", "--input-file", big});
+    CHECK(both.code == 2);
+    CHECK(both.err_has("either --input or --input-file"));
+    auto missing = durable_cli(dir, db, {"start", "ingest", "--force", "--input-file", dir.file("nope.json")});
+    CHECK(missing.code == 2);
+    CHECK(missing.err_has("nope.json' cannot be read"));
+    auto empty = dir.file("empty.json");
+    write_file(empty, "");
+    auto nothing = durable_with_stdin(dir, db, {"start", "ingest", "--force", "--input", "-"}, empty);
+    CHECK(nothing.code == 2);
+    CHECK(nothing.err_has("is empty"));
+
+    // raise: an approval decided with a payload from a file, another from standard input.
+    Worker worker(dir, db, "payload-worker");
+    REQUIRE(durable_cli(dir, db, {"start", "approval", "--id", "ap-f", "--input", R"({"request_id":"f"})"}).code == 0);
+    REQUIRE(durable_cli(dir, db, {"start", "approval", "--id", "ap-s", "--input", R"({"request_id":"s"})"}).code == 0);
+    auto data = dir.file("data.json");
+    write_file(data, R"({"by": "a file"})");
+    CHECK(durable_cli(dir, db, {"raise", "ap-f", "approved", "--data-file", data}).code == 0);
+    auto by_stdin = dir.file("stdin.json");
+    write_file(by_stdin, R"({"by": "stdin"})");
+    CHECK(durable_with_stdin(dir, db, {"raise", "ap-s", "approved", "--data", "-"}, by_stdin).code == 0);
+    auto done_f = durable_cli(dir, db, {"wait", "ap-f", "--timeout", "30s", "--json"});
+    REQUIRE(done_f.code == 0);
+    CHECK(Json::parse(done_f.stdout_text())["output"]["decided_by"] == "a file");
+    auto done_s = durable_cli(dir, db, {"wait", "ap-s", "--timeout", "30s", "--json"});
+    REQUIRE(done_s.code == 0);
+    CHECK(Json::parse(done_s.stdout_text())["output"]["decided_by"] == "stdin");
+    CHECK(durable_cli(dir, db, {"raise", "ap-f", "approved", "--data", "{}", "--data-file", data}).code == 2);
+}
+
+TEST_CASE("worker refuses a --poll that would spin a core") {
+    TempDir dir;
+    auto db = dir.file("cli.db");
+    for (const char* poll : {"0s", "1ms"}) {
+        auto r = durable_cli(dir, db, {"worker", "--poll", poll}, 10s);
+        CHECK(r.code == 2);
+        CHECK(r.err_has("--poll must be at least 5ms"));
+    }
+    CHECK_FALSE(std::filesystem::exists(db));
+}
+
+TEST_CASE("--db naming a directory says so") {
+    TempDir dir;
+    for (const char* sub : {"start", "list"}) {
+        std::vector<std::string> args{sub};
+        if (std::string(sub) == "start") args.push_back("word_count");
+        auto r = durable_cli(dir, dir.path().string(), args);
+        CHECK(r.code == 2);
+        CHECK_MESSAGE(r.err_has("is a directory; give the path of a database file"), r.err);
+        CHECK_FALSE(r.err_has("disk I/O error"));
+    }
+}
+
+TEST_CASE("a SQLite database of another program is refused and left exactly as it was") {
+    TempDir dir;
+    auto db = dir.file("other.db");
+    {
+        SQLite::Database other(db, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+        other.exec("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)");
+        other.exec("INSERT INTO customers (name) VALUES ('ada')");
+    }
+    auto before = file_bytes(db);
+    for (std::vector<std::string> args : {std::vector<std::string>{"start", "word_count", "--id", "x"},
+                                          std::vector<std::string>{"worker"}, std::vector<std::string>{"list"}}) {
+        auto r = durable_cli(dir, db, args, 20s);
+        CHECK(r.code == 1);
+        CHECK_MESSAGE(r.err_has("is a SQLite database of another program (it holds customers"), r.err);
+    }
+    CHECK(file_bytes(db) == before);  // not a byte changed: no tables added, still in rollback-journal mode
+    CHECK_FALSE(std::filesystem::exists(db + "-wal"));
+}
+
+TEST_CASE("in a directory it cannot write, the reading commands open the database read-only") {
+    TempDir dir;
+    auto sub = dir.path() / "ro";
+    std::filesystem::create_directory(sub);
+    auto db = (sub / "cli.db").string();
+    REQUIRE(durable_cli(dir, db, {"start", "word_count", "--id", "ro-1", "--input", R"({"documents":1})"}).code == 0);
+    // Readable by everyone, writable by no one but its owner; run as another user when root
+    // (whom permissions do not bind), else take the write permission from ourselves.
+    ::chmod(dir.path().c_str(), 0755);
+    std::vector<std::string> prefix;
+    if (::geteuid() == 0) {
+        ::chmod(sub.c_str(), 0755);
+        ::chmod(db.c_str(), 0644);
+        prefix = {"--reuid=65534", "--regid=65534", "--clear-groups", kDurable};
+    } else {
+        ::chmod(sub.c_str(), 0555);
+    }
+    auto run = [&](std::vector<std::string> args) {
+        args.insert(args.begin(), {"--db", db});
+        if (prefix.empty()) return run_program(dir, kDurable, args);
+        args.insert(args.begin(), prefix.begin(), prefix.end());
+        return run_program(dir, "/usr/bin/setpriv", args);
+    };
+    auto status = run({"status", "ro-1"});
+    CHECK_MESSAGE(status.code == 0, status.err);
+    CHECK(status.out_has("status:      Pending"));
+    CHECK(run({"list"}).out_has("ro-1"));
+    CHECK(run({"history", "ro-1"}).code == 0);
+    CHECK(run({"hosts"}).code == 0);
+    auto write = run({"start", "word_count"});
+    CHECK(write.code == 1);
+    CHECK(write.err_has("read-only"));
+    ::chmod(sub.c_str(), 0755);
+}
+
+TEST_CASE("ids, names and events that are not UTF-8 are usage errors naming the argument") {
+    TempDir dir;
+    auto db = dir.file("cli.db");
+    const std::string bad = "caf\xC3";  // cut in the middle of a two-byte sequence
+    auto start = durable_cli(dir, db, {"start", "word_count", "--id", bad});
+    CHECK(start.code == 2);
+    CHECK(start.err_has("--id is not valid UTF-8 (byte 3 is 0xC3)"));
+    CHECK_FALSE(start.err_has("json.exception"));
+    REQUIRE(durable_cli(dir, db, {"start", "word_count", "--id", "u"}).code == 0);
+    auto raise = durable_cli(dir, db, {"raise", "u", "ok\xFF"});
+    CHECK(raise.code == 2);
+    CHECK(raise.err_has("the EVENT name is not valid UTF-8"));
+    auto status = durable_cli(dir, db, {"status", bad});
+    CHECK(status.code == 2);
+    CHECK(status.err_has("the instance ID is not valid UTF-8"));
+    auto reason = durable_cli(dir, db, {"terminate", "u", "--reason", "\xE2\x82"});
+    CHECK(reason.code == 2);
+    CHECK(reason.err_has("--reason is not valid UTF-8"));
+}
+
+TEST_CASE("exit codes: --version, an unknown subcommand named, a timed-out wait, history --follow's timeout") {
+    TempDir dir;
+    auto db = dir.file("cli.db");
+    auto version = run_program(dir, kDurable, {"--version"});
+    CHECK(version.code == 0);
+    CHECK(version.out_has("durable 0."));
+    auto unknown = durable_cli(dir, db, {"frobnicate", "now"});
+    CHECK(unknown.code == 2);
+    CHECK(unknown.err_has("unknown subcommand 'frobnicate'"));
+    CHECK(unknown.err_has("start, status"));
+    // Argument errors the library finds are usage errors too.
+    CHECK(durable_cli(dir, db, {"start", "ingest", "--force", "--input", Json{{"blob", std::string(100'000, 'x')}}.dump(),
+                                "--id", "ok"})
+              .code == 0);
+    auto oversized = durable_cli(dir, db, {"start", "ingest", "--force", "--input-file", [&] {
+                                               auto p = dir.file("huge.json");
+                                               write_file(p, Json{{"blob", std::string(300'000, 'x')}}.dump());
+                                               return p;
+                                           }()});
+    CHECK(oversized.code == 2);
+    CHECK(oversized.err_has("over the"));
+
+    REQUIRE(durable_cli(dir, db, {"start", "word_count", "--id", "slow"}).code == 0);  // no worker: stays Pending
+    auto timed_out = durable_cli(dir, db, {"start", "word_count", "--id", "slow2", "--wait", "--timeout", "200ms"});
+    CHECK(timed_out.code == 3);
+    auto wait = durable_cli(dir, db, {"wait", "slow", "--timeout", "200ms"});
+    CHECK(wait.code == 3);
+    auto follow = durable_cli(dir, db, {"history", "slow", "--follow", "--timeout", "200ms"});
+    CHECK(follow.code == 3);
+    CHECK(follow.err_has("stopped following 'slow' after --timeout 200ms: it is still Pending"));
+}
+
+TEST_CASE("the README shows every subcommand and every flag the binary has") {
+    TempDir dir;
+    std::string readme = durable::test::read_text(std::string(DURABLE_SOURCE_DIR) + "/README.md");
+    REQUIRE(!readme.empty());
+    auto help = run_program(dir, kDurable, {"--help"});
+    std::set<std::string> subcommands;
+    bool in_list = false;
+    for (const auto& line : help.out) {
+        if (line.rfind("Subcommands:", 0) == 0) {
+            in_list = true;
+            continue;
+        }
+        std::smatch m;
+        if (in_list && std::regex_search(line, m, std::regex("^  ([a-z]+)\\s"))) subcommands.insert(m[1]);
+    }
+    REQUIRE(subcommands.size() >= 10);
+    std::regex flag("(--[a-z][a-z-]+)");
+    for (const auto& sub : subcommands) {
+        CHECK_MESSAGE(readme.find(sub + " ") != std::string::npos, "README lacks subcommand ", sub);
+        auto sub_help = run_program(dir, kDurable, {sub, "--help"});
+        for (const auto& line : sub_help.out) {
+            for (std::sregex_iterator it(line.begin(), line.end(), flag), end; it != end; ++it) {
+                std::string f = (*it)[1];
+                if (f == "--help" || f == "--exit-with-parent") continue;
+                CHECK_MESSAGE(readme.find(f) != std::string::npos, "README lacks ", sub, " ", f);
+            }
+        }
+    }
+    CHECK(readme.find("--version") != std::string::npos);
 }

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <thread>
 
+#include "runtime/database_access.hpp"
 #include "store/store.hpp"
 #include "support/engine_fixture.hpp"
 
@@ -59,10 +60,10 @@ HostOptions with_linger(std::chrono::microseconds linger) {
 // Writes the store made while `f` ran (the flush's own empty write not counted).
 template <class F>
 std::int64_t writes_during(Engine& e, F&& f) {
-    auto before = e.db.store()->stats().ops;
+    auto before = durable::detail::store_of(e.db)->stats().ops;
     f();
-    e.db.store()->flush();
-    return e.db.store()->stats().ops - before - 1;
+    durable::detail::store_of(e.db)->flush();
+    return durable::detail::store_of(e.db)->stats().ops - before - 1;
 }
 
 bool wait_until(const std::function<bool()>& ok, std::chrono::milliseconds limit) {

@@ -31,6 +31,7 @@
 #include <thread>
 #include <vector>
 
+#include "runtime/database_access.hpp"
 #include "store/store.hpp"
 #include "support/process.hpp"
 #include "support/temp_dir.hpp"
@@ -43,6 +44,8 @@ struct HostConfig {
     int activity_ms = 0;  // how long each seq5 step sleeps
     int threads = 4;      // activity threads
     int max_active = 0;   // 0: the host's default
+    // Names the host registers: "a,b", "none", or empty for all of test_host's.
+    std::string orchestrations, activities;
 };
 
 struct ActivityRun {
@@ -136,6 +139,14 @@ public:
             args.push_back("--max-active");
             args.push_back(std::to_string(c.max_active));
         }
+        if (!c.orchestrations.empty()) {
+            args.push_back("--orchestrations");
+            args.push_back(c.orchestrations);
+        }
+        if (!c.activities.empty()) {
+            args.push_back("--activities");
+            args.push_back(c.activities);
+        }
         auto p = std::make_unique<Process>(std::string(DURABLE_BIN_DIR) + "/test_host", args,
                                            ProcessOptions{err_path(id)});
         bool ready = p->wait_for_line("ready", std::chrono::seconds(20));
@@ -209,7 +220,7 @@ public:
     // Non-terminal instances whose lease `owner` holds (expired or not).
     std::vector<store::InstanceRow> owned_by(const std::string& owner) {
         std::vector<store::InstanceRow> out;
-        for (auto& row : db.store()->list_leases(wall_ms())) {
+        for (auto& row : durable::detail::store_of(db)->list_leases(wall_ms())) {
             if (row.lease_owner == owner && !is_terminal(row.status)) out.push_back(std::move(row));
         }
         return out;
@@ -218,7 +229,7 @@ public:
     // Lease holders now: host id -> instances held.
     std::map<std::string, std::size_t> leases_by_owner() {
         std::map<std::string, std::size_t> out;
-        for (auto& row : db.store()->list_leases(wall_ms())) {
+        for (auto& row : durable::detail::store_of(db)->list_leases(wall_ms())) {
             if (row.lease_owner && !is_terminal(row.status)) ++out[*row.lease_owner];
         }
         return out;

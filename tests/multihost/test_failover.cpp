@@ -204,12 +204,12 @@ TEST_CASE("a host stopped (SIGSTOP) past its lease: its late commit is refused, 
     // b takes x over once a's lease has run out.
     bool taken = test::wait_until(
         [&] {
-            auto row = c.db.store()->get_instance(x);
+            auto row = durable::detail::store_of(c.db)->get_instance(x);
             return row->lease_owner == "b" || is_terminal(row->status);
         },
         std::chrono::milliseconds(cfg.lease_ms + 5000), 5ms);
     if (!taken) {
-        auto row = c.db.store()->get_instance(x);
+        auto row = durable::detail::store_of(c.db)->get_instance(x);
         MESSAGE("x: " << to_string(row->status) << ", lease " << row->lease_owner.value_or("-") << " until "
                       << row->lease_expires_at << " (now " << test::wall_ms() << "), version " << row->version);
         MESSAGE("b's log:\n" << c.stderr_of("b"));

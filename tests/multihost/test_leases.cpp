@@ -84,7 +84,7 @@ TEST_CASE("lease renewal keeps an instance whose activity runs 3 x the lease fro
     auto all_done = [&] {
         bool done = true;
         for (const auto& id : ids) {
-            auto row = c.db.store()->get_instance(id);
+            auto row = durable::detail::store_of(c.db)->get_instance(id);
             if (!row) return false;
             if (row->lease_owner) owners[id].insert(*row->lease_owner);
             done = done && is_terminal(row->status);

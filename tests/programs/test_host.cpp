@@ -1,13 +1,16 @@
 // test_host — a worker process for the multi-host tests.
 //
 //   test_host --db FILE --host-id ID --lease-ms N [--poll-ms N] [--activity-ms N] [--threads N]
-//             [--max-active N] [--log FILE]
+//             [--max-active N] [--log FILE] [--orchestrations a,b|none] [--activities a,b|none]
 //
 // Runs one durable::Host on FILE with these orchestrations registered:
 //   seq5           five sequential "step" activities (each sleeps --activity-ms, honouring
 //                  cancellation); input: anything; output: 5.
+//   v2             two sequential "step" activities; output: 2 (the new code of a rolling deploy).
 //   long_activity  one "long" activity that sleeps input["ms"] milliseconds, honouring the
 //                  cancellation token; output: "done".
+// --orchestrations / --activities register only the names listed ("none": none of them), for
+// split deployments: orchestration hosts, activity workers, old binaries.
 // Every activity appends "instance_id task_id host_id start" to the --log file when it starts
 // and "instance_id task_id host_id end" when it finishes uncancelled, so tests can count how
 // often each activity ran and where. Each line is one O_APPEND write: lines from several
@@ -34,7 +37,7 @@ using namespace durable;
 namespace {
 
 struct Args {
-    std::string db, host_id, log;
+    std::string db, host_id, log, orchestrations, activities;
     int lease_ms = 1000, poll_ms = 50, activity_ms = 0, threads = 4, max_active = 0;
 };
 
@@ -60,6 +63,11 @@ Task<int> seq5(OrchestrationContext& ctx, Json) {
     co_return n;
 }
 
+Task<int> v2(OrchestrationContext& ctx, Json) {
+    int n = co_await ctx.call_activity<int>("step", 0);
+    co_return co_await ctx.call_activity<int>("step", n);
+}
+
 Task<std::string> long_activity(OrchestrationContext& ctx, Json input) {
     int ms = input.is_object() ? input.value("ms", 1000) : 1000;
     co_await ctx.call_activity<bool>("long", ms);
@@ -69,6 +77,7 @@ Task<std::string> long_activity(OrchestrationContext& ctx, Json input) {
 std::shared_ptr<Registry> make_registry(int activity_ms) {
     auto r = std::make_shared<Registry>();
     r->add_orchestrator("seq5", seq5);
+    r->add_orchestrator("v2", v2);
     r->add_orchestrator("long_activity", long_activity);
     r->add_activity("step", [activity_ms](ActivityContext& ctx, int n) {
         log_activity(ctx, "start");
@@ -105,6 +114,10 @@ bool parse(int argc, char** argv, Args& a) {
                 a.activity_ms = std::stoi(v);
             } else if (k == "--threads") {
                 a.threads = std::stoi(v);
+            } else if (k == "--orchestrations") {
+                a.orchestrations = v;
+            } else if (k == "--activities") {
+                a.activities = v;
             } else if (k == "--max-active") {
                 a.max_active = std::stoi(v);
             } else {
@@ -124,7 +137,8 @@ int main(int argc, char** argv) {
     if (!parse(argc, argv, args)) {
         std::fprintf(stderr,
                      "usage: test_host --db FILE --host-id ID --lease-ms N [--poll-ms N] [--activity-ms N] "
-                     "[--threads N] [--max-active N] [--log FILE]\n");
+                     "[--threads N] [--max-active N] [--log FILE] [--orchestrations a,b|none] "
+                     "[--activities a,b|none]\n");
         return 2;
     }
     // Every thread the host starts inherits this mask; SIGTERM is taken by sigwait below.
@@ -156,7 +170,16 @@ int main(int argc, char** argv) {
         options.activity_threads = args.threads;
         if (args.max_active > 0) options.max_active_instances = static_cast<std::size_t>(args.max_active);
         options.logger = logger;
-        Host host(db, make_registry(args.activity_ms), options);
+        // "a,b" keeps those names, "none" none, empty all.
+        auto keeps = [](const std::string& list, const std::string& name) {
+            if (list.empty()) return true;
+            return ("," + list + ",").find("," + name + ",") != std::string::npos;
+        };
+        auto registry = std::make_shared<Registry>(make_registry(args.activity_ms)->filtered(
+            [&](bool orchestrator, const std::string& name) {
+                return keeps(orchestrator ? args.orchestrations : args.activities, name);
+            }));
+        Host host(db, registry, options);
         host.start();
         std::printf("ready\n");
         std::fflush(stdout);

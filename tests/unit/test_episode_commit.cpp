@@ -79,8 +79,8 @@ TEST_CASE("episode commit: each decision kind becomes its row, and what the host
     auto sub = decision(Decision::Kind::SubOrchestration, 5, "child", Json{{"k", 1}});
     sub.target = "i1:5";
     ds.push_back(sub);
-    auto plan = detail::build_episode_commit(outcome(history), ds, [](const std::string& n) { return n == "local"; },
-                                             counter());
+    detail::LocalCode local{[](const std::string& n) { return n == "local"; }, {}};
+    auto plan = detail::build_episode_commit(outcome(history), ds, local, counter());
     const auto& c = plan.commit;
     REQUIRE(plan.local.activities.size() == 1);
     CHECK(plan.local.activities[0].name == "local");
@@ -114,6 +114,13 @@ TEST_CASE("episode commit: each decision kind becomes its row, and what the host
     auto all_local = detail::build_episode_commit(outcome(history), ds, {}, counter());
     CHECK(all_local.local.activities.size() == 2);
     CHECK(all_local.commit.tasks.empty());
+
+    // A child orchestration this host does not register is created unleased, not adopted.
+    detail::LocalCode no_child{{}, [](const std::string& n) { return n != "child"; }};
+    auto remote_child = detail::build_episode_commit(outcome(history), ds, no_child, counter());
+    REQUIRE(remote_child.commit.new_instances.size() == 1);
+    CHECK_FALSE(remote_child.commit.new_instances[0].lease_owner.has_value());
+    CHECK(remote_child.local.adopt.empty());
 }
 
 TEST_CASE("episode commit: a finished sub-orchestration releases its lease and tells its parent") {

@@ -224,7 +224,7 @@ TEST_CASE("lease protocol: release frees the lease; an orphaned release leaves i
         auto row = f.row();
         CHECK_FALSE(row.lease_owner);
         CHECK(row.lease_expires_at == 0);
-        auto cands = f.store->find_claimable("b", kT + 1, 10);
+        auto cands = f.store->find_claimable("b", {"orch"}, kT + 1, 10);
         REQUIRE(cands.size() == 1);
         CHECK_FALSE(cands[0].orphaned);
         REQUIRE(f.claim("b", cands[0].version, kT + 1).ids.size() == 1);
@@ -233,13 +233,13 @@ TEST_CASE("lease protocol: release frees the lease; an orphaned release leaves i
     SUBCASE("orphaned with work in flight and no inbox rows: still found, and the takeover counts") {
         REQUIRE(f.commit(f.episode("a", 1, kT + 10)).ok);  // consumes the start event
         // The timer the episode wrote is in the future: no visible inbox row is left.
-        CHECK(f.store->find_claimable("b", kT + 20, 10).empty());
+        CHECK(f.store->find_claimable("b", {"orch"}, kT + 20, 10).empty());
         CHECK(f.release("a", true).count == 1);
         auto row = f.row();
         CHECK(row.lease_owner == "a");
         CHECK(row.lease_expires_at == 0);
         CHECK(f.renew("a", kT + 30).ids.empty());  // given up: renewal does not take it back
-        auto cands = f.store->find_claimable("b", kT + 30, 10);
+        auto cands = f.store->find_claimable("b", {"orch"}, kT + 30, 10);
         REQUIRE(cands.size() == 1);
         CHECK(cands[0].orphaned);
         REQUIRE(f.claim("b", cands[0].version, kT + 30).ids.size() == 1);

@@ -179,7 +179,7 @@ TEST_CASE("create_instance can create an instance already leased to its host") {
     REQUIRE(row);
     CHECK(row->lease_owner == "h1");
     CHECK(row->lease_expires_at == kNow + 5'000);
-    CHECK(store->find_claimable("h2", kNow, 10).empty());
+    CHECK(store->find_claimable("h2", {"orch"}, kNow, 10).empty());
     CHECK(store->owned_inbox("h1", kNow, 10).size() == 1);
 }
 
@@ -429,7 +429,7 @@ TEST_CASE("a terminal commit deletes the inbox and releases the lease") {
     CHECK(row->completed_at == kNow + 10);
     CHECK(!row->lease_owner);
     CHECK(row->lease_expires_at == 0);
-    CHECK(store->find_claimable("h2", kNow + 1'000'000, 10).empty());
+    CHECK(store->find_claimable("h2", {"orch"}, kNow + 1'000'000, 10).empty());
     CHECK(store->list_leases(kNow).empty());
 }
 
@@ -545,7 +545,7 @@ TEST_CASE("claims are a CAS on the version and renewal extends the lease without
     auto store = open_sqlite(dir.file("s.db"));
     REQUIRE(create(*store, new_instance("a")).ok);
 
-    auto found = store->find_claimable("h1", kNow, 10);
+    auto found = store->find_claimable("h1", {"orch"}, kNow, 10);
     REQUIRE(found.size() == 1);
     CHECK(found[0].id == "a");
     CHECK(found[0].version == 0);
@@ -554,7 +554,7 @@ TEST_CASE("claims are a CAS on the version and renewal extends the lease without
     CHECK(claim(*store, "a", 0, "h1", kNow, kNow + 1'000).ids == std::vector<std::string>{"a"});
     CHECK(claim(*store, "a", 0, "h2", kNow, kNow + 1'000).ids.empty());  // the version moved on
     CHECK(claim(*store, "a", 1, "h2", kNow, kNow + 1'000).ids.empty());  // the lease is held
-    CHECK(store->find_claimable("h2", kNow + 500, 10).empty());
+    CHECK(store->find_claimable("h2", {"orch"}, kNow + 500, 10).empty());
     CHECK(store->owned_inbox("h1", kNow, 10).size() == 1);
     CHECK(store->owned_inbox("h2", kNow, 10).empty());
 
@@ -567,7 +567,7 @@ TEST_CASE("claims are a CAS on the version and renewal extends the lease without
     CHECK(store->list_leases(kNow).size() == 1);
 
     // h1 goes silent; past the lease, h2 finds the instance left behind and takes it over.
-    auto orphans = store->find_claimable("h2", kNow + 6'000, 10);
+    auto orphans = store->find_claimable("h2", {"orch"}, kNow + 6'000, 10);
     REQUIRE(orphans.size() == 1);
     CHECK(orphans[0].orphaned);
     CHECK(claim(*store, "a", 1, "h2", kNow + 6'000, kNow + 16'000).ids.size() == 1);
@@ -583,7 +583,7 @@ TEST_CASE("claims are a CAS on the version and renewal extends the lease without
     CHECK(freed.count == 1);
     row = store->get_instance("a");
     CHECK(!row->lease_owner);
-    found = store->find_claimable("h3", kNow + 6'000, 10);
+    found = store->find_claimable("h3", {"orch"}, kNow + 6'000, 10);
     REQUIRE(found.size() == 1);
     CHECK(!found[0].orphaned);
 }

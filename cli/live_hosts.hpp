@@ -1,0 +1,25 @@
+// cli/live_hosts.hpp — which code the live hosts on a database run, and why an instance waits.
+//
+// A host is live when it has not stopped and its last heartbeat is within two of its leases
+// (it heartbeats every half lease). Read from the hosts table, which each host refreshes with
+// the orchestration and activity names it registers.
+#pragma once
+
+#include <optional>
+#include <set>
+#include <string>
+
+#include <durable/durable.hpp>
+
+namespace durable::cli {
+
+struct LiveCode {
+    int hosts = 0;  // live hosts
+    std::set<std::string> orchestrations, activities;
+};
+
+LiveCode live_code(Database& db);
+// "waiting for a host that registers 'X'" for a Pending instance no live host can run.
+std::optional<std::string> waiting_reason(const LiveCode& live, const InstanceState& s);
+
+}  // namespace durable::cli
