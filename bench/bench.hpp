@@ -36,6 +36,9 @@ struct Options {
     std::vector<int> sizes;                    // W6 history sizes; empty: 10, 100, 1000, 10000
     std::chrono::seconds timeout{600};         // per workload
     bool verbose = false;
+    // Local workloads (W1-W3, W6): serve the host's /metrics on this address (empty: none),
+    // and export spans to the OTLP endpoint the OTEL_* variables name (if any).
+    std::string http;
 };
 
 // One workload's outcome: its JSON line and whether verification passed.

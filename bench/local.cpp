@@ -16,6 +16,9 @@
 #include <mutex>
 #include <thread>
 
+#include <durable/http.hpp>
+#include <durable/otlp.hpp>
+
 #include "bench.hpp"
 #include "orchestrations.hpp"
 
@@ -134,19 +137,45 @@ LaneOutcome run_lanes(Result& r, const Client& client, int n, int lanes, Clock::
 }
 
 // One host on a fresh (or the user's) database, started; stopped at the end.
+// With --http and the OTEL_* variables, it serves /metrics and exports spans as a worker
+// does (what those cost is what the run then measures).
 struct LocalEngine {
     LocalEngine(const Options& options, const std::string& tag)
         : file(options, tag), db(open_database(options, file.path())) {
         set_host_label("local");
-        host = std::make_unique<Host>(db, make_registry(), host_options(options, "bench-" + tag));
+        auto ho = host_options(options, "bench-" + tag);
+        if (auto otlp = http::OtlpOptions::from_environment()) {
+            exporter = std::make_unique<http::OtlpExporter>(*otlp);
+            ho.span_sink = exporter->sink();
+        }
+        host = std::make_unique<Host>(db, make_registry(), ho);
         host->start();
+        if (!options.http.empty()) {
+            server = std::make_unique<http::HttpServer>(http::HttpOptions{options.http, "", 2});
+            http::add_host_routes(*server, *host);
+            server->start();
+        }
     }
     ~LocalEngine() {
+        if (server) server->stop();
         if (host) host->stop();
+    }
+    // Observability attached to the run, for its result line.
+    Json observability() const {
+        Json j = {{"http", server ? Json(server->port()) : Json()}, {"otlp", exporter != nullptr}};
+        if (exporter) {
+            auto s = exporter->stats();
+            j["spans_exported"] = s.exported;
+            j["spans_dropped"] = s.dropped;
+            j["spans_failed"] = s.failed;
+        }
+        return j;
     }
     DbFile file;
     Database db;
+    std::unique_ptr<http::OtlpExporter> exporter;
     std::unique_ptr<Host> host;
+    std::unique_ptr<http::HttpServer> server;
 };
 
 // Closes a closed-loop workload's result: host stats, verification, common fields.
@@ -154,6 +183,7 @@ void finish_closed_loop(Result& r, const Options& options, LocalEngine& e, const
                         std::int64_t activities, LaneOutcome& out,
                         const std::function<std::string(const InstanceState&)>& check, int untimed = 0) {
     r.line["host_stats"] = host_stats_json(*e.host, e.db);
+    r.line["observability"] = e.observability();
     r.line["machine"] = machine_info(e.file.path());
     auto client = e.host->client();
     std::int64_t duplicates = verify_instances(r, client, out.ids, check);
@@ -284,6 +314,7 @@ Result run_history(const Options& options) {
         r.line["growth_largest_vs_smallest"] = first > 0 ? std::round(last / first * 100.0) / 100.0 : 0.0;
     }
     r.line["host_stats"] = host_stats_json(*e.host, e.db);
+    r.line["observability"] = e.observability();
     r.line["machine"] = machine_info(e.file.path());
     std::int64_t duplicates = 0;
     for (auto& [id, size] : checks) {

@@ -71,6 +71,7 @@ int main(int argc, char** argv) {
         ->check(CLI::PositiveNumber)
         ->capture_default_str();
     app.add_flag("--verbose", o.verbose, "log the runtime's info messages on stderr");
+    app.add_option("--http", o.http, "local workloads: serve /metrics, /healthz, /readyz on host:port");
     // The worker role (spawned by W4 / W5).
     app.add_option("--role", role, "bench or worker (internal)")->check(CLI::IsMember({"bench", "worker"}))->group("");
     app.add_option("--host-id", host_id, "worker: host id")->group("");

@@ -101,25 +101,22 @@ int run_metrics(const GlobalOptions& g, const ClusterArgs& a) {
         after = page.next;
     } while (after);
     auto now = now_ms();
-    std::string out;
-    out += "# HELP durable_instances Instances in the database by orchestration and status\n";
-    out += "# TYPE durable_instances gauge\n";
+    // Names come from users: the writer escapes them, so none can end its label early.
+    PrometheusWriter out;
+    out.family("durable_instances", "Instances in the database by orchestration and status", "gauge");
     for (const auto& [key, n] : counts) {
-        out += fmt::format("durable_instances{{name=\"{}\",status=\"{}\"}} {}\n", key.first, key.second, n);
+        out.sample("durable_instances", {{"name", key.first}, {"status", key.second}}, n);
     }
-    out += "# HELP durable_host_up 1 if the host's heartbeat is recent and it has not stopped\n";
-    out += "# TYPE durable_host_up gauge\n";
     auto hosts = client.hosts();
+    out.family("durable_host_up", "1 if the host's heartbeat is recent and it has not stopped", "gauge");
     for (const auto& h : hosts) {
-        out += fmt::format("durable_host_up{{host=\"{}\"}} {}\n", h.id, host_state(h, now, stale) == "alive" ? 1 : 0);
+        out.sample("durable_host_up", {{"host", h.id}}, std::int64_t{host_state(h, now, stale) == "alive" ? 1 : 0});
     }
-    out += "# HELP durable_host_leases Unexpired instance leases a host holds\n";
-    out += "# TYPE durable_host_leases gauge\n";
-    for (const auto& h : hosts) out += fmt::format("durable_host_leases{{host=\"{}\"}} {}\n", h.id, h.leases);
+    out.family("durable_host_leases", "Unexpired instance leases a host holds", "gauge");
+    for (const auto& h : hosts) out.sample("durable_host_leases", {{"host", h.id}}, h.leases);
     auto st = db.stats();
-    out += "# HELP durable_wal_pages Pages in the WAL file\n# TYPE durable_wal_pages gauge\n";
-    out += fmt::format("durable_wal_pages {}\n", st.wal_pages);
-    fmt::print("{}", out);
+    out.gauge("durable_wal_pages", "Pages in the WAL file", static_cast<double>(st.wal_pages));
+    fmt::print("{}", out.text());
     return kExitOk;
 }
 

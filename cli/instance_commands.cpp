@@ -1,6 +1,7 @@
 // The subcommands that act on instances: start, status, wait, list, raise, terminate,
 // suspend, resume, purge. Each is a thin layer over durable::Client.
 #include <algorithm>
+#include <filesystem>
 #include <fmt/format.h>
 
 #include "cli/common.hpp"
@@ -104,9 +105,6 @@ IfExists parse_if_exists(const std::string& text) {
 
 int run_start(const GlobalOptions& g, const StartArgs& a) {
     require_utf8(a.name, "the orchestration NAME");
-    auto db = open_database(g, false);
-    auto live = live_code(db);
-    check_name(a.name, a.force, live);
     if (a.id) {
         if (a.id->empty()) throw UsageError("--id is empty; give an instance id, or leave --id out to get a new one");
         require_utf8(*a.id, "--id");
@@ -120,6 +118,12 @@ int run_start(const GlobalOptions& g, const StartArgs& a) {
         input = orchestrations::example_input(a.name);
         if (!input.is_null()) fmt::print(stderr, "no --input given: using the example input {}\n", input.dump());
     }
+    // A name no host could know is refused before the file is created; one that is not an
+    // example's may still be registered by a live host of this database.
+    if (!std::filesystem::exists(g.db)) check_name(a.name, a.force, LiveCode{});
+    auto db = open_database(g, false);
+    auto live = live_code(db);
+    check_name(a.name, a.force, live);
     Client client(db);
     ScheduleOptions options;
     options.instance_id = a.id;

@@ -56,7 +56,7 @@ int main(int argc, char** argv) {
     add_worker_command(app, global, commands);
     add_cluster_commands(app, global, commands);
     add_demo_command(app, global, commands);
-    add_audit_command(app, global, commands);
+    add_watch_commands(app, global, commands);
 #ifdef DURABLE_WITH_SERVER
     add_serve_command(app, global, commands);
 #endif

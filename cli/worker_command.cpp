@@ -14,6 +14,9 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <durable/http.hpp>
+#include <durable/otlp.hpp>
+
 #include "cli/common.hpp"
 #include "orchestrations/orchestrations.hpp"
 
@@ -28,7 +31,15 @@ struct WorkerArgs {
     std::vector<std::string> activities;
     int threads = 4, episode_threads = 1;
     bool exit_with_parent = false;
+    std::string http, http_token_file;
 };
+
+// "9464" and ":9464" mean loopback; "host:port" as given.
+std::string listen_address(const std::string& text) {
+    if (text.find(':') == std::string::npos) return "127.0.0.1:" + text;
+    if (text.front() == ':') return "127.0.0.1" + text;
+    return text;
+}
 
 int run_worker(const GlobalOptions& g, const WorkerArgs& a) {
     HostOptions options;
@@ -85,10 +96,46 @@ int run_worker(const GlobalOptions& g, const WorkerArgs& a) {
         if (!run_activities) return false;
         return a.activities.empty() || std::find(a.activities.begin(), a.activities.end(), name) != a.activities.end();
     }));
+    // Spans go to an OpenTelemetry collector when the OTEL_* variables name one.
+    std::optional<http::OtlpExporter> exporter;
+    try {
+        if (auto otlp = http::OtlpOptions::from_environment()) {
+            exporter.emplace(*otlp);
+            options.span_sink = exporter->sink();
+        }
+    } catch (const InvalidInput& e) {
+        throw UsageError(e.what());
+    }
+    std::optional<http::HttpServer> server;
+    if (!a.http.empty()) {
+        http::HttpOptions ho;
+        ho.listen = listen_address(a.http);
+        try {
+            if (!a.http_token_file.empty()) ho.bearer_token = http::read_token_file(a.http_token_file);
+            server.emplace(ho);
+        } catch (const InvalidInput& e) {
+            throw UsageError(e.what());
+        }
+    } else if (!a.http_token_file.empty()) {
+        throw UsageError("--http-token-file needs --http");
+    }
+
     auto db = open_database(g, false);
     Host host(db, registry, options);
     orchestrations::set_host_label(host.id());
     host.start();
+    if (server) {
+        http::add_host_routes(*server, host);
+        try {
+            server->start();
+        } catch (const Error& e) {
+            host.stop();
+            throw Failure(e.what());
+        }
+        // One line on stdout a supervisor (or a test) can read: where the endpoint is.
+        fmt::print("http: listening on {}:{}\n", server->host(), server->port());
+        std::fflush(stdout);
+    }
     spdlog::info("worker {} running on {} (lease {} ms, {} activity threads); stop it with Ctrl-C or SIGTERM",
                  host.id(), g.db, options.lease_duration.count(), options.activity_threads);
     spdlog::info("worker {} runs {} orchestrations and {} activities{}", host.id(),
@@ -98,7 +145,9 @@ int run_worker(const GlobalOptions& g, const WorkerArgs& a) {
     int sig = 0;
     sigwait(&stop_signals, &sig);
     spdlog::info("worker {}: {} received, stopping", host.id(), sig == SIGINT ? "SIGINT" : "SIGTERM");
+    if (server) server->stop();
     host.stop();
+    if (exporter) exporter->flush(std::chrono::seconds(5));
     auto s = host.stats();
     spdlog::info("worker {} stopped: {} episodes, {} activities, {} completed, {} failed, {} claims, {} takeovers",
                  host.id(), s.episodes, s.activities, s.completed, s.failed, s.claims, s.takeovers);
@@ -124,6 +173,11 @@ void add_worker_command(CLI::App& app, GlobalOptions& g, Commands& commands) {
     sub->add_option("--activities", a->activities, "Run only these activities (comma-separated)")->delimiter(',');
     sub->add_option("--log-level", a->log_level, "trace, debug, info, warn, error or off (logs go to stderr)")
         ->capture_default_str();
+    sub->add_option("--http", a->http,
+                    "Serve /metrics, /healthz and /readyz on this address (host:port; a bare port means "
+                    "127.0.0.1; port 0 picks a free one, printed on stdout)");
+    sub->add_option("--http-token-file", a->http_token_file,
+                    "Require 'Authorization: Bearer <token>' with the token in this file's first line");
     sub->add_flag("--exit-with-parent", a->exit_with_parent, "Stop when the parent process dies (used by the demo)")
         ->group("");  // hidden
     commands.add(sub, [&g, a] { return run_worker(g, *a); });

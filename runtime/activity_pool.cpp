@@ -33,7 +33,8 @@ void Host::Impl::dispatch_activities_locked(const std::shared_ptr<LiveInstance>&
     for (const auto& d : decisions) {
         activity_queue_.push_back(ActivityWork{inst->id, inst->execution_id, d.name, d.id, d.input, -1, 1,
                                                inst->exec ? inst->exec->info().correlation_id : inst->id, inst,
-                                               inst->activities_token, Json()});
+                                               inst->activities_token, Json(),
+                                               inst->exec ? inst->exec->info().trace_parent : std::string()});
         ++inst->inflight_activities;
     }
     std::size_t wake = decisions.size() - (t_activity_worker ? 1 : 0);
@@ -83,6 +84,17 @@ Json Host::Impl::complete_activity_event(const ActivityWork& work, const Json& r
         e["result"] = result;
     }
     return e;
+}
+
+// The error type history records for a failure (TaskFailed's own, else the exception's type).
+std::string Host::Impl::error_type_of(const std::exception_ptr& error) {
+    try {
+        std::rethrow_exception(error);
+    } catch (const TaskFailed& tf) {
+        return tf.error_type();
+    } catch (...) {
+    }
+    return detail::exception_type_name(error);
 }
 
 bool Host::Impl::heartbeat_task(ActivityWork& work, const Json& details,
@@ -203,6 +215,7 @@ std::size_t Host::Impl::claim_tasks_once(store::Millis now) {
 
 std::shared_ptr<LiveInstance> Host::Impl::run_activity(ActivityWork& work) {
     auto started = std::chrono::steady_clock::now();
+    std::vector<AttemptRecord> attempts;  // filled only when spans are wanted
     const ActivityEntry* entry = registry->activity(work.name);
     Json result;
     std::exception_ptr error;
@@ -224,11 +237,26 @@ std::shared_ptr<LiveInstance> Host::Impl::run_activity(ActivityWork& work) {
                         ctx.on_heartbeat([&](const Json& details) { return heartbeat_task(work, details, last_heartbeat); },
                                          work.last_details);
                     }
+                    if (options.span_sink) attempts.push_back(AttemptRecord{std::chrono::steady_clock::now(), {}, {}, {}});
                     try {
-                        return entry->fn(ctx, work.input);
-                    } catch (const ResourceBroken& broken) {
-                        ctx.report_broken(broken.resource());
-                        throw;
+                        Json out = entry->fn(ctx, work.input);
+                        if (options.span_sink) attempts.back().end = std::chrono::steady_clock::now();
+                        return out;
+                    } catch (...) {
+                        auto err = std::current_exception();
+                        std::string type = error_type_of(err);
+                        count_attempt_failure(work.name, type);
+                        if (options.span_sink) {
+                            attempts.back().end = std::chrono::steady_clock::now();
+                            attempts.back().error_type = type;
+                            attempts.back().error_message = detail::exception_message(err);
+                        }
+                        try {
+                            throw;
+                        } catch (const ResourceBroken& broken) {
+                            ctx.report_broken(broken.resource());
+                            throw;
+                        }
                     }
                 },
                 work.token ? *work.token : stop_token);
@@ -238,16 +266,13 @@ std::shared_ptr<LiveInstance> Host::Impl::run_activity(ActivityWork& work) {
     }
     if (stop_token.cancelled()) return nullptr;  // the host is stopping: the activity runs again elsewhere
     m_activities.inc();
-    if (error) m_activity_failures.inc();
+    if (error) {
+        m_activity_failures.inc();
+        count_activity_failure(work.name, error_type_of(error));
+    }
     auto took = std::chrono::steady_clock::now() - started;
     h_activity.observe(std::chrono::duration<double>(took).count());
-    if (options.span_sink) {
-        Span span{work.correlation_id, "activity:" + work.name, work.instance_id, id,
-                  now_ms() - std::chrono::duration_cast<std::chrono::milliseconds>(took).count(),
-                  std::chrono::duration_cast<std::chrono::microseconds>(took).count(), !error,
-                  error ? detail::exception_message(error) : std::string()};
-        options.span_sink(span);
-    }
+    if (options.span_sink) trace_activity(work, took, attempts, error);
     Json event = complete_activity_event(work, result, error);
     if (work.row_id >= 0) {
         if (work.token && work.token->cancelled()) return nullptr;  // lease lost or instance gone: nothing to deliver

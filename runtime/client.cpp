@@ -124,6 +124,11 @@ ScheduleResult Client::schedule_with_result(const std::string& name, const Json&
     inst.name = name;
     inst.input = in;
     inst.replace_finished = options.if_exists == IfExists::Restart;
+    if (options.traceparent && !TraceContext::parse(*options.traceparent)) {
+        throw InvalidInput(fmt::format("traceparent '{}' is not a W3C trace context (00-<32 hex>-<16 hex>-<2 hex>)",
+                                       *options.traceparent));
+    }
+    inst.trace_parent = options.traceparent;
     inst.actor = actor_name(attachment_);
     auto store = detail::store_of(db_);
     // A finished instance may be purged between the write that found it and the read of its
@@ -138,6 +143,7 @@ ScheduleResult Client::schedule_with_result(const std::string& name, const Json&
         start["name"] = name;
         start["input"] = input;
         start["cid"] = options.correlation_id ? *options.correlation_id : inst.id;
+        if (options.traceparent) start["tp"] = *options.traceparent;
         inst.start_event = start.dump();
         bool here = host && inst.start_at <= inst.now;
         inst.lease_owner.reset();
@@ -331,16 +337,6 @@ void Client::audit(AuditRecord record) const {
                               nullptr);
 }
 
-std::vector<AuditRecord> Client::audit_log(const std::optional<std::string>& instance_id, int limit) const {
-    std::vector<AuditRecord> out;
-    for (auto& e : detail::store_of(db_)->audit_log(instance_id, limit)) {
-        out.push_back(AuditRecord{e.at, std::move(e.actor), std::move(e.action), std::move(e.instance_id),
-                                  std::move(e.detail)});
-    }
-    std::reverse(out.begin(), out.end());
-    return out;
-}
-
 Page Client::query(const QueryFilter& filter, std::size_t page_size, const std::optional<std::string>& after) const {
     store::InstanceFilter f;
     f.statuses = filter.statuses;
@@ -389,47 +385,55 @@ std::vector<LeaseInfo> Client::leases() const {
     return out;
 }
 
+std::vector<AuditRecord> Client::audit_log(const std::optional<std::string>& instance_id, int limit) const {
+    if (limit < 1) throw InvalidInput(fmt::format("an audit log limit must be at least 1, got {}", limit));
+    std::vector<AuditRecord> out;
+    for (auto& a : detail::store_of(db_)->audit_log(instance_id, limit)) {
+        out.push_back(AuditRecord{a.at, std::move(a.actor), std::move(a.action), std::move(a.instance_id),
+                                  std::move(a.detail)});
+    }
+    return out;
+}
+
 WatchEnd Client::watch(const std::string& id, const std::function<bool(const HistoryEntry&)>& on_event,
                        std::int64_t from_seq, std::chrono::milliseconds timeout) const {
     auto deadline = std::chrono::steady_clock::now() + timeout;
     auto not_found = [&] { return InstanceNotFound(fmt::format("no instance '{}' to watch", id)); };
-    std::shared_ptr<Host::Impl> host = attachment_ ? attachment_->host.lock() : nullptr;
-    if (host) {
-        // Live from the host's distributor; history from the store fills the start and any gap.
-        auto sub = host->distributor.subscribe(SubscribeOptions{id, std::nullopt, 0, OverflowPolicy::DropOldest});
-        std::int64_t next = from_seq;
-        auto catch_up = [&]() -> bool {
-            for (auto& h : history(id, next)) {
-                next = h.seq + 1;
-                if (!on_event(h)) return false;
-            }
-            return true;
-        };
-        if (!get_status(id)) throw not_found();
-        if (!catch_up()) return WatchEnd::Stopped;
-        while (std::chrono::steady_clock::now() < deadline) {
-            auto status = get_status(id);
-            if (!status) throw not_found();  // purged meanwhile
-            if (is_terminal(status->status)) return catch_up() ? WatchEnd::Finished : WatchEnd::Stopped;
-            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-            auto item = sub->next(std::clamp(left, std::chrono::milliseconds(1), std::chrono::milliseconds(100)));
-            if (!item) continue;
-            if (auto* e = std::get_if<std::shared_ptr<const WatchEvent>>(&*item)) {
-                if ((*e)->seq < next) continue;
-                if ((*e)->seq > next && !catch_up()) return WatchEnd::Stopped;
-                if ((*e)->seq != next) continue;
-                next = (*e)->seq + 1;
-                if (!on_event(HistoryEntry{(*e)->seq, (*e)->event})) return WatchEnd::Stopped;
-            } else if (std::holds_alternative<WatchGap>(*item)) {
-                if (!catch_up()) return WatchEnd::Stopped;
-            } else {
-                break;  // closed (the host is stopping): go on from the store
-            }
-        }
-        from_seq = next;
-    }
-    auto hub = detail::DatabaseAccess::completions(db_);
+    // Live from the process's change-feed distributor (commits of every process on the file);
+    // history from the store fills the start and any gap. Subscribing before the first read
+    // leaves no seam: an event committed in between arrives live and is skipped by its seq.
+    auto sub = db_.events()->subscribe(SubscribeOptions{id, std::nullopt, 0, OverflowPolicy::DropOldest});
     std::int64_t next = from_seq;
+    auto catch_up = [&]() -> bool {
+        for (auto& h : history(id, next)) {
+            next = h.seq + 1;
+            if (!on_event(h)) return false;
+        }
+        return true;
+    };
+    if (!get_status(id)) throw not_found();
+    if (!catch_up()) return WatchEnd::Stopped;
+    while (std::chrono::steady_clock::now() < deadline) {
+        auto status = get_status(id);
+        if (!status) throw not_found();  // purged meanwhile
+        if (is_terminal(status->status)) return catch_up() ? WatchEnd::Finished : WatchEnd::Stopped;
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        auto item = sub->next(std::clamp(left, std::chrono::milliseconds(1), std::chrono::milliseconds(100)));
+        if (!item) continue;
+        if (auto* e = std::get_if<std::shared_ptr<const WatchEvent>>(&*item)) {
+            if ((*e)->seq < next) continue;
+            if ((*e)->seq > next && !catch_up()) return WatchEnd::Stopped;
+            if ((*e)->seq != next) continue;
+            next = (*e)->seq + 1;
+            if (!on_event(HistoryEntry{(*e)->seq, (*e)->event})) return WatchEnd::Stopped;
+        } else if (std::holds_alternative<WatchGap>(*item)) {
+            if (!catch_up()) return WatchEnd::Stopped;
+        } else {
+            break;  // closed (the database handle is shutting down): go on from the store
+        }
+    }
+    // The feed closed: go on from the store, from where the live part stopped.
+    auto hub = detail::DatabaseAccess::completions(db_);
     for (;;) {
         auto seen = hub->progress();
         auto status = get_status(id);

@@ -1,10 +1,12 @@
 // Database handle and the in-process completion signal.
 #include "durable/database.hpp"
 
+#include <mutex>
 #include <filesystem>
 #include <fmt/format.h>
 
 #include "durable/errors.hpp"
+#include "runtime/change_feed.hpp"
 #include "runtime/completion_hub.hpp"
 #include "runtime/database_access.hpp"
 #include "store/store.hpp"
@@ -72,6 +74,15 @@ struct Database::Impl {
     DatabaseOptions options;
     std::shared_ptr<store::Store> store;
     std::shared_ptr<detail::CompletionHub> hub = std::make_shared<detail::CompletionHub>();
+    std::mutex events_mu;
+    std::shared_ptr<EventDistributor> events;                // guarded by events_mu
+    std::unique_ptr<detail::ChangeFeedFollower> follower;  // guarded by events_mu
+
+    ~Impl() {
+        // The follower first: it publishes into the distributor.
+        follower.reset();
+        if (events) events->stop();
+    }
 };
 
 Database Database::open(const std::string& path, const DatabaseOptions& options) {
@@ -85,6 +96,8 @@ Database Database::open(const std::string& path, const DatabaseOptions& options)
     so.synchronous = options.fsync_every_commit ? store::Synchronous::Full : store::Synchronous::Normal;
     so.busy_timeout_ms = options.busy_timeout_ms;
     so.read_only = options.read_only;
+    so.change_feed_max_age_ms = options.feed_max_age.count();
+    so.change_feed_max_rows = options.feed_max_rows;
     Database db;
     db.impl_ = std::make_shared<Impl>();
     db.impl_->path = path;
@@ -104,6 +117,28 @@ const char* Database::synchronous() const {
 DatabaseStats Database::stats() const {
     auto st = impl_->store->stats();
     return DatabaseStats{st.commits, st.ops, st.busy_wait_us, st.wal_pages, st.checkpoints};
+}
+
+std::shared_ptr<EventDistributor> Database::events() const {
+    std::lock_guard lock(impl_->events_mu);
+    if (!impl_->events) {
+        auto events = std::make_shared<EventDistributor>(impl_->options.events);
+        impl_->follower = std::make_unique<detail::ChangeFeedFollower>(impl_->store, impl_->hub, events,
+                                                                       impl_->options.feed_poll_interval);
+        impl_->events = std::move(events);
+    }
+    return impl_->events;
+}
+
+ChangeFeedStats Database::change_feed_stats() const {
+    std::lock_guard lock(impl_->events_mu);
+    ChangeFeedStats s;
+    if (!impl_->follower) return s;
+    s.running = true;
+    s.rows_read = impl_->follower->rows_read();
+    s.rows_lost = impl_->follower->rows_lost();
+    s.cursor = impl_->follower->cursor();
+    return s;
 }
 
 namespace detail {

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "runtime/host_impl.hpp"
+#include "runtime/tracing_ids.hpp"
 
 namespace durable {
 
@@ -172,6 +173,7 @@ void Host::Impl::run_episode(const std::shared_ptr<LiveInstance>& inst, std::deq
         start["input"] = input;
         if (!info.parent_execution_id.empty()) start["px"] = info.parent_execution_id;
         start["cid"] = info.correlation_id;
+        if (!info.trace_parent.empty()) start["tp"] = info.trace_parent;
         next->apply_new(std::move(start), now);
         for (auto& c : carried) next->apply_new(std::move(c), now);
         for (auto& e : after_continue) next->apply_new(std::move(e), now);  // old-generation completions drop
@@ -220,6 +222,7 @@ void Host::Impl::run_episode(const std::shared_ptr<LiveInstance>& inst, std::deq
     outcome.parent_task_id = inst->parent_task_id;
     outcome.parent_execution_id = ex->info().parent_execution_id;
     outcome.correlation_id = ex->info().correlation_id;
+    outcome.child_traceparent = detail::child_traceparent(ex->info().trace_parent, inst->id, inst->execution_id);
     outcome.host_id = id;
     outcome.now = now;
     outcome.lease_ms = lease_ms();
@@ -282,10 +285,7 @@ void Host::Impl::run_episode(const std::shared_ptr<LiveInstance>& inst, std::deq
     auto took = ended - started;
     h_episode.observe(std::chrono::duration<double>(took).count());
     if (options.span_sink) {
-        Span span{ex->info().correlation_id, "episode", inst->id, id, now,
-                  std::chrono::duration_cast<std::chrono::microseconds>(took).count(),
-                  new_status != Status::Failed, new_status == Status::Failed ? ex->error().dump() : std::string()};
-        options.span_sink(span);
+        trace_episode(ex->info(), took, new_status, terminal, new_status == Status::Failed ? ex->error().dump() : std::string());
     }
 
     // Watchers see events once durable; nothing is kept when nobody watches.

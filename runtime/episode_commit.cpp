@@ -89,6 +89,10 @@ EpisodePlan build_episode_commit(const EpisodeOutcome& o, std::vector<Decision> 
                 start["input"] = d.input;
                 start["px"] = o.execution_id;
                 start["cid"] = o.correlation_id;
+                if (!o.child_traceparent.empty()) {
+                    start["tp"] = o.child_traceparent;
+                    child.trace_parent = o.child_traceparent;
+                }
                 child.start_event = start.dump();
                 child.start_at = o.now;
                 if (!local.orchestration || local.orchestration(d.name)) {

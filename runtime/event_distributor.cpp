@@ -58,6 +58,7 @@ struct InputEntry {
     std::shared_ptr<WatchEvent> event;
     std::uint64_t gap_from = 0;
     std::uint64_t gap_to = 0;
+    std::string reason = kReasonInputOverflow;  // why the gap's events are missing
 };
 
 }  // namespace
@@ -178,7 +179,7 @@ public:
                     input_.push_back(InputEntry{std::move(ev)});
                     ++published_;
                     ++kept;
-                } else if (!input_.back().event) {
+                } else if (!input_.back().event && input_.back().reason == kReasonInputOverflow) {
                     input_.back().gap_to = next_offset_ - 1;  // once full, every drop extends it
                     ++input_dropped_;
                 } else {
@@ -190,6 +191,22 @@ public:
         }
         if (wake) in_cv_.notify_one();
         return kept;
+    }
+
+    // Uses `count` offsets for events the source lost; subscribers get a gap over them.
+    void publish_gap(std::uint64_t count, std::string reason) {
+        if (count == 0) return;
+        bool wake = false;
+        {
+            std::lock_guard lock(in_mu_);
+            if (stopping_) return;
+            wake = input_.empty();
+            std::uint64_t from = next_offset_;
+            next_offset_ += count;
+            input_.push_back(InputEntry{nullptr, from, next_offset_ - 1, std::move(reason)});
+            source_lost_ += count;
+        }
+        if (wake) in_cv_.notify_one();
     }
 
     std::shared_ptr<SubscriptionState> subscribe(const SubscribeOptions& options) {
@@ -293,6 +310,7 @@ public:
             std::lock_guard lock(in_mu_);
             s.published = published_;
             s.input_dropped = input_dropped_;
+            s.source_lost = source_lost_;
             s.next_offset = next_offset_;
         }
         std::lock_guard lock(mu_);
@@ -341,7 +359,7 @@ private:
             pump_next_ = ev->offset + 1;
             evict_locked(now);
         } else {
-            gap = WatchGap{entry.gap_from, entry.gap_to, kReasonInputOverflow};
+            gap = WatchGap{entry.gap_from, entry.gap_to, entry.reason};
             pump_next_ = entry.gap_to + 1;
         }
         bool any_closed = false;
@@ -389,6 +407,7 @@ private:
     std::uint64_t next_offset_ = 1;    // guarded by in_mu_
     std::uint64_t published_ = 0;      // guarded by in_mu_
     std::uint64_t input_dropped_ = 0;  // guarded by in_mu_
+    std::uint64_t source_lost_ = 0;    // guarded by in_mu_
     bool stopping_ = false;            // guarded by in_mu_
 
     mutable std::mutex mu_;
@@ -467,6 +486,10 @@ std::size_t EventDistributor::publish(std::vector<WatchEvent> events) {
 std::shared_ptr<Subscription> EventDistributor::subscribe(SubscribeOptions options) {
     auto state = core_->subscribe(options);
     return std::shared_ptr<Subscription>(new Subscription(core_, std::move(state)));
+}
+
+void EventDistributor::publish_gap(std::uint64_t count, std::string reason) {
+    core_->publish_gap(count, std::move(reason));
 }
 
 void EventDistributor::stop() { core_->stop(); }

@@ -158,6 +158,8 @@ void Execution::start(const Json& e) {
     state_ = State::Running;
     info_.parent_execution_id = e.value("px", "");
     info_.correlation_id = e.value("cid", info_.instance_id);
+    info_.trace_parent = e.value("tp", "");
+    info_.started_at_ms = e.value("ts", std::int64_t{0});
     const OrchestratorFn* fn = registry_.orchestrator(info_.name);
     if (!fn) {
         fail("UnknownOrchestration",

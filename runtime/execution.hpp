@@ -50,6 +50,8 @@ struct ExecutionInfo {
     std::int64_t parent_task_id = -1;
     std::string parent_execution_id;  // from the start event
     std::string correlation_id;       // from the start event; default the instance id
+    std::string trace_parent;         // W3C traceparent from the start event ("tp"); may be empty
+    std::int64_t started_at_ms = 0;   // the start event's time
 };
 
 class Execution final : public FrameOwner {

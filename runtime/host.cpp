@@ -266,22 +266,139 @@ Metrics& Host::metrics() {
 }
 
 std::string Host::metrics_text() {
-    auto st = impl_->store->stats();
-    impl_->g_wal_pages.set(static_cast<double>(st.wal_pages));
-    impl_->g_busy_wait.set(static_cast<double>(st.busy_wait_us) / 1e6);
-    auto rs = impl_->policies.stats();
-    auto text = impl_->metrics.prometheus_text();
-    text += fmt::format(
-        "# HELP durable_resilience_retries_total In-process activity retries\n# TYPE durable_resilience_retries_total "
-        "counter\ndurable_resilience_retries_total {}\n"
-        "# HELP durable_resilience_timeouts_total Activity attempts that timed out\n# TYPE "
-        "durable_resilience_timeouts_total counter\ndurable_resilience_timeouts_total {}\n"
-        "# HELP durable_breaker_opened_total Circuit breakers opened\n# TYPE durable_breaker_opened_total "
-        "counter\ndurable_breaker_opened_total {}\n"
-        "# HELP durable_breaker_rejected_total Calls refused by an open circuit\n# TYPE durable_breaker_rejected_total "
-        "counter\ndurable_breaker_rejected_total {}\n",
-        rs.retries, rs.timeouts, rs.breaker_opened, rs.rejected_by_breaker);
-    return text;
+    auto& i = *impl_;
+    auto st = i.store->stats();
+    i.g_wal_pages.set(static_cast<double>(st.wal_pages));
+    i.g_busy_wait.set(static_cast<double>(st.busy_wait_us) / 1e6);
+    PrometheusWriter out;
+    i.metrics.write(out);
+
+    out.family("durable_host_info", "This process's host id (value 1)", "gauge");
+    out.sample("durable_host_info", {{"host", i.id}}, std::int64_t{1});
+    auto ready = readiness();
+    out.gauge("durable_host_ready", "1 when the host is ready (see /readyz)", ready.ready ? 1.0 : 0.0);
+
+    // The store.
+    out.counter("durable_store_commits_total", "Write transactions committed (group commits)", st.commits);
+    out.counter("durable_store_writes_total", "Writes carried by those transactions (writes / commits = batch size)",
+                st.ops);
+    out.gauge("durable_store_commit_batch_size", "Average writes per committed transaction",
+              st.commits > 0 ? static_cast<double>(st.ops) / static_cast<double>(st.commits) : 0.0);
+    out.gauge("durable_store_wal_bytes", "Size of the WAL after the last commit, in bytes",
+              static_cast<double>(st.wal_bytes));
+    out.counter("durable_store_checkpoints_total", "WAL checkpoints that ran to the end", st.checkpoints);
+    out.family("durable_store_checkpoint_seconds_total", "Time spent in WAL checkpoints", "counter");
+    out.sample("durable_store_checkpoint_seconds_total", {}, static_cast<double>(st.checkpoint_us) / 1e6);
+
+    // Resilience, per activity (bounded: one pipeline per registered activity name).
+    auto rs = i.policies.stats();
+    out.counter("durable_resilience_retries_total", "In-process activity retries", static_cast<std::int64_t>(rs.retries));
+    out.counter("durable_resilience_timeouts_total", "Activity attempts that timed out",
+                static_cast<std::int64_t>(rs.timeouts));
+    out.counter("durable_breaker_opened_total", "Circuit breakers opened", static_cast<std::int64_t>(rs.breaker_opened));
+    out.counter("durable_breaker_rejected_total", "Calls refused by an open circuit",
+                static_cast<std::int64_t>(rs.rejected_by_breaker));
+    struct PerActivity {
+        std::string name;
+        ResilienceStats stats;
+        std::optional<CircuitBreaker::State> state;
+    };
+    std::vector<PerActivity> per;
+    i.policies.for_each([&](const ResiliencePipeline& p) {
+        PerActivity a{p.name(), p.stats(), std::nullopt};
+        if (const auto* b = p.breaker()) a.state = b->state();
+        per.push_back(std::move(a));
+    });
+    out.family("durable_activity_retries_total", "In-process retries, by activity", "counter");
+    for (const auto& a : per) {
+        out.sample("durable_activity_retries_total", {{"activity", a.name}}, static_cast<std::int64_t>(a.stats.retries));
+    }
+    out.family("durable_activity_timeouts_total", "Activity attempts that timed out, by activity", "counter");
+    for (const auto& a : per) {
+        out.sample("durable_activity_timeouts_total", {{"activity", a.name}}, static_cast<std::int64_t>(a.stats.timeouts));
+    }
+    out.family("durable_breaker_state", "Circuit breaker state by activity: 1 for the current state", "gauge");
+    for (const auto& a : per) {
+        if (!a.state) continue;
+        for (auto [state, label] : {std::pair{CircuitBreaker::State::Closed, "closed"},
+                                    std::pair{CircuitBreaker::State::Open, "open"},
+                                    std::pair{CircuitBreaker::State::HalfOpen, "half_open"}}) {
+            out.sample("durable_breaker_state", {{"activity", a.name}, {"state", label}},
+                       std::int64_t{*a.state == state ? 1 : 0});
+        }
+    }
+
+    // Shared providers.
+    const auto& resources = i.registry->resources();
+    out.family("durable_shared_provider_builds_total", "Resources a shared provider built", "counter");
+    for (const auto& [name, r] : resources) {
+        out.sample("durable_shared_provider_builds_total", {{"provider", name}}, static_cast<std::int64_t>(r->stats().builds));
+    }
+    out.family("durable_shared_provider_failures_total", "Factory calls of a shared provider that failed", "counter");
+    for (const auto& [name, r] : resources) {
+        out.sample("durable_shared_provider_failures_total", {{"provider", name}},
+                   static_cast<std::int64_t>(r->stats().failures));
+    }
+    out.family("durable_shared_provider_broken_total", "Resources reported broken", "counter");
+    for (const auto& [name, r] : resources) {
+        out.sample("durable_shared_provider_broken_total", {{"provider", name}}, static_cast<std::int64_t>(r->stats().broken));
+    }
+
+    // The process's event distributor and change feed (present once something watches).
+    auto feed = i.db.change_feed_stats();
+    if (feed.running) {
+        auto ds = i.db.events()->stats();
+        out.gauge("durable_events_subscribers", "Open event subscriptions in this process",
+                  static_cast<double>(ds.subscribers));
+        out.counter("durable_events_published_total", "Events published to watchers", static_cast<std::int64_t>(ds.published));
+        out.family("durable_events_dropped_total", "Events watchers lost, by where", "counter");
+        out.sample("durable_events_dropped_total", {{"where", "input"}}, static_cast<std::int64_t>(ds.input_dropped));
+        out.sample("durable_events_dropped_total", {{"where", "subscriber"}}, static_cast<std::int64_t>(ds.subscriber_dropped));
+        out.sample("durable_events_dropped_total", {{"where", "feed"}}, static_cast<std::int64_t>(ds.source_lost));
+        out.counter("durable_events_disconnected_total", "Subscriptions closed because their queue was full",
+                    static_cast<std::int64_t>(ds.disconnected));
+        out.counter("durable_change_feed_rows_total", "Change-feed rows this process read",
+                    static_cast<std::int64_t>(feed.rows_read));
+        out.counter("durable_change_feed_gaps_total", "Change-feed rows pruned before this process read them",
+                    static_cast<std::int64_t>(feed.rows_lost));
+    }
+    return out.take();
+}
+
+Readiness Host::readiness() const {
+    auto& i = *impl_;
+    Readiness r;
+    auto now = i.clock->steady_now();
+    const auto fence_after = std::chrono::duration_cast<std::chrono::milliseconds>(i.lease_timing.fence_after());
+    {
+        std::lock_guard lock(i.mu_);
+        if (!i.started_) r.problems.push_back("the host has not started");
+        if (i.stopped_) r.problems.push_back("the host is stopped");
+        if (i.started_ && !i.stopped_) {
+            auto since = std::chrono::duration_cast<std::chrono::milliseconds>(now - i.last_renewal_ok_);
+            if (i.lease_timing.fenced(i.last_renewal_ok_, now)) {
+                r.problems.push_back(fmt::format("no lease renewal has succeeded for {} ms (fencing point: {} ms)",
+                                                 since.count(), fence_after.count()));
+            }
+            if (now < i.fenced_until_) {
+                r.problems.push_back(fmt::format(
+                    "the host fenced itself (or woke past its fencing point) recently; ready again in {} ms if renewals "
+                    "succeed",
+                    std::chrono::duration_cast<std::chrono::milliseconds>(i.fenced_until_ - now).count()));
+            }
+        }
+    }
+    try {
+        i.store->probe();
+    } catch (const std::exception& e) {
+        r.problems.push_back(fmt::format("database: {}", e.what()));
+    }
+    r.ready = r.problems.empty();
+    return r;
+}
+
+Database Host::database() const {
+    return impl_->db;
 }
 
 }  // namespace durable

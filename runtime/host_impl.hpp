@@ -87,6 +87,13 @@ struct ActivityWork {
     std::weak_ptr<LiveInstance> owner;
     std::optional<CancellationToken> token;  // the instance's (in-memory work) or the task's (row)
     Json last_details;                       // a claimed task's last heartbeat details
+    std::string trace_parent;  // the instance's persisted traceparent (may be empty)
+};
+
+// One in-process attempt of an activity, for its spans.
+struct AttemptRecord {
+    std::chrono::steady_clock::time_point start, end;
+    std::string error_type, error_message;  // empty: it succeeded
 };
 
 // What ties a Client to the Host that made it (Host::client()).
@@ -161,6 +168,16 @@ struct Host::Impl : std::enable_shared_from_this<Host::Impl> {
     // This host's row in the hosts table (names, lease), for its heartbeats.
     store::HostRow host_row(store::Millis now, std::optional<store::Millis> stopped) const;
 
+    // ---- tracing and per-activity counters (host_tracing.cpp) ----
+    // Spans of one episode (and of the orchestration, when the execution `ended`).
+    void trace_episode(const detail::ExecutionInfo& info, std::chrono::nanoseconds took, Status status, bool ended,
+                       const std::string& error);
+    void trace_activity(const ActivityWork& work, std::chrono::nanoseconds took,
+                        const std::vector<AttemptRecord>& attempts, std::exception_ptr error);
+    void count_attempt_failure(const std::string& activity, const std::string& error_type);
+    void count_activity_failure(const std::string& activity, const std::string& error_type);
+    static std::string error_type_of(const std::exception_ptr& error);
+
     store::Millis now_ms() const { return clock->now_ms(); }
     std::int64_t lease_ms() const { return options.lease_duration.count(); }
 
@@ -223,6 +240,8 @@ struct Host::Impl : std::enable_shared_from_this<Host::Impl> {
     bool started_ = false, stopping_ = false, stopped_ = false;  // guarded by mu_
     bool workers_stop_ = false, activities_stop_ = false, dispatcher_stop_ = false, renewer_stop_ = false;  // guarded by mu_
     std::chrono::steady_clock::time_point last_renewal_ok_;  // clock->steady_now(); guarded by mu_
+    // Until then readiness reports the host as recently fenced (clock->steady_now()); guarded by mu_.
+    std::chrono::steady_clock::time_point fenced_until_{};
 
     std::vector<std::thread> episode_threads_, activity_threads_;
     std::thread dispatcher_thread_, renewer_thread_;

@@ -18,6 +18,7 @@ void Host::Impl::fence(const char* why) {
     std::vector<std::unique_ptr<detail::Execution>> graveyard;
     {
         std::lock_guard lock(mu_);
+        fenced_until_ = clock->steady_now() + options.lease_duration;  // readiness: unready for a lease
         for (auto& [row, held_task] : held_tasks_) held_task.token.cancel();
         if (instances_.empty()) return;
         m_fences.inc();
@@ -37,6 +38,9 @@ void Host::Impl::renewer_loop() {
         renew_cv_.wait_for(lock, interval, [&] { return renewer_stop_; });
         if (renewer_stop_) break;
         auto last_ok = last_renewal_ok_;
+        // Woken past the fencing point (the process was stopped, say): its leases may be gone
+        // already. Readiness says so for a lease even if this renewal succeeds.
+        if (lease_timing.fenced(last_ok, clock->steady_now())) fenced_until_ = clock->steady_now() + options.lease_duration;
         const auto claims_before = task_claims_started_;
         const bool claims_idle = task_claims_started_ == task_claims_done_;
         lock.unlock();

@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
 #include <stdexcept>
 
 namespace durable {
@@ -27,6 +28,100 @@ double Histogram::quantile(double q) const {
     return kBounds.back();
 }
 
+std::string prometheus_escape(std::string_view value) {
+    std::string out;
+    out.reserve(value.size());
+    for (char c : value) {
+        switch (c) {
+            case '\\': out += "\\\\"; break;
+            case '"': out += "\\\""; break;
+            case '\n': out += "\\n"; break;
+            default: out += c;
+        }
+    }
+    return out;
+}
+
+namespace {
+
+bool valid_name(std::string_view name, bool metric) {
+    if (name.empty()) return false;
+    for (std::size_t i = 0; i < name.size(); ++i) {
+        char c = name[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (metric && c == ':') ||
+                  (i > 0 && c >= '0' && c <= '9');
+        if (!ok) return false;
+    }
+    return true;
+}
+
+// HELP text escapes only backslash and line feed.
+std::string escape_help(std::string_view help) {
+    std::string out;
+    for (char c : help) {
+        if (c == '\\') {
+            out += "\\\\";
+        } else if (c == '\n') {
+            out += "\\n";
+        } else {
+            out += c;
+        }
+    }
+    return out;
+}
+
+std::string format_value(double v) {
+    if (std::isnan(v)) return "NaN";
+    if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+    return fmt::format("{}", v);
+}
+
+}  // namespace
+
+void PrometheusWriter::family(std::string_view name, std::string_view help, std::string_view type) {
+    if (!valid_name(name, true)) throw std::invalid_argument(fmt::format("'{}' is not a valid metric name", name));
+    out_ += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, escape_help(help), name, type);
+}
+
+void PrometheusWriter::line(std::string_view name, const Labels& labels, const std::string& value) {
+    out_ += name;
+    if (!labels.empty()) {
+        out_ += '{';
+        bool first = true;
+        for (const auto& [k, v] : labels) {
+            if (!valid_name(k, false)) throw std::invalid_argument(fmt::format("'{}' is not a valid label name", k));
+            if (!first) out_ += ',';
+            first = false;
+            out_ += k;
+            out_ += "=\"";
+            out_ += prometheus_escape(v);
+            out_ += '"';
+        }
+        out_ += '}';
+    }
+    out_ += ' ';
+    out_ += value;
+    out_ += '\n';
+}
+
+void PrometheusWriter::sample(std::string_view name, const Labels& labels, double value) {
+    line(name, labels, format_value(value));
+}
+
+void PrometheusWriter::sample(std::string_view name, const Labels& labels, std::int64_t value) {
+    line(name, labels, std::to_string(value));
+}
+
+void PrometheusWriter::counter(std::string_view name, std::string_view help, std::int64_t value) {
+    family(name, help, "counter");
+    sample(name, {}, value);
+}
+
+void PrometheusWriter::gauge(std::string_view name, std::string_view help, double value) {
+    family(name, help, "gauge");
+    sample(name, {}, value);
+}
+
 Metrics::Family& Metrics::family(const std::string& name, const std::string& help, const char* type) {
     auto& f = families_[name];
     if (f.type.empty()) {
@@ -38,21 +133,21 @@ Metrics::Family& Metrics::family(const std::string& name, const std::string& hel
     return f;
 }
 
-Counter& Metrics::counter(const std::string& name, const std::string& help, const std::string& labels) {
+Counter& Metrics::counter(const std::string& name, const std::string& help, const Labels& labels) {
     std::lock_guard lock(mu_);
     auto& slot = family(name, help, "counter").counters[labels];
     if (!slot) slot = std::make_unique<Counter>();
     return *slot;
 }
 
-Gauge& Metrics::gauge(const std::string& name, const std::string& help, const std::string& labels) {
+Gauge& Metrics::gauge(const std::string& name, const std::string& help, const Labels& labels) {
     std::lock_guard lock(mu_);
     auto& slot = family(name, help, "gauge").gauges[labels];
     if (!slot) slot = std::make_unique<Gauge>();
     return *slot;
 }
 
-Histogram& Metrics::histogram(const std::string& name, const std::string& help, const std::string& labels) {
+Histogram& Metrics::histogram(const std::string& name, const std::string& help, const Labels& labels) {
     std::lock_guard lock(mu_);
     auto& slot = family(name, help, "histogram").histograms[labels];
     if (!slot) slot = std::make_unique<Histogram>();
@@ -60,30 +155,30 @@ Histogram& Metrics::histogram(const std::string& name, const std::string& help, 
 }
 
 std::string Metrics::prometheus_text() const {
+    PrometheusWriter out;
+    write(out);
+    return out.take();
+}
+
+void Metrics::write(PrometheusWriter& out) const {
     std::lock_guard lock(mu_);
-    std::string out;
-    auto with = [](const std::string& labels, const std::string& extra) {
-        if (labels.empty() && extra.empty()) return std::string();
-        if (labels.empty()) return "{" + extra + "}";
-        if (extra.empty()) return "{" + labels + "}";
-        return "{" + labels + "," + extra + "}";
-    };
     for (const auto& [name, f] : families_) {
-        out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, f.help, name, f.type);
-        for (const auto& [labels, c] : f.counters) out += fmt::format("{}{} {}\n", name, with(labels, ""), c->value());
-        for (const auto& [labels, g] : f.gauges) out += fmt::format("{}{} {}\n", name, with(labels, ""), g->value());
+        out.family(name, f.help, f.type);
+        for (const auto& [labels, c] : f.counters) out.sample(name, labels, c->value());
+        for (const auto& [labels, g] : f.gauges) out.sample(name, labels, g->value());
         for (const auto& [labels, h] : f.histograms) {
             std::int64_t cumulative = 0;
+            Labels with_le = labels;
+            with_le.emplace_back("le", "");
             for (std::size_t i = 0; i <= Histogram::kBounds.size(); ++i) {
                 cumulative += h->bucket(i);
-                std::string le = i < Histogram::kBounds.size() ? fmt::format("{}", Histogram::kBounds[i]) : "+Inf";
-                out += fmt::format("{}_bucket{} {}\n", name, with(labels, "le=\"" + le + "\""), cumulative);
+                with_le.back().second = i < Histogram::kBounds.size() ? fmt::format("{}", Histogram::kBounds[i]) : "+Inf";
+                out.sample(name + "_bucket", with_le, cumulative);
             }
-            out += fmt::format("{}_sum{} {}\n{}_count{} {}\n", name, with(labels, ""), h->sum(), name,
-                               with(labels, ""), h->count());
+            out.sample(name + "_sum", labels, h->sum());
+            out.sample(name + "_count", labels, h->count());
         }
     }
-    return out;
 }
 
 }  // namespace durable

@@ -571,4 +571,9 @@ ResilienceStats PolicyRegistry::stats() const {
     return total;
 }
 
+void PolicyRegistry::for_each(const std::function<void(const ResiliencePipeline&)>& fn) const {
+    std::lock_guard lock(mu_);
+    for (const auto& [name, pipeline] : pipelines_) fn(*pipeline);
+}
+
 }  // namespace durable

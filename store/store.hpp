@@ -55,6 +55,7 @@ struct InstanceRow {
     std::optional<std::string> lease_owner;
     Millis lease_expires_at = 0;
     std::int64_t recoveries = 0;  // takeovers in a row without progress
+    std::optional<std::string> trace_parent;  // W3C traceparent the instance's spans hang under
 };
 
 // One history event (the store may keep the events of one commit in one row; reads give
@@ -87,6 +88,7 @@ struct NewInstance {
     std::optional<std::string> lease_owner;
     Millis lease_expires_at = 0;
     std::string actor;         // for the audit log; empty: no audit entry
+    std::optional<std::string> trace_parent;  // W3C traceparent of the creating call
     bool replace_finished = false;
 };
 
@@ -193,8 +195,20 @@ struct PurgeFilter {
     std::optional<Millis> completed_before;
 };
 
+// One row of the change feed: a committed episode that appended history events
+// [first_seq, first_seq + count) to `instance_id`.
+struct ChangeRow {
+    std::int64_t seq = 0;  // global, increasing, without holes
+    Millis at = 0;
+    std::string instance_id, name;
+    Status status = Status::Running;
+    std::int64_t first_seq = 0, count = 0;
+};
+
 struct StoreStats {
     std::int64_t commits = 0, ops = 0, busy_wait_us = 0, wal_pages = 0, checkpoints = 0;
+    std::int64_t checkpoint_us = 0;  // time spent in checkpoints
+    std::int64_t wal_bytes = 0;      // wal_pages times the page size
 };
 
 class Store {
@@ -268,6 +282,16 @@ public:
     virtual std::vector<AuditEntry> audit_log(const std::optional<std::string>& instance_id, int limit) = 0;
     // Changes whenever another connection (any process) commits; cheap change detection.
     virtual std::int64_t change_counter() = 0;
+    // The change feed: rows with seq > `after_seq`, oldest first, at most `limit`. Every
+    // commit_episode that appends history adds one row in its own transaction; rows are
+    // pruned by age and count (a reader that finds seq jump past after_seq + 1 lost rows).
+    virtual std::vector<ChangeRow> read_changes(std::int64_t after_seq, int limit) = 0;
+    // The seq of the newest change-feed row (0 when none): where a live follower starts.
+    virtual std::int64_t change_feed_head() = 0;
+    // Checks, through a new connection, that the database can be opened and read now (for a
+    // readiness probe: an open connection keeps working on a file deleted or made unreadable
+    // under it). Throws StoreError saying what failed.
+    virtual void probe() = 0;
     virtual StoreStats stats() = 0;
     virtual std::string describe() const = 0;  // for logs and benchmark lines
 };
@@ -281,6 +305,10 @@ struct SqliteOptions {
     std::int64_t checkpoint_pages = 4'000;      // passive checkpoint past this WAL size
     std::int64_t journal_size_limit = 64 << 20;
     bool read_only = false;                     // open for inspection only
+    // Change feed retention: rows older than this, or beyond this many, are pruned (about
+    // once a second, by the commit thread); the newest row always stays.
+    std::int64_t change_feed_max_age_ms = 3'600'000;
+    std::int64_t change_feed_max_rows = 100'000;
 };
 
 // Opens (creating if needed) and migrates a SQLite database. Throws durable::StoreError

@@ -64,6 +64,10 @@ struct ScheduleOptions {
     std::optional<std::string> correlation_id;
     // What to do when `instance_id` exists already.
     IfExists if_exists = IfExists::Return;
+    // The caller's W3C trace context (a `traceparent` header value): the instance's spans
+    // join that trace under the caller's span, on every host, across takeovers. Throws
+    // InvalidInput if it is not a valid traceparent. None: the instance starts its own trace.
+    std::optional<std::string> traceparent;
 };
 
 struct QueryFilter {
@@ -108,19 +112,19 @@ struct LeaseInfo {
     std::int64_t expires_at_ms = 0;  // past: expired, any host may claim the instance
 };
 
+// One entry of the audit log: who did what to which instance.
+struct AuditRecord {
+    std::int64_t at_ms = 0;
+    std::string actor, action;              // actor: the client's process; action: schedule, raise_event, ...
+    std::optional<std::string> instance_id;
+    std::optional<std::string> detail;
+};
+
 // Why Client::watch returned.
 enum class WatchEnd {
     Finished,  // the instance finished; its last event was delivered
     Stopped,   // on_event returned false
     TimedOut,  // the timeout passed with the instance still unfinished
-};
-
-// One entry of the audit log: who did what to which instance.
-struct AuditRecord {
-    std::int64_t at_ms = 0;
-    std::string actor, action;
-    std::optional<std::string> instance_id;
-    std::optional<std::string> detail;  // free text or JSON text
 };
 
 class Client {
@@ -175,12 +179,14 @@ public:
     // Appends `record` to the audit log; it becomes durable with the next commit of this
     // process (the call does not wait for it).
     void audit(AuditRecord record) const;
-    // The newest `limit` audit records, of one instance or of all, oldest first.
-    std::vector<AuditRecord> audit_log(const std::optional<std::string>& instance_id, int limit = 100) const;
     // The hosts that have used the database, by id (read-only).
     std::vector<HostInfo> hosts() const;
     // The instance leases held now, expired ones included until another host claims them.
     std::vector<LeaseInfo> leases() const;
+    // The audit log, newest first: at most `limit` entries, only those about `instance_id`
+    // when it is given.
+    std::vector<AuditRecord> audit_log(const std::optional<std::string>& instance_id = std::nullopt,
+                                       int limit = 100) const;
 
 private:
     friend class Host;  // Host::client() attaches its clients

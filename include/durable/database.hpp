@@ -7,9 +7,12 @@
 // Thread safety: a Database handle may be copied and used from any thread.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
+
+#include "durable/event_distributor.hpp"
 
 namespace durable {
 
@@ -19,6 +22,22 @@ struct DatabaseOptions {
     bool fsync_every_commit = true;
     int busy_timeout_ms = 10'000;
     bool read_only = false;  // inspection only (the CLI's read commands)
+    // The process's event distributor (see events()): queue size, replay ring capacity and
+    // age. Its clock defaults to the system clock.
+    EventDistributorOptions events{};
+    // How often the change-feed follower looks for commits of other processes (this
+    // process's own commits wake it at once).
+    std::chrono::milliseconds feed_poll_interval{20};
+    // Change-feed retention in the database: rows older than this or beyond this many go.
+    std::chrono::milliseconds feed_max_age{std::chrono::hours(1)};
+    std::int64_t feed_max_rows = 100'000;
+};
+
+// What the process's change-feed follower has done (for metrics).
+struct ChangeFeedStats {
+    bool running = false;
+    std::uint64_t rows_read = 0, rows_lost = 0;
+    std::int64_t cursor = 0;  // the last feed row handled
 };
 
 // Counters of the database's writer in this process (group commit, checkpoints).
@@ -48,6 +67,13 @@ public:
     const char* synchronous() const;
     // This process's writer counters (zero for a read-only handle).
     DatabaseStats stats() const;
+
+    // The process's event distributor, fed by one thread that follows the database's change
+    // feed: every instance's history events, committed by any process on the file, in commit
+    // order, with the distributor's replay ring and explicit gaps. Started on the first call
+    // (a process that never watches runs no follower). Watch it with events()->subscribe().
+    std::shared_ptr<EventDistributor> events() const;
+    ChangeFeedStats change_feed_stats() const;
 
 private:
     friend struct detail::DatabaseAccess;  // the runtime reaches the store through it

@@ -79,6 +79,9 @@ struct WatchEvent {
     Json event;                        // the history event as stored
     std::int64_t published_at_ms = 0;  // set by the distributor (pump time, Clock::now_ms)
     std::uint64_t offset = 0;          // set by the distributor: global, 1-based, in publish order
+    std::string name;                  // the instance's orchestration name
+    std::string status;                // the instance's status after the commit that wrote it
+    std::int64_t feed_seq = 0;         // the store's change-feed row that carried it
 };
 
 // Events in [from_offset, to_offset] may be missing for this subscriber: fill from the store.
@@ -102,6 +105,7 @@ enum class OverflowPolicy {
     Disconnect,  // close the subscription (after what is queued) with a reason
 };
 
+// The distributor's settings (HostOptions / DatabaseOptions carry them for the process's one).
 struct EventDistributorOptions {
     std::size_t ring_capacity = 4096;                   // events kept for resuming subscribers
     std::chrono::milliseconds ring_max_age{60'000};     // older ones are evicted; <= 0: no limit
@@ -120,6 +124,7 @@ struct SubscribeOptions {
 struct EventDistributorStats {
     std::uint64_t published = 0;           // events accepted by publish()
     std::uint64_t input_dropped = 0;       // events publish() dropped: pump input full
+    std::uint64_t source_lost = 0;         // offsets publish_gap() marked lost at the source
     std::uint64_t subscriber_dropped = 0;  // items dropped from subscriber queues (DropOldest)
     std::uint64_t disconnected = 0;        // subscriptions closed by OverflowPolicy::Disconnect
     std::size_t subscribers = 0;           // subscriptions not yet closed
@@ -166,6 +171,9 @@ public:
     bool publish(WatchEvent event);
     // publish() for several events, which get consecutive offsets; returns how many were kept.
     std::size_t publish(std::vector<WatchEvent> events);
+    // Uses the next `count` offsets for events the source itself lost (a change feed pruned
+    // before it was read): every live subscriber gets a WatchGap over them with `reason`.
+    void publish_gap(std::uint64_t count, std::string reason);
     // A new subscription (see the header comment for resume semantics). Throws InvalidInput
     // for a resume offset this distributor never assigned. After stop() the subscription
     // replays what the ring holds, then is closed.

@@ -22,6 +22,7 @@
 #include <optional>
 #include <spdlog/logger.h>
 #include <string>
+#include <vector>
 
 #include "durable/clock.hpp"
 #include "durable/database.hpp"
@@ -64,6 +65,12 @@ struct HostOptions {
     SpanSink span_sink;                                    // receives a span per episode and activity
 };
 
+// Whether a host can do its work now (an HTTP /readyz answers from it).
+struct Readiness {
+    bool ready = false;
+    std::vector<std::string> problems;  // why not, one line each (empty when ready)
+};
+
 struct HostStats {
     std::int64_t episodes = 0, activities = 0, completed = 0, failed = 0, claims = 0, takeovers = 0,
                  lease_conflicts = 0, renewals = 0, replays = 0;
@@ -90,8 +97,17 @@ public:
     Client client();
     HostStats stats() const;
     Metrics& metrics();
-    // Prometheus text of this host's metrics.
+    // Prometheus text of this host's metrics: its counters and histograms, per-activity
+    // retries, timeouts and circuit-breaker state, shared providers, the store (commits,
+    // writes per commit, WAL size, checkpoint time, busy wait) and the process's event
+    // distributor and change feed. Label values are escaped (see metrics.hpp).
     std::string metrics_text();
+    // Ready when the host runs, its database opens and reads from a new connection, its last
+    // lease renewal succeeded within two thirds of the lease, and it has not fenced itself
+    // (or woken past its fencing point) within the last lease duration.
+    Readiness readiness() const;
+    // The database this host works on.
+    Database database() const;
 
 private:
     struct Impl;  // runtime/host_impl.hpp

@@ -1,7 +1,12 @@
 // durable/metrics.hpp — counters, gauges and histograms, exposed in Prometheus text format.
 //
+// Labels are given as name/value pairs, never as text: every value is escaped as the text
+// exposition format requires (backslash, double quote, line feed), so a value that comes from
+// users (an orchestration or activity name) cannot end its label early and forge a series.
+// Keep label values of bounded cardinality: names, host ids, statuses; never instance ids.
+//
 // Thread safety: every method is safe to call from any thread; updates are lock-free
-// (relaxed atomics), registration takes a lock.
+// (relaxed atomics), registration takes a lock. A PrometheusWriter is used by one thread.
 #pragma once
 
 #include <array>
@@ -11,9 +16,41 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 namespace durable {
+
+// A label set: (name, value) pairs in the order they are written. Label names must match
+// [a-zA-Z_][a-zA-Z0-9_]*; values are any text.
+using Labels = std::vector<std::pair<std::string, std::string>>;
+
+// `value` escaped for a label value in the Prometheus text format: \\ for a backslash, \" for
+// a double quote, \n for a line feed.
+std::string prometheus_escape(std::string_view value);
+
+// Writes the Prometheus text exposition format (version 0.0.4): one `# HELP` and `# TYPE`
+// per family, then its samples, label values escaped. The one writer of that format in
+// durable: Metrics, Host::metrics_text and `durable metrics` all go through it.
+class PrometheusWriter {
+public:
+    // Starts family `name` of `type` ("counter", "gauge", "histogram", "untyped"). Throws
+    // std::invalid_argument for a name that is not a valid metric name.
+    void family(std::string_view name, std::string_view help, std::string_view type);
+    // One sample line: `name{labels} value`. `name` may extend the family's (`_bucket`, ...).
+    void sample(std::string_view name, const Labels& labels, double value);
+    void sample(std::string_view name, const Labels& labels, std::int64_t value);
+    // A whole counter / gauge family with one unlabelled sample.
+    void counter(std::string_view name, std::string_view help, std::int64_t value);
+    void gauge(std::string_view name, std::string_view help, double value);
+    const std::string& text() const { return out_; }
+    std::string take() { return std::move(out_); }
+
+private:
+    void line(std::string_view name, const Labels& labels, const std::string& value);
+    std::string out_;
+};
 
 class Counter {
 public:
@@ -52,20 +89,22 @@ private:
 
 class Metrics {
 public:
-    // The metric named `name` (created on first use). Names follow Prometheus rules;
-    // `labels` is the label set as text, e.g. `activity="charge"`.
-    Counter& counter(const std::string& name, const std::string& help, const std::string& labels = {});
-    Gauge& gauge(const std::string& name, const std::string& help, const std::string& labels = {});
-    Histogram& histogram(const std::string& name, const std::string& help, const std::string& labels = {});
+    // The metric named `name` with `labels` (created on first use). Names follow Prometheus
+    // rules; the references stay valid as long as the Metrics object.
+    Counter& counter(const std::string& name, const std::string& help, const Labels& labels = {});
+    Gauge& gauge(const std::string& name, const std::string& help, const Labels& labels = {});
+    Histogram& histogram(const std::string& name, const std::string& help, const Labels& labels = {});
     // Everything, in Prometheus text exposition format.
     std::string prometheus_text() const;
+    // Everything, appended to `out`.
+    void write(PrometheusWriter& out) const;
 
 private:
     struct Family {
         std::string help, type;
-        std::map<std::string, std::unique_ptr<Counter>> counters;
-        std::map<std::string, std::unique_ptr<Gauge>> gauges;
-        std::map<std::string, std::unique_ptr<Histogram>> histograms;
+        std::map<Labels, std::unique_ptr<Counter>> counters;
+        std::map<Labels, std::unique_ptr<Gauge>> gauges;
+        std::map<Labels, std::unique_ptr<Histogram>> histograms;
     };
     Family& family(const std::string& name, const std::string& help, const char* type);
     mutable std::mutex mu_;

@@ -306,6 +306,7 @@ public:
     const ResiliencePolicy& policy() const { return policy_; }
     // The circuit breaker, or null if the policy has none.
     CircuitBreaker* breaker() { return breaker_.get(); }
+    const CircuitBreaker* breaker() const { return breaker_.get(); }
     // Counters of this pipeline and its breaker.
     ResilienceStats stats() const;
 
@@ -345,6 +346,9 @@ public:
     ResiliencePipeline& pipeline(const std::string& name);
     // Sum of the counters of every pipeline.
     ResilienceStats stats() const;
+    // Calls `fn` with every pipeline created so far, in name order, under the registry's
+    // lock (keep `fn` quick; it must not call back into the registry).
+    void for_each(const std::function<void(const ResiliencePipeline&)>& fn) const;
 
 private:
     const ResiliencePolicy default_policy_;

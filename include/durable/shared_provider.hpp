@@ -48,6 +48,14 @@
 
 namespace durable {
 
+// Plain-number snapshot of a provider's counters.
+struct SharedProviderStats {
+    std::uint64_t builds = 0;    // factory calls that produced a resource in use
+    std::uint64_t failures = 0;  // factory calls that threw (or returned null)
+    std::uint64_t broken = 0;    // resources reported broken while current
+    std::uint64_t resets = 0;    // reset() calls
+};
+
 // Type-erased view of a SharedProvider.
 class SharedResource {
 public:
@@ -62,6 +70,8 @@ public:
     virtual const std::string& name() const = 0;
     // The type of what acquire() points to.
     virtual const std::type_info& type() const = 0;
+    // A snapshot of the provider's counters (for the host's metrics).
+    virtual SharedProviderStats stats() const = 0;
 };
 
 // acquire() cast to `T`; throws InvalidInput if the resource is not a `T`.
@@ -102,14 +112,6 @@ struct SharedProviderOptions {
     std::uint64_t seed = 0;
     // How the builder waits between attempts; empty means default_delay_waiter(clock).
     DelayWaiter waiter;
-};
-
-// Plain-number snapshot of a provider's counters.
-struct SharedProviderStats {
-    std::uint64_t builds = 0;    // factory calls that produced a resource in use
-    std::uint64_t failures = 0;  // factory calls that threw (or returned null)
-    std::uint64_t broken = 0;    // resources reported broken while current
-    std::uint64_t resets = 0;    // reset() calls
 };
 
 namespace detail {
@@ -176,7 +178,7 @@ public:
     // with the old input is discarded.
     void reset(Input input) { core_->reset(std::move(input)); }
     // A snapshot of the counters.
-    SharedProviderStats stats() const { return core_->stats(); }
+    SharedProviderStats stats() const override { return core_->stats(); }
 
     std::shared_ptr<void> acquire() override { return get(); }
     void report_broken(const std::shared_ptr<void>& resource) override {

@@ -27,6 +27,7 @@ InstanceRow read_instance(SQLite::Statement& s) {
     r.lease_owner = col_opt(s, 14);
     r.lease_expires_at = s.getColumn(15).getInt64();
     r.recoveries = s.getColumn(16).getInt64();
+    r.trace_parent = col_opt(s, 17);
     return r;
 }
 

@@ -49,10 +49,16 @@ std::vector<InstanceRow> query_instances(Connection& c, const InstanceFilter& f)
 std::optional<Millis> next_visible_after(Connection& c, Millis now);
 std::vector<AuditEntry> audit_log(Connection& c, const std::optional<std::string>& instance_id, int limit);
 
+// the change feed (change_feed.cpp)
+std::vector<ChangeRow> read_changes(Connection& c, std::int64_t after_seq, int limit);
+std::int64_t change_feed_head(Connection& c);
+// Deletes rows older than `cutoff` or beyond the newest `max_rows`, never the newest row.
+void prune_change_feed(Connection& c, Millis cutoff, std::int64_t max_rows);
+
 // shared row helpers
 #define DURABLE_INSTANCE_COLUMNS                                                                  \
     "id, name, status, execution_id, input, output, error, custom_status, parent_id, "          \
-    "parent_task_id, created_at, updated_at, completed_at, version, lease_owner, lease_expires_at, recoveries"
+    "parent_task_id, created_at, updated_at, completed_at, version, lease_owner, lease_expires_at, recoveries, trace_parent"
 InstanceRow read_instance(SQLite::Statement& s);
 void bind_opt(SQLite::Statement& s, int idx, const std::optional<std::string>& v);
 std::optional<std::string> col_opt(SQLite::Statement& s, int idx);

@@ -44,6 +44,10 @@ public:
     SqliteStore(std::string path, SqliteOptions options) : path_(std::move(path)), options_(options) {
         writer_ = std::make_unique<Connection>(path_, options_, !options_.read_only, &busy_wait_us_);
         migrate();
+        {
+            SQLite::Statement ps(writer_->db(), "PRAGMA page_size");
+            if (ps.executeStep()) page_size_ = ps.getColumn(0).getInt64();
+        }
         if (!options_.read_only) {
             sqlite3_wal_hook(writer_->db().getHandle(), &wal_hook, this);
             thread_ = std::thread([this] {
@@ -207,6 +211,24 @@ public:
             rethrow_as_store_error(path_, "reading the change counter of");
         }
     }
+    std::vector<ChangeRow> read_changes(std::int64_t after_seq, int limit) override {
+        return read([&](Connection& c) { return sql::read_changes(c, after_seq, limit); });
+    }
+    std::int64_t change_feed_head() override {
+        return read([&](Connection& c) { return sql::change_feed_head(c); });
+    }
+    void probe() override {
+        try {
+            // Read-only and without SQLITE_OPEN_CREATE: a file that is gone is an error, not a
+            // new empty database.
+            SQLite::Database db(path_, SQLite::OPEN_READONLY);
+            db.exec("PRAGMA busy_timeout = 1000");
+            SQLite::Statement s(db, "SELECT COUNT(*) FROM schema_migrations");
+            s.executeStep();
+        } catch (...) {
+            rethrow_as_store_error(path_, "probing");
+        }
+    }
     StoreStats stats() override {
         StoreStats s;
         s.commits = commits_.load();
@@ -214,6 +236,8 @@ public:
         s.busy_wait_us = busy_wait_us_.load();
         s.wal_pages = wal_pages_.load();
         s.checkpoints = checkpoints_.load();
+        s.checkpoint_us = checkpoint_us_.load();
+        s.wal_bytes = s.wal_pages * page_size_.load();
         return s;
     }
     std::string describe() const override {
@@ -403,6 +427,7 @@ private:
                 if (apply_batch(c, batch, true) == Applied::Failed) return;
                 break;
         }
+        prune_change_feed_if_due(c);
         try {
             c.stmt("COMMIT")->exec();
         } catch (...) {
@@ -431,6 +456,29 @@ private:
         }
     }
 
+    // About once a second, the batch's transaction also trims the change feed. A failure
+    // here is not the batch's: it is logged and tried again next time.
+    void prune_change_feed_if_due(Connection& c) {
+        auto now = std::chrono::steady_clock::now();
+        if (now < next_prune_) return;
+        next_prune_ = now + std::chrono::seconds(1);
+        auto wall = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::system_clock::now().time_since_epoch()).count();
+        try {
+            c.stmt("SAVEPOINT prune")->exec();
+            try {
+                sql::prune_change_feed(c, wall - options_.change_feed_max_age_ms, options_.change_feed_max_rows);
+                c.stmt("RELEASE prune")->exec();
+            } catch (...) {
+                c.stmt("ROLLBACK TO prune")->exec();
+                c.stmt("RELEASE prune")->exec();
+                throw;
+            }
+        } catch (const std::exception& e) {
+            spdlog::warn("store: pruning the change feed of {} failed: {}", path_, e.what());
+        }
+    }
+
     void fail_all(std::vector<Write>& batch, const char* doing) {
         std::exception_ptr err;
         try {
@@ -456,6 +504,7 @@ private:
     // next time the store is idle; the WAL is still bounded by the PASSIVE ones.
     void checkpoint(const char* mode) {
         bool truncate = std::string_view(mode) == "TRUNCATE";
+        auto started = std::chrono::steady_clock::now();
         int previous = writer_->set_busy_timeout_ms(truncate ? kTruncateBusyMs : options_.busy_timeout_ms);
         try {
             std::string sql = fmt::format("PRAGMA wal_checkpoint({})", mode);
@@ -469,6 +518,9 @@ private:
             spdlog::debug("store: checkpoint {} of {} skipped: {}", mode, path_, e.what());
         }
         writer_->set_busy_timeout_ms(previous);
+        checkpoint_us_.fetch_add(std::chrono::duration_cast<std::chrono::microseconds>(
+                                     std::chrono::steady_clock::now() - started).count(),
+                                 std::memory_order_relaxed);
     }
     static constexpr int kTruncateBusyMs = 20;
 
@@ -501,7 +553,9 @@ private:
     std::mutex version_mu_;
     std::unique_ptr<Connection> version_conn_;  // guarded by version_mu_
 
-    std::atomic<std::int64_t> busy_wait_us_{0}, commits_{0}, ops_{0}, wal_pages_{0}, checkpoints_{0};
+    std::atomic<std::int64_t> busy_wait_us_{0}, commits_{0}, ops_{0}, wal_pages_{0}, checkpoints_{0}, checkpoint_us_{0};
+    std::atomic<std::int64_t> page_size_{4096};
+    std::chrono::steady_clock::time_point next_prune_{};  // used by the commit thread only
 };
 
 int wal_hook(void* self, sqlite3*, const char*, int pages) {

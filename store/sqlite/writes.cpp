@@ -62,8 +62,8 @@ void create_instance(Connection& c, const NewInstance& inst, WriteResult& r) {
     {
         auto s = c.stmt(
             "INSERT INTO instances (id, name, status, execution_id, input, parent_id, parent_task_id, "
-            "created_at, updated_at, version, lease_owner, lease_expires_at) "
-            "VALUES (?, ?, 'Pending', ?, ?, ?, ?, ?, ?, 0, ?, ?) ON CONFLICT (id) DO NOTHING");
+            "created_at, updated_at, version, lease_owner, lease_expires_at, trace_parent) "
+            "VALUES (?, ?, 'Pending', ?, ?, ?, ?, ?, ?, 0, ?, ?, ?) ON CONFLICT (id) DO NOTHING");
         s->bind(1, inst.id);
         s->bind(2, inst.name);
         s->bind(3, inst.execution_id);
@@ -74,6 +74,7 @@ void create_instance(Connection& c, const NewInstance& inst, WriteResult& r) {
         s->bind(8, static_cast<std::int64_t>(inst.now));
         bind_opt(*s, 9, inst.lease_owner);
         s->bind(10, static_cast<std::int64_t>(inst.lease_owner ? inst.lease_expires_at : 0));
+        bind_opt(*s, 11, inst.trace_parent);
         s->exec();
     }
     r.ok = true;
@@ -169,6 +170,18 @@ void commit_episode(Connection& c, const EpisodeCommit& e, WriteResult& r) {
         s->exec();
     }
     append_history(c, e.instance_id, e.first_seq, e.events);
+    if (!e.events.empty()) {
+        // One change-feed row per commit, in its transaction: watchers in any process follow
+        // it. The name comes from the row the CAS above just updated (its page is hot).
+        auto s = c.stmt(
+            "INSERT INTO change_feed (at, instance_id, name, status, first_seq, count) "
+            "SELECT ?, id, name, status, ?, ? FROM instances WHERE id = ?");
+        s->bind(1, static_cast<std::int64_t>(e.now));
+        s->bind(2, static_cast<std::int64_t>(e.first_seq));
+        s->bind(3, static_cast<std::int64_t>(e.events.size()));
+        s->bind(4, e.instance_id);
+        s->exec();
+    }
     if (is_terminal(e.status)) {
         // Nothing more can happen to a finished instance: drop what its inbox still holds, and
         // its activity tasks (a worker running one learns it was cancelled at its next

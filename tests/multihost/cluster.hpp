@@ -44,6 +44,7 @@ struct HostConfig {
     int activity_ms = 0;  // how long each seq5 step sleeps
     int threads = 4;      // activity threads
     int max_active = 0;   // 0: the host's default
+    std::vector<std::string> env;  // extra NAME=value environment entries
     // Names the host registers: "a,b", "none", or empty for all of test_host's.
     std::string orchestrations, activities;
 };
@@ -148,7 +149,7 @@ public:
             args.push_back(c.activities);
         }
         auto p = std::make_unique<Process>(std::string(DURABLE_BIN_DIR) + "/test_host", args,
-                                           ProcessOptions{err_path(id)});
+                                           ProcessOptions{err_path(id), c.env});
         bool ready = p->wait_for_line("ready", std::chrono::seconds(20));
         if (!ready) FAIL("host " << id << " did not start; its log:\n" << stderr_of(id));
         auto& ref = *p;

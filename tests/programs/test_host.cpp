@@ -9,6 +9,9 @@
 //   v2             two sequential "step" activities; output: 2 (the new code of a rolling deploy).
 //   long_activity  one "long" activity that sleeps input["ms"] milliseconds, honouring the
 //                  cancellation token; output: "done".
+//   traced         the sub-orchestration traced_child (whose "flaky" activity fails its first
+//                  in-process attempt and succeeds on the retry), then "long" for input["ms"].
+// With OTEL_EXPORTER_OTLP_ENDPOINT (or _TRACES_ENDPOINT) set, spans are exported there (OTLP/HTTP).
 // --orchestrations / --activities register only the names listed ("none": none of them), for
 // split deployments: orchestration hosts, activity workers, old binaries.
 // Every activity appends "instance_id task_id host_id start" to the --log file when it starts
@@ -27,6 +30,8 @@
 #include <cstdio>
 #include <cstring>
 #include <durable/durable.hpp>
+#include <durable/otlp.hpp>
+#include <optional>
 #include <fmt/format.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
@@ -74,11 +79,34 @@ Task<std::string> long_activity(OrchestrationContext& ctx, Json input) {
     co_return "done";
 }
 
+Task<int> traced_child(OrchestrationContext& ctx, Json) {
+    co_return co_await ctx.call_activity<int>("flaky", 1);
+}
+
+Task<std::string> traced(OrchestrationContext& ctx, Json input) {
+    int ms = input.is_object() ? input.value("ms", 1000) : 1000;
+    co_await ctx.call_sub_orchestration<int>("traced_child", Json(1));
+    co_await ctx.call_activity<bool>("long", ms);
+    co_return "done";
+}
+
 std::shared_ptr<Registry> make_registry(int activity_ms) {
     auto r = std::make_shared<Registry>();
     r->add_orchestrator("seq5", seq5);
     r->add_orchestrator("v2", v2);
     r->add_orchestrator("long_activity", long_activity);
+    r->add_orchestrator("traced", traced);
+    r->add_orchestrator("traced_child", traced_child);
+    ActivitySettings retried;
+    RetryOptions retry;
+    retry.max_attempts = 3;
+    retry.base_delay = std::chrono::milliseconds(5);
+    retry.jitter = false;
+    retried.policy = ResiliencePolicy{retry, std::nullopt, std::nullopt};
+    r->add_activity("flaky", [](ActivityContext& ctx, int n) {
+        if (ctx.attempt() == 1) throw std::runtime_error("flaky: the first attempt always fails");
+        return n + 1;
+    }, retried);
     r->add_activity("step", [activity_ms](ActivityContext& ctx, int n) {
         log_activity(ctx, "start");
         if (!nap(ctx, activity_ms)) throw Cancelled("the host is stopping");
@@ -170,6 +198,11 @@ int main(int argc, char** argv) {
         options.activity_threads = args.threads;
         if (args.max_active > 0) options.max_active_instances = static_cast<std::size_t>(args.max_active);
         options.logger = logger;
+        std::optional<http::OtlpExporter> exporter;
+        if (auto otlp = http::OtlpOptions::from_environment()) {
+            exporter.emplace(*otlp);
+            options.span_sink = exporter->sink();
+        }
         // "a,b" keeps those names, "none" none, empty all.
         auto keeps = [](const std::string& list, const std::string& name) {
             if (list.empty()) return true;

@@ -132,6 +132,7 @@ struct Served {
         auto until = std::chrono::steady_clock::now() + 20s;
         for (;;) {
             auto log = client.audit_log(id, 100);
+            std::reverse(log.begin(), log.end());  // oldest first
             auto ours = std::count_if(log.begin(), log.end(), [](const AuditRecord& r) {
                 return !r.action.empty() && std::isupper(static_cast<unsigned char>(r.action[0]));
             });

@@ -58,7 +58,21 @@ Process::Process(const std::string& program, const std::vector<std::string>& arg
     std::vector<char*> argv;
     for (auto& a : storage) argv.push_back(a.data());
     argv.push_back(nullptr);
-    int rc = posix_spawn(&pid_, program.c_str(), &actions, nullptr, argv.data(), environ);
+    // The test's environment with the extra entries added; an extra entry replaces one of the
+    // same name.
+    std::vector<std::string> env_text;
+    for (char** e = environ; *e; ++e) {
+        std::string entry = *e;
+        auto name = entry.substr(0, entry.find('=') + 1);
+        bool replaced = false;
+        for (const auto& x : options.env) replaced = replaced || x.rfind(name, 0) == 0;
+        if (!replaced) env_text.push_back(std::move(entry));
+    }
+    for (const auto& x : options.env) env_text.push_back(x);
+    std::vector<char*> envp;
+    for (auto& x : env_text) envp.push_back(x.data());
+    envp.push_back(nullptr);
+    int rc = posix_spawn(&pid_, program.c_str(), &actions, nullptr, argv.data(), envp.data());
     posix_spawn_file_actions_destroy(&actions);
     close(fds[1]);
     if (rc != 0) {

@@ -24,6 +24,7 @@ namespace durable::test {
 
 struct ProcessOptions {
     std::string stderr_path;  // empty: inherit the test's stderr
+    std::vector<std::string> env;  // "NAME=value" entries added to (or replacing) the test's environment
 };
 
 class Process {

@@ -251,8 +251,10 @@ const std::vector<Planned>& store_statements() {
         {"INSERT INTO audit_log (at, actor, action, instance_id, detail) VALUES (?, ?, ?, ?, ?)"},
         {"INSERT INTO inbox (instance_id, visible_at, control, event) VALUES (?, ?, ?, ?)"},
         {"INSERT INTO instances (id, name, status, execution_id, input, parent_id, parent_task_id, "
-         "created_at, updated_at, version, lease_owner, lease_expires_at) "
-         "VALUES (?, ?, 'Pending', ?, ?, ?, ?, ?, ?, 0, ?, ?) ON CONFLICT (id) DO NOTHING"},
+         "created_at, updated_at, version, lease_owner, lease_expires_at, trace_parent) "
+         "VALUES (?, ?, 'Pending', ?, ?, ?, ?, ?, ?, 0, ?, ?, ?) ON CONFLICT (id) DO NOTHING"},
+        {"INSERT INTO change_feed (at, instance_id, name, status, first_seq, count) "
+         "SELECT ?, id, name, status, ?, ? FROM instances WHERE id = ?"},
         {"SELECT status FROM instances WHERE id = ?"},
         {"UPDATE instances SET version = version + 1, status = ?, execution_id = ?, "
          "input = COALESCE(?, input), output = ?, error = ?, custom_status = ?, updated_at = ?, "
@@ -288,6 +290,13 @@ const std::vector<Planned>& store_statements() {
          "ORDER BY id DESC LIMIT ?2"},
         {"SELECT at, actor, action, instance_id, detail FROM audit_log ORDER BY id DESC LIMIT ?2",
          "the newest entries in rowid order: the scan stops at the LIMIT"},
+        // change_feed.cpp
+        {"SELECT seq, at, instance_id, name, status, first_seq, count FROM change_feed WHERE seq > ? "
+         "ORDER BY seq LIMIT ?"},
+        {"SELECT COALESCE(MAX(seq), 0) FROM change_feed", "MAX of the rowid reads the last row only", false},
+        {"SELECT seq, at FROM change_feed ORDER BY seq LIMIT 2000",
+         "the oldest rows in rowid order: the scan stops at the LIMIT"},
+        {"DELETE FROM change_feed WHERE seq < ?"},
     };
     return all;
 }
@@ -556,7 +565,7 @@ TEST_CASE("the test's copies of the store's SQL match the code") {
     std::set<std::string> copies;
     for (const auto& p : store_statements()) copies.insert(p.sql);
     std::set<std::string> in_code;
-    for (auto file : {"leases.cpp", "writes.cpp", "reads.cpp"}) {
+    for (auto file : {"leases.cpp", "writes.cpp", "reads.cpp", "change_feed.cpp"}) {
         for (auto& sql : prepared_statements(std::string(DURABLE_SOURCE_DIR) + "/store/sqlite/" + file)) {
             CHECK_MESSAGE(copies.count(sql) == 1, file << " prepares a statement this test does not check; copy it "
                                                        "into store_statements() and check its plan:\n"
