@@ -69,6 +69,7 @@ void add_instance_commands(CLI::App& app, GlobalOptions& global, Commands& comma
 void add_history_command(CLI::App& app, GlobalOptions& global, Commands& commands);     // history
 void add_worker_command(CLI::App& app, GlobalOptions& global, Commands& commands);      // worker
 void add_cluster_commands(CLI::App& app, GlobalOptions& global, Commands& commands);    // hosts, leases, metrics
+void add_serve_command(CLI::App& app, GlobalOptions& global, Commands& commands);       // serve (gRPC)
 void add_demo_command(CLI::App& app, GlobalOptions& global, Commands& commands);        // demo
 void add_watch_commands(CLI::App& app, GlobalOptions& global, Commands& commands);      // watch, audit
 

@@ -211,6 +211,26 @@ InstanceState Client::wait_for_completion(const std::string& id, std::chrono::mi
     }
 }
 
+InstanceState Client::wait_for_start(const std::string& id, std::chrono::milliseconds timeout) const {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    auto hub = detail::DatabaseAccess::completions(db_);
+    // A start is a commit of some host: one of this process wakes us through the hub's
+    // progress count; another process's is seen by looking again with a growing interval.
+    auto poll = std::chrono::milliseconds(attachment_ ? 25 : 2);
+    for (;;) {
+        auto seen = hub->progress();
+        auto s = get_status(id);
+        if (!s) throw InstanceNotFound(fmt::format("no instance '{}' in {}", id, db_.path()));
+        if (s->status != Status::Pending) return *s;
+        auto now = std::chrono::steady_clock::now();
+        if (now >= deadline) {
+            throw Timeout(fmt::format("instance '{}' did not start within {} ms", id, timeout.count()));
+        }
+        hub->wait_progress(seen, std::min(deadline, now + poll));
+        poll = std::min(poll * 2, std::chrono::milliseconds(100));
+    }
+}
+
 void Client::raise_event(const std::string& id, const std::string& event_name, const Json& payload) {
     if (event_name.empty()) throw InvalidInput("the event name is empty");
     detail::require_utf8(id, "the instance id");
@@ -312,6 +332,13 @@ std::int64_t Client::purge(const std::vector<Status>& statuses,
                                           std::nullopt, fmt::format("{} instances", r.count)},
                         nullptr);
     return r.count;
+}
+
+void Client::audit(AuditRecord record) const {
+    detail::store_of(db_)->append_audit(store::AuditEntry{record.at_ms ? record.at_ms : wall_ms(), std::move(record.actor),
+                                                std::move(record.action), std::move(record.instance_id),
+                                                std::move(record.detail)},
+                              nullptr);
 }
 
 Page Client::query(const QueryFilter& filter, std::size_t page_size, const std::optional<std::string>& after) const {

@@ -158,7 +158,12 @@ struct Host::Impl : std::enable_shared_from_this<Host::Impl> {
     bool heartbeat_task(ActivityWork& work, const Json& details,
                         std::optional<std::chrono::steady_clock::time_point>& last);
     // True when this host runs `name` itself under the instance lease (no task row).
-    bool runs_activity_directly(const std::string& name) const { return direct_activities.count(name) > 0; }
+    // A registry's default activity (a `durable serve` host's connected workers) runs every
+    // name that is not registered by name.
+    bool runs_activity_directly(const std::string& name) const {
+        if (direct_activities.count(name) > 0) return true;
+        return registry->has_default_activity() && max_concurrent.count(name) == 0;
+    }
     bool runs_orchestration(const std::string& name) const { return registry->orchestrator(name) != nullptr; }
     // This host's row in the hosts table (names, lease), for its heartbeats.
     store::HostRow host_row(store::Millis now, std::optional<store::Millis> stopped) const;

@@ -144,6 +144,11 @@ public:
     // Throws InstanceNotFound, or Timeout after `timeout`.
     InstanceState wait_for_completion(const std::string& id,
                                       std::chrono::milliseconds timeout = std::chrono::minutes(5)) const;
+    // Blocks until the instance has started (it is no longer Pending) and returns its state.
+    // Woken by the commits of a host in this process. Throws InstanceNotFound, or Timeout
+    // after `timeout`.
+    InstanceState wait_for_start(const std::string& id,
+                                 std::chrono::milliseconds timeout = std::chrono::minutes(5)) const;
     // Delivers event `event_name` with `payload`. Throws InstanceNotFound, or InvalidInput
     // when the instance has finished.
     void raise_event(const std::string& id, const std::string& event_name, const Json& payload = Json());
@@ -171,6 +176,9 @@ public:
     WatchEnd watch(const std::string& id, const std::function<bool(const HistoryEntry&)>& on_event,
                    std::int64_t from_seq = 0, std::chrono::milliseconds timeout = std::chrono::minutes(5)) const;
 
+    // Appends `record` to the audit log; it becomes durable with the next commit of this
+    // process (the call does not wait for it).
+    void audit(AuditRecord record) const;
     // The hosts that have used the database, by id (read-only).
     std::vector<HostInfo> hosts() const;
     // The instance leases held now, expired ones included until another host claims them.

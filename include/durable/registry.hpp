@@ -262,9 +262,18 @@ public:
         auto it = orchestrators_.find(name);
         return it == orchestrators_.end() ? nullptr : &it->second;
     }
+    // Runs every activity that is not registered by name: a `durable serve` process hands
+    // those to its connected workers. ActivityContext::name() says which one was called.
+    Registry& set_default_activity(ActivityFn fn, ActivitySettings settings = {}) {
+        default_activity_ = ActivityEntry{std::move(fn), std::move(settings)};
+        return *this;
+    }
+    bool has_default_activity() const { return default_activity_.has_value(); }
+    // The activity registered as `name`, else the default one, else null.
     const ActivityEntry* activity(std::string_view name) const {
         auto it = activities_.find(name);
-        return it == activities_.end() ? nullptr : &it->second;
+        if (it != activities_.end()) return &it->second;
+        return default_activity_ ? &*default_activity_ : nullptr;
     }
     const std::map<std::string, std::shared_ptr<SharedResource>, std::less<>>& resources() const { return resources_; }
     std::vector<std::string> orchestrator_names() const;
@@ -277,6 +286,7 @@ private:
     std::map<std::string, OrchestratorFn, std::less<>> orchestrators_;
     std::map<std::string, ActivityEntry, std::less<>> activities_;
     std::map<std::string, std::shared_ptr<SharedResource>, std::less<>> resources_;
+    std::optional<ActivityEntry> default_activity_;
 };
 
 }  // namespace durable
