@@ -328,8 +328,8 @@ TEST_CASE("without --db the database is durable.db in the current directory") {
     CHECK(std::filesystem::exists(dir.path() / "durable.db"));
 }
 
-TEST_CASE("split workers: --only orchestrations and --only activities run an instance together; hosts shows who runs "
-          "what; an instance nobody runs says why it waits") {
+TEST_CASE("split workers: --only orchestrations and --only activities run an instance together, hosts shows who runs "
+          "what, and an instance nobody runs says why it waits") {
     TempDir dir;
     auto db = dir.file("split.db");
     {

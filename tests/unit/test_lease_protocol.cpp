@@ -211,7 +211,7 @@ TEST_CASE("lease protocol: a commit with a stale version, or by another owner, t
     CHECK(f.count("SELECT COUNT(*) FROM audit_log") == audit_before);
 }
 
-TEST_CASE("lease protocol: release frees the lease; an orphaned release leaves it at once claimable by anyone") {
+TEST_CASE("lease protocol: release frees the lease, an orphaned release leaves it at once claimable by anyone") {
     Fixture f;
     REQUIRE(f.claim("a", 0, kT).ids.size() == 1);
     SUBCASE("a stranger cannot release it") {
@@ -247,7 +247,7 @@ TEST_CASE("lease protocol: release frees the lease; an orphaned release leaves i
     }
 }
 
-TEST_CASE("lease protocol: claiming an expired lease counts a recovery; progress resets the count") {
+TEST_CASE("lease protocol: claiming an expired lease counts a recovery, progress resets the count") {
     Fixture f;
     REQUIRE(f.claim("a", 0, kT).ids.size() == 1);
     CHECK(f.row().recoveries == 0);

@@ -356,7 +356,7 @@ TEST_CASE("reset rebuilds from the new input") {
     CHECK(provider.stats().builds == 2);
 }
 
-TEST_CASE("reset during a build discards it; callers waiting get the new input's resource") {
+TEST_CASE("reset during a build discards it, callers waiting get the new input's resource") {
     auto clock = std::make_shared<ManualClock>();
     Counter entered;
     Gate gate;
