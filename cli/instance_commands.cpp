@@ -104,6 +104,8 @@ IfExists parse_if_exists(const std::string& text) {
 }
 
 int run_start(const GlobalOptions& g, const StartArgs& a) {
+    // Everything the command line alone decides is checked before the file is touched: a
+    // usage error never creates a database.
     require_utf8(a.name, "the orchestration NAME");
     if (a.id) {
         if (a.id->empty()) throw UsageError("--id is empty; give an instance id, or leave --id out to get a new one");
@@ -111,20 +113,22 @@ int run_start(const GlobalOptions& g, const StartArgs& a) {
     }
     auto if_exists = parse_if_exists(a.if_exists);
     auto timeout = parse_duration(a.timeout, "--timeout");
+    auto given = read_json_payload(a.input, a.input_file, "--input", "--input-file");
+    std::optional<Database> existing;
+    LiveCode live;
+    if (std::filesystem::exists(g.db)) {
+        existing = open_database(g, false);
+        live = live_code(*existing);
+    }
+    check_name(a.name, a.force, live);
     Json input;
-    if (auto given = read_json_payload(a.input, a.input_file, "--input", "--input-file")) {
+    if (given) {
         input = std::move(*given);
     } else {
         input = orchestrations::example_input(a.name);
         if (!input.is_null()) fmt::print(stderr, "no --input given: using the example input {}\n", input.dump());
     }
-    // A name no host could know is refused before the file is created; one that is not an
-    // example's may still be registered by a live host of this database.
-    if (!std::filesystem::exists(g.db)) check_name(a.name, a.force, LiveCode{});
-    auto db = open_database(g, false);
-    auto live = live_code(db);
-    check_name(a.name, a.force, live);
-    Client client(db);
+    Client client(existing ? *existing : open_database(g, false));
     ScheduleOptions options;
     options.instance_id = a.id;
     options.if_exists = if_exists;

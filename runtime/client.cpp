@@ -101,7 +101,7 @@ ScheduleResult Client::schedule_with_result(const std::string& name, const Json&
         if (!elsewhere) {
             std::string known;
             for (const auto& n : host->registry->orchestrator_names()) known += (known.empty() ? "" : ", ") + n;
-            throw InvalidInput(fmt::format("no orchestration named '{}' is registered on this host or any live host; "
+            throw UnknownOrchestration(fmt::format("no orchestration named '{}' is registered on this host or any live host; "
                                            "known here: {}",
                                            name, known));
         }

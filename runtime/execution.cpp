@@ -210,7 +210,7 @@ void Execution::on_root_done() {
 }
 
 void Execution::fail(std::string_view type, const std::string& message) {
-    fail_with(simple_failure_json(type, message));
+    fail_with(ev::error_json(type, message));
 }
 
 void Execution::fail_with(Json error) {

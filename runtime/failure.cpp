@@ -80,6 +80,11 @@ std::string exception_type_name(const std::exception_ptr& e) {
         char* name = abi::__cxa_demangle(typeid(ex).name(), nullptr, nullptr, &status);
         std::string out = status == 0 && name ? name : typeid(ex).name();
         std::free(name);
+        // std::throw_with_nested(E) throws a library type deriving from E: name E.
+        constexpr std::string_view nested = "std::_Nested_exception<";
+        if (out.size() > nested.size() && out.compare(0, nested.size(), nested) == 0 && out.back() == '>') {
+            out = out.substr(nested.size(), out.size() - nested.size() - 1);
+        }
         return out;
     } catch (...) {
         return "unknown";
@@ -151,12 +156,6 @@ Json orchestrator_failure_json(const std::exception_ptr& e) {
     } catch (...) {
         return failure_json(e);
     }
-}
-
-Json simple_failure_json(std::string_view type, std::string_view message, std::string_view details) {
-    Json e = {{"type", type}, {"message", message}};
-    if (!details.empty()) e["details"] = details;
-    return e;
 }
 
 }  // namespace detail

@@ -33,10 +33,8 @@ Json failure_json(const std::exception_ptr& e, std::size_t max_details = 4096);
 
 // The instance's error when its orchestrator ended with `e` (uncaught): a TaskFailed becomes
 // {type "TaskFailed", the task that failed, a message naming it, inner: the task's failure};
-// anything else is failure_json(e).
+// anything else is failure_json(e). (A failure durable decides itself, NonDeterminism say, is
+// ev::error_json in runtime/history.hpp.)
 Json orchestrator_failure_json(const std::exception_ptr& e);
-
-// The record of a failure durable itself decided (NonDeterminism, Timeout, ...).
-Json simple_failure_json(std::string_view type, std::string_view message, std::string_view details = {});
 
 }  // namespace durable::detail

@@ -31,12 +31,6 @@ public:
     using Error::Error;
 };
 
-// An instance names an orchestration no registry on this host knows. Orchestrator code never
-// sees it: the instance fails with error type "UnknownOrchestration".
-class UnknownOrchestration : public Error {
-public:
-    using Error::Error;
-};
 
 // The orchestrator's code asked for something its recorded history does not hold.
 class NonDeterminism : public Error {
@@ -48,6 +42,14 @@ public:
 class InvalidInput : public Error {
 public:
     using Error::Error;
+};
+
+// No orchestration of that name is registered: thrown when a client attached to a host
+// schedules a name the host's registry lacks. An instance whose name no host knows fails with
+// error type "UnknownOrchestration" (the host that claims it records it).
+class UnknownOrchestration : public InvalidInput {
+public:
+    using InvalidInput::InvalidInput;
 };
 
 // The database could not be used: locked, read-only, not a SQLite file, too new a schema.

@@ -229,7 +229,27 @@ TEST_CASE("start, wait, status, list, history, hosts, leases and metrics with a 
     CHECK(hosts.out_has("alive"));
     auto hosts_json = Json::parse(durable_cli(dir, db, {"hosts", "--json"}).stdout_text());
     CHECK(hosts_json[0]["id"] == "cli-worker");
-    CHECK(durable_cli(dir, db, {"leases"}).code == 0);
+    // An approval waits for its decision: the worker holds its lease.
+    REQUIRE(durable_cli(dir, db, {"start", "approval", "--id", "held", "--input", R"({"request_id":"h"})"}).code == 0);
+    Json lease;
+    for (int i = 0; i < 200 && lease.is_null(); ++i) {
+        auto leases = durable_cli(dir, db, {"leases", "--json"});
+        REQUIRE(leases.code == 0);
+        for (const auto& l : Json::parse(leases.stdout_text())) {
+            if (l["instance"] == "held") lease = l;
+        }
+        if (lease.is_null()) std::this_thread::sleep_for(20ms);
+    }
+    REQUIRE(lease.is_object());
+    CHECK(lease["owner"] == "cli-worker");
+    CHECK(lease["name"] == "approval");
+    CHECK(lease["expired"] == false);
+    CHECK(lease["expires_at_ms"].get<std::int64_t>() > 0);
+    auto table = durable_cli(dir, db, {"leases"});
+    CHECK(table.code == 0);
+    CHECK(table.out_has("held"));
+    CHECK(table.out_has("cli-worker"));
+    CHECK(table.err_has("0 expired"));
     auto metrics = durable_cli(dir, db, {"metrics"});
     CHECK(metrics.code == 0);
     CHECK(metrics.out_has("durable_instances{name=\"order_pipeline\",status=\"Completed\"} 1"));
@@ -329,7 +349,7 @@ TEST_CASE("without --db the database is durable.db in the current directory") {
 }
 
 TEST_CASE("split workers: --only orchestrations and --only activities run an instance together, hosts shows who runs "
-          "what, and an instance nobody runs says why it waits") {
+          "what, an instance nobody runs says why it waits") {
     TempDir dir;
     auto db = dir.file("split.db");
     {

@@ -18,6 +18,7 @@ namespace {
 
 std::atomic<bool> g_gate_open{false};
 std::atomic<int> g_gate_entered{0};
+std::atomic<int> g_until_stopped_calls{0};
 
 std::shared_ptr<Registry> registry() {
     auto r = std::make_shared<Registry>();
@@ -42,9 +43,19 @@ std::shared_ptr<Registry> registry() {
         auto b = co_await ctx.call_activity<std::string>("gate", 0);
         co_return a + " " + b;
     });
+    // Its first run lasts until its host stops (at most 10 s); later runs return at once.
+    r->add_activity("until_stopped", [](ActivityContext& ctx, int) {
+        if (g_until_stopped_calls.fetch_add(1) == 0) {
+            auto until = std::chrono::steady_clock::now() + 10s;
+            while (!ctx.cancellation().cancelled() && std::chrono::steady_clock::now() < until) {
+                std::this_thread::sleep_for(1ms);
+            }
+        }
+        return std::string("slept");
+    });
     r->add_orchestrator("then_sleep", [](OrchestrationContext& ctx, std::string s) -> Task<std::string> {
         auto a = co_await ctx.call_activity<std::string>("hello", s);
-        auto b = co_await ctx.call_activity<std::string>("sleepy", 400);
+        auto b = co_await ctx.call_activity<std::string>("until_stopped", 0);
         co_return a + " " + b;
     });
     return r;
@@ -122,12 +133,14 @@ TEST_CASE("a lingering commit is written after the linger time while a long acti
 }
 
 TEST_CASE("a graceful stop writes the lingering commits, and the next host goes on from them") {
+    g_until_stopped_calls = 0;
     Engine e(registry(), with_linger(60s));
     auto c = e.client();
     auto id = c.schedule("then_sleep", "z");
-    std::this_thread::sleep_for(100ms);  // "hello" is done, "sleepy" runs; nothing is written yet
+    // "hello" is done and "until_stopped" runs (until the stop): nothing is written yet.
+    REQUIRE(wait_until([&] { return g_until_stopped_calls.load() > 0; }, 10s));
     CHECK(c.history(id).empty());
-    e.host->stop();  // waits for "sleepy", drops its result (stopping), writes the rest
+    e.host->stop();  // cancels "until_stopped", drops its result (stopping), writes the rest
     auto h = c.history(id);
     REQUIRE(h.size() == 4);
     CHECK(h[3].event["t"] == "TaskScheduled");

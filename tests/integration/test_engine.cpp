@@ -2,7 +2,12 @@
 // non-determinism, durable retries.
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <set>
 
@@ -133,6 +138,26 @@ std::shared_ptr<Registry> registry() {
         co_return co_await ctx.call_activity<std::string>("flaky", fail_times, ActivityOptions{p});
     });
     return r;
+}
+
+// Waits (bounded) until `id`'s history holds at least `n` completed activities.
+bool wait_for_completed_tasks(Client c, const std::string& id, int n) {
+    for (int i = 0; i < 2000; ++i) {
+        int completed = 0;
+        for (auto& h : c.history(id)) completed += h.type() == EventType::TaskCompleted;
+        if (completed >= n) return true;
+        std::this_thread::sleep_for(5ms);
+    }
+    return false;
+}
+
+bool wait_until(const std::function<bool()>& ok, std::chrono::milliseconds limit) {
+    auto until = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < until) {
+        if (ok()) return true;
+        std::this_thread::sleep_for(5ms);
+    }
+    return ok();
 }
 
 }  // namespace
@@ -303,7 +328,7 @@ TEST_CASE("scheduling is idempotent on a caller-chosen id, and unknown names are
     CHECK(c.schedule("chain", "b", o) == "order-42");
     CHECK(c.wait_for_completion("order-42", 10s).output == "hello hello hello a");
     CHECK(c.history("order-42").size() == 8);
-    CHECK_THROWS_AS(c.schedule("no_such_orchestration"), InvalidInput);
+    CHECK_THROWS_AS(c.schedule("no_such_orchestration"), UnknownOrchestration);
     CHECK_THROWS_AS(c.schedule("chain", std::string(300 * 1024, 'x')), InvalidInput);
 }
 
@@ -311,7 +336,10 @@ TEST_CASE("a host restart mid-orchestration gives exact results") {
     g_count_calls = 0;
     Engine e(registry());
     auto id = e.client().schedule("slow_steps", 30);
-    std::this_thread::sleep_for(150ms);
+    // Restart once a few steps are recorded: the rest (27 steps, each behind a 20 ms timer)
+    // runs on the new host.
+    REQUIRE(wait_for_completed_tasks(e.client(), id, 3));
+    REQUIRE_FALSE(is_terminal(e.client().get_status(id)->status));
     e.restart(true);
     auto s = e.client().wait_for_completion(id, 30s);
     REQUIRE(s.status == Status::Completed);
@@ -325,7 +353,8 @@ TEST_CASE("a host restart mid-orchestration gives exact results") {
 TEST_CASE("a crash (no graceful stop) mid-orchestration is recovered after the lease") {
     Engine e(registry());
     auto id = e.client().schedule("slow_steps", 20);
-    std::this_thread::sleep_for(150ms);
+    REQUIRE(wait_for_completed_tasks(e.client(), id, 3));
+    REQUIRE_FALSE(is_terminal(e.client().get_status(id)->status));
     e.restart(false);
     auto s = e.client().wait_for_completion(id, 30s);
     REQUIRE(s.status == Status::Completed);
@@ -339,9 +368,24 @@ TEST_CASE("eviction from the cache is followed by a correct replay") {
     auto c = e.client();
     std::vector<std::string> ids;
     for (int i = 0; i < 6; ++i) ids.push_back(c.schedule("two_events"));
-    std::this_thread::sleep_for(1500ms);  // eviction sweeps run each second
+    // Each instance has started (and waits for "a"); the sweep (each second) evicts all but one.
+    auto started_all = [&] {
+        for (auto& id : ids) {
+            if (c.history(id).size() < 1) return false;
+        }
+        return true;
+    };
+    REQUIRE(wait_until([&] { return started_all() && e.host->stats().cached <= 1; }, 20s));
     for (auto& id : ids) c.raise_event(id, "a", 1);
-    std::this_thread::sleep_for(1200ms);
+    // Each has taken "a" (replayed from history when it was evicted), and is evicted again.
+    auto took_a = [&] {
+        for (auto& id : ids) {
+            if (c.history(id).size() < 2) return false;
+        }
+        return true;
+    };
+    REQUIRE(wait_until([&] { return took_a() && e.host->stats().cached <= 1; }, 20s));
+    CHECK(e.host->stats().replays > 0);
     for (auto& id : ids) c.raise_event(id, "b", 2);
     for (auto& id : ids) CHECK(c.wait_for_completion(id, 20s).output == Json{1, 2});
     CHECK(e.host->stats().replays > 0);
@@ -430,23 +474,38 @@ TEST_CASE("watch streams an instance's events live, in order, until it finishes"
     Engine e(registry());
     auto c = e.client();
     auto id = c.schedule("two_events");
-    std::vector<std::string> types;
+    std::mutex mu;
+    std::condition_variable cv;
+    std::vector<std::string> types;  // guarded by mu
     std::int64_t expected_seq = 0;
     bool in_order = true;
-    std::thread raiser([&] {
-        std::this_thread::sleep_for(100ms);
-        c.raise_event(id, "a", 1);
-        c.raise_event(id, "b", 2);
+    WatchEnd end = WatchEnd::TimedOut;
+    std::thread watcher([&] {
+        end = c.watch(
+            id,
+            [&](const HistoryEntry& h) {
+                std::lock_guard lock(mu);
+                in_order = in_order && h.seq == expected_seq++;
+                types.push_back(std::string(to_string(h.type())));
+                cv.notify_all();
+                return true;
+            },
+            0, 20s);
     });
-    c.watch(
-        id,
-        [&](const HistoryEntry& h) {
-            in_order = in_order && h.seq == expected_seq++;
-            types.push_back(h.event["t"]);
-            return true;
-        },
-        0, 10s);
-    raiser.join();
+    auto seen = [&](const std::string& type) {
+        std::unique_lock lock(mu);
+        return cv.wait_for(lock, 10s, [&] { return std::find(types.begin(), types.end(), type) != types.end(); });
+    };
+    // "a" must reach the watcher while the instance still waits for "b": live, from the
+    // host's distributor (the store is read again only when the instance finishes).
+    // (CHECKs only until the watcher is joined: both events are raised whatever happens.)
+    CHECK(seen("ExecutionStarted"));
+    c.raise_event(id, "a", 1);
+    CHECK(seen("EventRaised"));
+    CHECK_FALSE(is_terminal(c.get_status(id)->status));
+    c.raise_event(id, "b", 2);
+    watcher.join();
+    CHECK(end == WatchEnd::Finished);
     CHECK(in_order);
     REQUIRE(types.size() == 4);
     CHECK(types.front() == "ExecutionStarted");
@@ -492,4 +551,215 @@ TEST_CASE("an activity refused by an open circuit breaker is retried durably aft
     CHECK(failures >= 2);      // the real failure, then at least one refusal while open
     CHECK(breaker_refused);
     CHECK(calls.load() == 2);  // the breaker kept the refused attempts from reaching the activity
+}
+
+namespace {
+
+// A payment activity that fails with a nested cause, and orchestrators around it.
+std::shared_ptr<Registry> failing_registry() {
+    auto r = registry();
+    r->add_activity("charge", [](int) -> std::string {
+        try {
+            throw std::invalid_argument("card 4242 expired");
+        } catch (...) {
+            std::throw_with_nested(std::runtime_error("card declined"));
+        }
+    });
+    // Catches the failure, then waits for an event so a restart replays the catch.
+    r->add_orchestrator("catches_then_waits", [](OrchestrationContext& ctx) -> Task<Json> {
+        Json seen;
+        try {
+            co_await ctx.call_activity<std::string>("charge", 1);
+        } catch (const TaskFailed& e) {
+            seen = failure_to_json(e.failure());
+            seen["what"] = e.what();
+            seen["task_name"] = e.task_name();
+        }
+        co_await ctx.wait_for_external_event<int>("go");
+        co_return seen;
+    });
+    r->add_orchestrator("pays", [](OrchestrationContext& ctx) -> Task<std::string> {
+        co_return co_await ctx.call_activity<std::string>("charge", 1);
+    });
+    r->add_orchestrator("checkout", [](OrchestrationContext& ctx) -> Task<std::string> {
+        co_return co_await ctx.call_sub_orchestration<std::string>("pays");
+    });
+    return r;
+}
+
+}  // namespace
+
+TEST_CASE("failures carry their type, message, task and inner failure, in the exception and the instance's error") {
+    Engine e(failing_registry());
+    auto c = e.client();
+    ScheduleOptions o;
+    o.instance_id = "catcher";
+    c.schedule("catches_then_waits", Json(), o);
+    // Once the failure is in history, restart: the orchestrator's catch runs again on replay.
+    auto failed_in_history = [&] {
+        for (auto& h : c.history("catcher")) {
+            if (h.type() == EventType::TaskFailed) return true;
+        }
+        return false;
+    };
+    for (int i = 0; i < 1000 && !failed_in_history(); ++i) std::this_thread::sleep_for(5ms);
+    REQUIRE(failed_in_history());
+    e.restart(true);
+    c = e.client();
+    c.raise_event("catcher", "go", 1);
+    auto caught = c.wait_for_completion("catcher", 10s);
+    REQUIRE(caught.status == Status::Completed);
+    const Json& f = caught.output;
+    CHECK(f["type"] == "std::runtime_error");
+    CHECK(f["message"] == "card declined");
+    CHECK(f["what"] == "card declined");
+    CHECK(f["task_name"] == "charge");
+    CHECK(f["task"]["kind"] == "activity");
+    CHECK(f["task"]["name"] == "charge");
+    CHECK(f["task"]["id"] == 0);
+    CHECK(f["inner"]["type"] == "std::invalid_argument");
+    CHECK(f["inner"]["message"] == "card 4242 expired");
+    CHECK(e.host->stats().replays > 0);  // the details above came through a replay
+
+    // Uncaught: the instance's error names the activity and keeps the exception as inner.
+    auto paid = c.wait_for_completion(c.schedule("pays"), 10s);
+    REQUIRE(paid.status == Status::Failed);
+    auto err = failure_from_json(paid.error);
+    CHECK(err.type == "TaskFailed");
+    CHECK(err.task_kind == "activity");
+    CHECK(err.task_name == "charge");
+    CHECK(err.message.find("activity 'charge' (task 0) failed: card declined") != std::string::npos);
+    REQUIRE(err.inner);
+    CHECK(err.inner->type == "std::runtime_error");
+    REQUIRE(err.inner->inner);
+    CHECK(err.inner->inner->type == "std::invalid_argument");
+
+    // Through a sub-orchestration: the parent's error names the child, the child's error is inside.
+    auto checkout = c.wait_for_completion(c.schedule("checkout"), 10s);
+    REQUIRE(checkout.status == Status::Failed);
+    auto top = failure_from_json(checkout.error);
+    CHECK(top.task_kind == "sub-orchestration");
+    CHECK(top.task_name == "pays");
+    CHECK_FALSE(top.task_instance_id.empty());
+    REQUIRE(top.inner);
+    REQUIRE(top.inner->inner);  // the child's error, whose inner is its failed activity
+    CHECK(top.inner->inner->task_name == "charge");
+    bool found = false;
+    for (const FailureDetails* d = &top; d; d = d->inner.get()) found = found || d->type == "std::invalid_argument";
+    CHECK(found);  // the root cause survives two levels of wrapping
+}
+
+TEST_CASE("history entries have a public event type and typed fields") {
+    Engine e(failing_registry());
+    auto c = e.client();
+    auto id = c.schedule("chain", "x");
+    REQUIRE(c.wait_for_completion(id, 10s).status == Status::Completed);
+    auto h = c.history(id);
+    REQUIRE(h.size() == 8);
+    CHECK(h[0].type() == EventType::ExecutionStarted);
+    CHECK(h[0].name() == "chain");
+    CHECK(h[0].input() == "x");
+    CHECK_FALSE(h[0].task_id());
+    CHECK(h[1].type() == EventType::TaskScheduled);
+    CHECK(h[1].task_id() == 0);
+    CHECK(h[1].name() == "hello");
+    CHECK(h[2].type() == EventType::TaskCompleted);
+    CHECK(h[2].task_id() == 0);
+    CHECK(h[2].result() == "hello x");
+    CHECK(h[2].timestamp_ms() >= h[0].timestamp_ms());
+    CHECK(h[2].timestamp() >= h[0].timestamp());
+    CHECK(h.back().type() == EventType::ExecutionCompleted);
+    CHECK(h.back().final_status() == Status::Completed);
+    CHECK(h.back().result() == "hello hello hello x");
+    CHECK(to_string(EventType::TimerFired) == "TimerFired");
+    CHECK(event_type_from_string("SubOrchestrationFailed") == EventType::SubOrchestrationFailed);
+    CHECK(event_type_from_string("FromTheFuture") == EventType::Unknown);
+
+    auto failed = c.wait_for_completion(c.schedule("pays"), 10s);
+    auto fh = c.history(failed.id);
+    bool task_failed = false;
+    for (auto& entry : fh) {
+        if (entry.type() != EventType::TaskFailed) continue;
+        task_failed = true;
+        auto f = entry.failure();
+        REQUIRE(f);
+        CHECK(f->type == "std::runtime_error");
+        REQUIRE(f->inner);
+        CHECK(f->inner->message == "card 4242 expired");
+    }
+    CHECK(task_failed);
+    CHECK(fh.back().final_status() == Status::Failed);
+    CHECK(fh.back().failure()->task_name == "charge");
+}
+
+TEST_CASE("history of an unknown or purged id throws InstanceNotFound, as every other call does") {
+    Engine e(registry());
+    auto c = e.client();
+    CHECK_THROWS_AS(c.history("never-scheduled"), InstanceNotFound);
+    CHECK_THROWS_AS(c.watch("never-scheduled", [](const HistoryEntry&) { return true; }, 0, 100ms), InstanceNotFound);
+    auto id = c.schedule("chain", "x");
+    REQUIRE(c.wait_for_completion(id, 10s).status == Status::Completed);
+    CHECK(c.history(id, 100).empty());  // known, nothing past seq 100
+    REQUIRE(c.purge(id));
+    CHECK_THROWS_AS(c.history(id), InstanceNotFound);
+}
+
+TEST_CASE("IfExists: return answers the existing instance, fail refuses, restart replaces a finished one") {
+    Engine e(registry());
+    auto c = e.client();
+    ScheduleOptions o;
+    o.instance_id = "reused";
+    auto first = c.schedule_with_result("waits_forever", Json(), o);
+    CHECK(first.created);
+    CHECK_FALSE(first.replaced);
+    auto again = c.schedule_with_result("chain", "other input", o);
+    CHECK_FALSE(again.created);
+    CHECK(again.id == "reused");
+    CHECK(c.get_status("reused")->name == "waits_forever");
+    o.if_exists = IfExists::Fail;
+    CHECK_THROWS_AS(c.schedule("chain", "x", o), InstanceExists);
+    o.if_exists = IfExists::Restart;
+    CHECK_THROWS_AS(c.schedule("chain", "x", o), InstanceExists);  // still running
+    c.terminate("reused", "done with it");
+    REQUIRE(c.wait_for_completion("reused", 10s).status == Status::Terminated);
+    auto restarted = c.schedule_with_result("chain", "x", o);
+    CHECK(restarted.created);
+    CHECK(restarted.replaced);
+    // A waiter of this process must not take the old instance's end for the new one's.
+    auto s = c.wait_for_completion("reused", 10s);
+    CHECK(s.status == Status::Completed);
+    CHECK(s.output == "hello hello hello x");
+    auto h = c.history("reused");
+    CHECK(h.front().name() == "chain");  // the old history went with the old instance
+    CHECK(h.size() == 8);
+    CHECK_THROWS_AS(c.schedule("no_such_orchestration"), UnknownOrchestration);
+    ScheduleOptions empty_id;
+    empty_id.instance_id = "";
+    CHECK_THROWS_AS(c.schedule("chain", "x", empty_id), InvalidInput);
+    ScheduleOptions bad_id;
+    bad_id.instance_id = std::string("id\xC0\x80");
+    CHECK_THROWS_WITH_AS(c.schedule("chain", "x", bad_id), doctest::Contains("instance id is not valid UTF-8"),
+                         InvalidInput);
+    CHECK_THROWS_WITH_AS(c.raise_event(first.id, std::string("e\xFF")), doctest::Contains("event name"),
+                         InvalidInput);
+}
+
+TEST_CASE("hosts, leases and statistics are read through the public API") {
+    Engine e(registry());
+    auto c = e.client();
+    auto id = c.schedule("waits_forever");
+    bool held = false;
+    for (int i = 0; i < 1000 && !held; ++i) {
+        for (auto& l : c.leases()) held = held || (l.instance_id == id && l.owner == e.host->id());
+        if (!held) std::this_thread::sleep_for(5ms);
+    }
+    CHECK(held);
+    bool listed = false;
+    for (int i = 0; i < 1000 && !listed; ++i) {
+        for (auto& h : c.hosts()) listed = listed || (h.id == e.host->id() && !h.stopped_at_ms && h.pid == getpid());
+        if (!listed) std::this_thread::sleep_for(5ms);
+    }
+    CHECK(listed);
+    CHECK(e.db.stats().commits > 0);
+    CHECK(e.db.stats().writes >= e.db.stats().commits);
 }

@@ -127,11 +127,20 @@ TEST_CASE("order_pipeline ships despite transient failures, through in-process a
         o.sim.seed = 11;
         ids.push_back(c.schedule(kOrderPipeline, o));
     }
+    int durable_retries = 0;  // attempts that failed after their in-process retries and were retried durably
     for (auto& id : ids) {
         auto s = c.wait_for_completion(id, 60s);
         REQUIRE(s.status == Status::Completed);
         CHECK(s.output["status"] == "shipped");
+        for (const auto& h : c.history(id)) durable_retries += h.type() == EventType::TaskFailed;
     }
+    // Both kinds of retry happened (the simulated failures are a function of the seed, the task
+    // and the attempt, so these counts are the same on every run).
+    CHECK(durable_retries > 0);
+    auto text = e.host->metrics_text();
+    auto at = text.find("\ndurable_resilience_retries_total ");
+    REQUIRE(at != std::string::npos);
+    CHECK(std::stod(text.substr(at + std::string("\ndurable_resilience_retries_total ").size())) > 0);
 }
 
 TEST_CASE("order_pipeline fails when every attempt of a step fails") {

@@ -179,7 +179,6 @@ TEST_CASE("a host stopped (SIGSTOP) past its lease: its late commit is refused, 
     const int activity_ms = 2000;
     auto x = c.client.schedule("long_activity", Json{{"ms", activity_ms}});
     REQUIRE(test::wait_until([&] { return started_on(c, x, "a"); }, 10s, 2ms));
-    auto activity_seen = std::chrono::steady_clock::now();
     c.start_host("b", cfg);  // idle: x is leased to a
     REQUIRE(test::wait_until(
         [&] {
@@ -190,9 +189,9 @@ TEST_CASE("a host stopped (SIGSTOP) past its lease: its late commit is refused, 
         },
         10s));
 
-    // Hold the write lock across the end of a's activity: a runs the episode that completes x
-    // and queues its commit behind the lock. Stop a there, then let the lock go.
-    std::this_thread::sleep_until(activity_seen + std::chrono::milliseconds(activity_ms - 150));
+    // Hold the write lock across the end of a's activity (taken while it still runs, whatever
+    // the machine's load): a runs the episode that completes x and queues its commit behind the
+    // lock. Stop a there, then let the lock go.
     {
         test::WriteLock lock(c.path);
         REQUIRE(test::wait_until([&] { return started_on(c, x, "a", "end"); }, 5s, 2ms));
@@ -253,9 +252,8 @@ TEST_CASE("a host stopped (SIGSTOP) past its lease: its late commit is refused, 
 
 TEST_CASE("a host whose lease renewal stalls past two thirds of the lease fences itself and gives the instances "
           "up") {
-    // The test holds the write lock for longer than the fencing threshold but less than the
-    // lease: the host's renewal cannot commit in time, so it drops its instances; the renewal
-    // then goes through before the leases expire. The dropped instances must not stay leased
+    // The test holds the write lock until the host fences itself: its renewal cannot commit in
+    // time, so it drops its instances; once the lock goes, the renewal goes through. The dropped instances must not stay leased
     // (and renewed) by a host that no longer works on them, the host must recover from the
     // missed renewal, and results of activities that ran across the fence must reach history
     // once.
@@ -278,8 +276,11 @@ TEST_CASE("a host whose lease renewal stalls past two thirds of the lease fences
         },
         10s, 2ms));
     {
+        // Held until the host says it fenced itself (its renewal cannot commit meanwhile),
+        // however long that takes on a loaded machine; then the renewal goes through.
         test::WriteLock lock(c.path);
-        std::this_thread::sleep_for(1300ms);
+        CHECK(test::wait_until([&] { return c.stderr_of("a").find("fencing itself") != std::string::npos; }, 20s,
+                               5ms));
     }
     bool done = test::wait_until(
         [&] {

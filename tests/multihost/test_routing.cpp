@@ -7,8 +7,8 @@ using namespace std::chrono_literals;
 using durable::test::Cluster;
 using durable::test::HostConfig;
 
-TEST_CASE("an orchestration host and two activity workers finish 500 instances, and a worker killed mid-activity "
-          "has its tasks taken over, each completing once") {
+TEST_CASE("an orchestration host and two activity workers finish 500 instances, a worker killed mid-activity has "
+          "its tasks taken over, each completing once") {
     Cluster c;
     HostConfig orch;
     orch.activities = "none";

@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "durable/errors.hpp"
+#include "store/sqlite/connection.hpp"
 #include "store/store.hpp"
 #include "support/temp_dir.hpp"
 
@@ -166,6 +167,63 @@ TEST_CASE("create_instance is idempotent on the id") {
     CHECK(!row->lease_owner);
     CHECK(store->get_inbox("a", kNow + 1'000).size() == 1);
     CHECK(store->audit_log(std::string("a"), 10).size() == 1);
+}
+
+TEST_CASE("create_instance with replace_finished replaces a finished instance and leaves a running one") {
+    TempDir dir;
+    auto path = dir.file("s.db");
+    auto store = open_sqlite(path);
+    REQUIRE(create(*store, new_instance("r")).ids.size() == 1);
+    auto replace = new_instance("r", "orch2", kNow + 10, std::string("2"));
+    replace.replace_finished = true;
+    replace.actor = "tester";
+    auto running = create(*store, replace);
+    CHECK(running.ids.empty());  // Pending is not finished: left alone
+    CHECK(store->get_instance("r")->name == "orch");
+    finish(*store, "r", durable::Status::Completed);
+    REQUIRE(!store->get_history("r").empty());
+    auto r = create(*store, replace);
+    CHECK(r.ids == std::vector<std::string>{"r"});
+    CHECK(r.count == 1);
+    auto row = store->get_instance("r");
+    REQUIRE(row);
+    CHECK(row->name == "orch2");
+    CHECK(row->status == durable::Status::Pending);
+    CHECK(row->version == 0);
+    CHECK(store->get_history("r").empty());
+    CHECK(store->get_inbox("r", kNow + 1'000).size() == 1);  // the new start event only
+    CHECK(count(path, "SELECT count(*) FROM audit_log WHERE action = 'restart'") == 1);
+}
+
+TEST_CASE("the statement cache is keyed by the SQL text, not by where the text lives") {
+    TempDir dir;
+    auto path = dir.file("s.db");
+    open_sqlite(path);  // creates the schema
+    durable::store::sqlite::Connection c(path, SqliteOptions{}, false, nullptr);
+    // One buffer, two statements: a cache keyed by the address would give the first again.
+    char buffer[64];
+    std::snprintf(buffer, sizeof buffer, "SELECT 1");
+    {
+        auto s = c.stmt(buffer);
+        REQUIRE(s->executeStep());
+        CHECK(s->getColumn(0).getInt() == 1);
+    }
+    std::snprintf(buffer, sizeof buffer, "SELECT 2");
+    {
+        auto s = c.stmt(buffer);
+        REQUIRE(s->executeStep());
+        CHECK(s->getColumn(0).getInt() == 2);
+    }
+    // The same text from another place shares the statement.
+    std::string copy = "SELECT 2";
+    auto before = c.cached_statements();
+    {
+        auto s = c.stmt(copy);
+        REQUIRE(s->executeStep());
+        CHECK(s->getColumn(0).getInt() == 2);
+    }
+    CHECK(c.cached_statements() == before);
+    CHECK(before == 2);
 }
 
 TEST_CASE("create_instance can create an instance already leased to its host") {
