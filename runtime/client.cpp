@@ -335,7 +335,7 @@ std::int64_t Client::purge(const std::vector<Status>& statuses,
 }
 
 void Client::audit(AuditRecord record) const {
-    detail::store_of(db_)->append_audit(store::AuditEntry{record.at_ms ? record.at_ms : wall_ms(), std::move(record.actor),
+    detail::store_of(db_)->append_audit(store::AuditEntry{record.at_ms ? record.at_ms : wall_ms(db_, attachment_), std::move(record.actor),
                                                 std::move(record.action), std::move(record.instance_id),
                                                 std::move(record.detail)},
                               nullptr);

@@ -164,10 +164,10 @@ TEST_CASE_TEMPLATE("create_instance is idempotent on the id", S, DURABLE_TEST_ST
     CHECK(store->audit_log(std::string("a"), 10).size() == 1);
 }
 
-TEST_CASE("create_instance with replace_finished replaces a finished instance and leaves a running one") {
-    TempDir dir;
-    auto path = dir.file("s.db");
-    auto store = open_sqlite(path);
+TEST_CASE_TEMPLATE("create_instance with replace_finished replaces a finished instance and leaves a running one", S,
+                   DURABLE_TEST_STORES) {
+    S env;
+    auto store = env.open();
     REQUIRE(create(*store, new_instance("r")).ids.size() == 1);
     auto replace = new_instance("r", "orch2", kNow + 10, std::string("2"));
     replace.replace_finished = true;
@@ -187,7 +187,7 @@ TEST_CASE("create_instance with replace_finished replaces a finished instance an
     CHECK(row->version == 0);
     CHECK(store->get_history("r").empty());
     CHECK(store->get_inbox("r", kNow + 1'000).size() == 1);  // the new start event only
-    CHECK(count(path, "SELECT count(*) FROM audit_log WHERE action = 'restart'") == 1);
+    CHECK(env.count("SELECT count(*) FROM audit_log WHERE action = 'restart'") == 1);
 }
 
 TEST_CASE("the statement cache is keyed by the SQL text, not by where the text lives") {
