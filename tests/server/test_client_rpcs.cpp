@@ -144,7 +144,7 @@ struct Served {
 
 }  // namespace
 
-TEST_CASE("Hello answers; StartInstance runs a C++ orchestration to completion; GetInstance with and without I/O") {
+TEST_CASE("Hello answers, StartInstance runs a C++ orchestration to completion, GetInstance with and without I/O") {
     Served s;
     {
         google::protobuf::Empty in, out;
@@ -195,7 +195,7 @@ TEST_CASE("StartInstance refuses a reused id, malformed JSON, an empty name and 
     CHECK(!s.get("order-3").exists());
 }
 
-TEST_CASE("a scheduled start stays pending; WaitForInstanceStart returns once it runs") {
+TEST_CASE("a scheduled start stays pending, WaitForInstanceStart returns once it runs") {
     Served s;
     ::CreateInstanceRequest req;
     req.set_name("await_go");
@@ -222,7 +222,7 @@ TEST_CASE("a scheduled start stays pending; WaitForInstanceStart returns once it
     CHECK(started.orchestrationstate().customstatus().value() == "waiting");  // the raw string
 }
 
-TEST_CASE("RaiseEvent delivers; to a finished instance FAILED_PRECONDITION; to an unknown one NOT_FOUND") {
+TEST_CASE("RaiseEvent delivers, to a finished instance FAILED_PRECONDITION, to an unknown one NOT_FOUND") {
     Served s;
     REQUIRE(s.start("await_go", "", "e1").ok());
     CHECK(s.raise("e1", "", "1").error_code() == grpc::StatusCode::INVALID_ARGUMENT);
@@ -237,7 +237,7 @@ TEST_CASE("RaiseEvent delivers; to a finished instance FAILED_PRECONDITION; to a
     CHECK(s.raise("nobody", "go", "1").error_code() == grpc::StatusCode::NOT_FOUND);
 }
 
-TEST_CASE("Suspend and Resume; Terminate (recursive) with its output; errors for unknown and finished instances") {
+TEST_CASE("Suspend and Resume, Terminate (recursive) with its output, errors for unknown and finished instances") {
     Served s;
     REQUIRE(s.start("await_go", "", "sr").ok());
     REQUIRE(s.reaches("sr", ORCHESTRATION_STATUS_RUNNING));

@@ -32,7 +32,7 @@ std::optional<::WorkItem> take(WorkItemHub& hub, const std::shared_ptr<WorkItemH
 
 }  // namespace
 
-TEST_CASE("a stream gets at most max_outstanding unanswered items; an answer lets the next one through") {
+TEST_CASE("a stream gets at most max_outstanding unanswered items, an answer lets the next one through") {
     WorkItemHub hub(2);
     auto s = hub.open_stream();
     std::vector<std::string> results;

@@ -128,7 +128,7 @@ struct StubWorker {
 
 }  // namespace
 
-TEST_CASE("a C++ orchestration's activities run in a stream worker; its answers complete them") {
+TEST_CASE("a C++ orchestration's activities run in a stream worker, its answers complete them") {
     Remote r;
     StubWorker w(*r.stub);
     auto id = r.start(Json::array({{{"name", "greet"}, {"input", "Tokyo"}}, {{"name", "greet"}, {"input", "Lima"}}}));
@@ -224,7 +224,7 @@ TEST_CASE("backpressure: a stream with max_outstanding unanswered items gets no 
     CHECK(r.host->client().wait_for_completion(b, 30s).status == Status::Completed);
 }
 
-TEST_CASE("a cancelled stream's unanswered item goes to another stream at once; shutdown ends streams") {
+TEST_CASE("a cancelled stream's unanswered item goes to another stream at once, shutdown ends streams") {
     Remote r(1);
     auto first = std::make_unique<StubWorker>(*r.stub);
     auto id = r.start(Json::array({{{"name", "slow"}}}));
