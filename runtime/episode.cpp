@@ -288,14 +288,8 @@ void Host::Impl::run_episode(const std::shared_ptr<LiveInstance>& inst, std::deq
         trace_episode(ex->info(), took, new_status, terminal, new_status == Status::Failed ? ex->error().dump() : std::string());
     }
 
-    // Watchers see events once durable; nothing is kept when nobody watches.
-    std::vector<WatchEvent> watched;
-    if (distributor.has_subscribers()) {
-        for (std::size_t i = 0; i < history.size(); ++i) {
-            watched.push_back(WatchEvent{inst->id, c.first_seq + static_cast<std::int64_t>(i), std::move(history[i]), 0, 0});
-        }
-    }
-    PendingCommit p{std::move(c), std::move(consumed), terminal, new_status, std::move(adopt), std::move(watched), ended};
+    // Watchers see events through the store's change feed (Database::events()), once durable.
+    PendingCommit p{std::move(c), std::move(consumed), terminal, new_status, std::move(adopt), ended};
     if (merging) {
         PendingCommit merged = std::move(*inst->lingering);
         inst->lingering.reset();
@@ -342,10 +336,10 @@ void Host::Impl::submit_commit(const std::shared_ptr<LiveInstance>& inst, Pendin
     auto self = shared_from_this();
     auto since = p.since;
     store->commit_episode(std::move(p.commit), [self, inst, since, consumed = std::move(p.consumed), terminal = p.terminal,
-                                                status = p.status, adopt = std::move(p.adopt),
-                                                watched = std::move(p.watched)](const store::WriteResult& r) mutable {
+                                                status = p.status,
+                                                adopt = std::move(p.adopt)](const store::WriteResult& r) mutable {
         self->h_commit.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count());
-        self->on_committed(inst, r, std::move(consumed), terminal, status, std::move(adopt), std::move(watched));
+        self->on_committed(inst, r, std::move(consumed), terminal, status, std::move(adopt));
     });
 }
 
@@ -373,8 +367,7 @@ std::optional<std::chrono::steady_clock::time_point> Host::Impl::due_lingering_l
 
 void Host::Impl::on_committed(const std::shared_ptr<LiveInstance>& inst, const store::WriteResult& r,
                               std::vector<std::int64_t> consumed, bool terminal, Status status,
-                              std::vector<std::string> adopt, std::vector<WatchEvent> watched) {
-    if (r.ok && !watched.empty()) distributor.publish(std::move(watched));
+                              std::vector<std::string> adopt) {
     std::unique_ptr<Execution> graveyard;
     {
         std::lock_guard lock(mu_);

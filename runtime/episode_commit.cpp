@@ -163,14 +163,13 @@ void merge_pending(PendingCommit& earlier, PendingCommit&& later) {
         release_lease = l_release_lease;
         lease_expires_at = l_lease_expires_at;
     }
-    auto& [commit, consumed, terminal, status, adopt, watched, since] = earlier;
-    auto& [l_commit, l_consumed, l_terminal, l_status, l_adopt, l_watched, l_since] = later;
+    auto& [commit, consumed, terminal, status, adopt, since] = earlier;
+    auto& [l_commit, l_consumed, l_terminal, l_status, l_adopt, l_since] = later;
     (void)commit, (void)l_commit;  // merged above
     append(consumed, std::move(l_consumed));
     terminal = l_terminal;
     status = l_status;
     append(adopt, std::move(l_adopt));
-    append(watched, std::move(l_watched));
     (void)l_since;  // the merged commit lingers from when its first episode ended
     (void)since;
 }

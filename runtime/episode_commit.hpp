@@ -18,7 +18,6 @@
 #include <string>
 #include <vector>
 
-#include "durable/event_distributor.hpp"
 #include "runtime/execution.hpp"
 #include "store/store.hpp"
 
@@ -77,7 +76,6 @@ struct PendingCommit {
     bool terminal = false;
     Status status = Status::Running;
     std::vector<std::string> adopt;
-    std::vector<WatchEvent> watched;
     std::chrono::steady_clock::time_point since;  // when the first episode in it ended
 };
 

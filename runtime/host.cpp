@@ -32,7 +32,6 @@ Host::Impl::Impl(Database db_, std::shared_ptr<const Registry> registry_, HostOp
       id(options.host_id.empty() ? default_host_id() : options.host_id),
       limits{options.max_history_events, options.suggest_continue_as_new_at, options.max_payload_bytes},
       policies(options.default_activity_policy, clock, log),
-      distributor(EventDistributorOptions{4096, std::chrono::seconds(60), 1024, 65536, clock}),
       m_episodes(metrics.counter("durable_episodes_total", "Orchestration episodes run")),
       m_activities(metrics.counter("durable_activities_total", "Activity executions finished")),
       m_activity_failures(metrics.counter("durable_activity_failures_total", "Activity executions that failed")),
@@ -195,7 +194,6 @@ void Host::Impl::stop(bool graceful) {
         store->heartbeat(host_row(now_ms(), now_ms()), nullptr);
         store->flush();
     }
-    distributor.stop();
     std::unordered_map<std::string, std::shared_ptr<LiveInstance>> dropped;
     {
         std::lock_guard lock(mu_);

@@ -116,7 +116,7 @@ struct Host::Impl : std::enable_shared_from_this<Host::Impl> {
     void run_episode(const std::shared_ptr<LiveInstance>& inst, std::deque<Incoming> events);
     void on_committed(const std::shared_ptr<LiveInstance>& inst, const store::WriteResult& r,
                       std::vector<std::int64_t> consumed, bool terminal, Status status,
-                      std::vector<std::string> adopt, std::vector<WatchEvent> watched);
+                      std::vector<std::string> adopt);
     void enqueue_locked(const std::shared_ptr<LiveInstance>& inst);
     // Commit handling, on the thread running the instance (owner of inst->lingering).
     // `lingered`: p is (or holds) the instance's lingering commit, whose due time goes with it.
@@ -194,7 +194,6 @@ struct Host::Impl : std::enable_shared_from_this<Host::Impl> {
     PolicyRegistry policies;
     Metrics metrics;
     CancellationToken stop_token;
-    EventDistributor distributor;  // committed history events, for watchers in this process
     std::vector<std::string> local_activity_names;   // every activity this host registers
     std::vector<std::string> orchestration_names;     // every orchestration this host registers
     std::unordered_set<std::string> direct_activities;  // registered and unlimited: run under the instance lease

@@ -497,7 +497,7 @@ TEST_CASE_TEMPLATE("watch streams an instance's events live, in order, until it 
         return cv.wait_for(lock, 10s, [&] { return std::find(types.begin(), types.end(), type) != types.end(); });
     };
     // "a" must reach the watcher while the instance still waits for "b": live, from the
-    // host's distributor (the store is read again only when the instance finishes).
+    // process's change-feed distributor (the store is read again only when the instance finishes).
     // (CHECKs only until the watcher is joined: both events are raised whatever happens.)
     CHECK(seen("ExecutionStarted"));
     c.raise_event(id, "a", 1);

@@ -113,6 +113,9 @@ TEST_CASE("hosts with clocks 5 s ahead and 5 s behind the server's keep each oth
     // 2. The host behind stops (SIGSTOP) holding leases: the one ahead takes them over once
     //    they expire on the server's clock, the stopped host's late commits are refused when
     //    it wakes, and every instance completes exactly once.
+    // The host ahead waits (SIGSTOP, holding nothing) while the new chains go to the host behind,
+    // so that the host behind holds some of them when it is stopped below, whoever is faster.
+    REQUIRE(c.host("ahead").pause());
     auto chains = c.schedule_many("seq5", Json(), 12, 1);
     std::vector<store::InstanceRow> held;
     REQUIRE(test::wait_until(
@@ -124,6 +127,7 @@ TEST_CASE("hosts with clocks 5 s ahead and 5 s behind the server's keep each oth
             return false;
         },
         30s, 1ms));
+    c.host("ahead").resume();
     MESSAGE("stopped the host behind holding " << held.size() << " instances");
     bool taken = test::wait_until([&] { return c.owned_by("behind").empty(); }, 30s, 5ms);
     CHECK(taken);
