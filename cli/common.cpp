@@ -9,6 +9,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -169,6 +170,44 @@ Database open_database(const GlobalOptions& global, bool must_exist, bool read_o
     options.read_only = read_only;
     options.connect_wait = std::chrono::seconds(global.wait_for_db_s);
     return Database::open(global.db, options);
+}
+
+HostOptions host_options_from(const HostCommandArgs& a) {
+    constexpr std::chrono::milliseconds kMinPoll{5};
+    constexpr std::chrono::milliseconds kMinLease{100};
+    HostOptions options;
+    options.host_id = a.host_id;
+    options.lease_duration = parse_duration(a.lease, "--lease");
+    options.poll_interval = parse_duration(a.poll, "--poll");
+    if (options.poll_interval < kMinPoll) {
+        throw UsageError(fmt::format("--poll must be at least {}, got {}", format_duration(kMinPoll.count()),
+                                     format_duration(options.poll_interval.count())));
+    }
+    if (options.lease_duration < kMinLease) {
+        throw UsageError(fmt::format("--lease must be at least {}, got {}", format_duration(kMinLease.count()),
+                                     format_duration(options.lease_duration.count())));
+    }
+    if (a.threads < 1) throw UsageError(fmt::format("--threads must be at least 1, got {}", a.threads));
+    if (a.episode_threads < 1) {
+        throw UsageError(fmt::format("--episode-threads must be at least 1, got {}", a.episode_threads));
+    }
+    options.activity_threads = a.threads;
+    options.episode_threads = a.episode_threads;
+    auto level = spdlog::level::from_str(a.log_level);
+    if (level == spdlog::level::off && a.log_level != "off") {
+        throw UsageError(fmt::format("--log-level '{}' is not one of trace, debug, info, warn, error, off", a.log_level));
+    }
+    spdlog::set_level(level);
+    return options;
+}
+
+sigset_t block_stop_signals() {
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+    return stop_signals;
 }
 
 std::vector<std::string> known_orchestrations() {

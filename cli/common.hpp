@@ -9,6 +9,8 @@
 // "durable: error: <what was wrong>".
 #pragma once
 
+#include <csignal>
+
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -99,6 +101,18 @@ std::optional<Json> read_json_payload(const std::optional<std::string>& text, co
 // (reading commands should not create empty databases); `read_only` opens for inspection.
 // A --db that names a directory is a UsageError.
 Database open_database(const GlobalOptions& global, bool must_exist, bool read_only = false);
+
+// The settings every long-running host command (`worker`, `serve`) shares, checked: durations
+// parsed with their minimums (a shorter --poll spins a core), thread counts >= 1, the log
+// level applied. Usage errors name the flag.
+struct HostCommandArgs {
+    std::string host_id, lease, poll, log_level;
+    int threads = 0, episode_threads = 0;
+};
+HostOptions host_options_from(const HostCommandArgs& args);
+// Blocks SIGINT and SIGTERM in the calling thread (threads started later inherit the mask) and
+// returns the set, for the main thread to sigwait on.
+sigset_t block_stop_signals();
 // The names of the orchestrations this build of durable knows (the examples).
 std::vector<std::string> known_orchestrations();
 

@@ -25,30 +25,12 @@ struct ServeArgs {
 };
 
 int run_serve(const GlobalOptions& g, const ServeArgs& a) {
-    HostOptions options;
-    options.host_id = a.host_id;
-    options.lease_duration = parse_duration(a.lease, "--lease");
-    options.poll_interval = parse_duration(a.poll, "--poll");
+    HostOptions options =
+        host_options_from({a.host_id, a.lease, a.poll, a.log_level, a.threads, a.episode_threads});
     auto grace = parse_duration(a.grace, "--grace");
-    if (a.threads < 1) throw UsageError(fmt::format("--threads must be at least 1, got {}", a.threads));
-    if (a.episode_threads < 1) {
-        throw UsageError(fmt::format("--episode-threads must be at least 1, got {}", a.episode_threads));
-    }
-    options.activity_threads = a.threads;
-    options.episode_threads = a.episode_threads;
-    auto level = spdlog::level::from_str(a.log_level);
-    if (level == spdlog::level::off && a.log_level != "off") {
-        throw UsageError(fmt::format("--log-level '{}' is not one of trace, debug, info, warn, error, off", a.log_level));
-    }
-    spdlog::set_level(level);
-
     // Blocked before any thread starts (host's and gRPC's inherit the mask); the main thread
     // takes them with sigwait.
-    sigset_t stop_signals;
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGINT);
-    sigaddset(&stop_signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+    auto stop_signals = block_stop_signals();
 
     if (a.max_outstanding < 1) {
         throw UsageError(fmt::format("--max-outstanding must be at least 1, got {}", a.max_outstanding));

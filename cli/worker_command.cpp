@@ -23,9 +23,6 @@
 namespace durable::cli {
 namespace {
 
-constexpr std::chrono::milliseconds kMinPoll{5};
-constexpr std::chrono::milliseconds kMinLease{100};
-
 struct WorkerArgs {
     std::string host_id, lease = "10s", poll = "50ms", log_level = "info", only;
     std::vector<std::string> activities;
@@ -42,36 +39,9 @@ std::string listen_address(const std::string& text) {
 }
 
 int run_worker(const GlobalOptions& g, const WorkerArgs& a) {
-    HostOptions options;
-    options.host_id = a.host_id;
-    options.lease_duration = parse_duration(a.lease, "--lease");
-    options.poll_interval = parse_duration(a.poll, "--poll");
-    // Below this a worker with nothing to do keeps a core busy looking for work.
-    if (options.poll_interval < kMinPoll) {
-        throw UsageError(fmt::format("--poll must be at least {}, got {}", format_duration(kMinPoll.count()),
-                                     format_duration(options.poll_interval.count())));
-    }
-    if (options.lease_duration < kMinLease) {
-        throw UsageError(fmt::format("--lease must be at least {}, got {}", format_duration(kMinLease.count()),
-                                     format_duration(options.lease_duration.count())));
-    }
-    if (a.threads < 1) throw UsageError(fmt::format("--threads must be at least 1, got {}", a.threads));
-    if (a.episode_threads < 1) {
-        throw UsageError(fmt::format("--episode-threads must be at least 1, got {}", a.episode_threads));
-    }
-    options.activity_threads = a.threads;
-    options.episode_threads = a.episode_threads;
-    auto level = spdlog::level::from_str(a.log_level);
-    if (level == spdlog::level::off && a.log_level != "off") {
-        throw UsageError(fmt::format("--log-level '{}' is not one of trace, debug, info, warn, error, off", a.log_level));
-    }
-    spdlog::set_level(level);
-
-    sigset_t stop_signals;
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGINT);
-    sigaddset(&stop_signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);  // inherited by the host's threads
+    HostOptions options =
+        host_options_from({a.host_id, a.lease, a.poll, a.log_level, a.threads, a.episode_threads});
+    auto stop_signals = block_stop_signals();  // inherited by the host's threads
     if (a.exit_with_parent) {
         // The demo's workers must not outlive it: its death sends us SIGTERM (handled below).
         prctl(PR_SET_PDEATHSIG, SIGTERM);

@@ -495,13 +495,18 @@ TEST_CASE("--input-file, --input - and raise --data-file / --data - carry payloa
     CHECK(durable_cli(dir, db, {"raise", "ap-f", "approved", "--data", "{}", "--data-file", data}).code == 2);
 }
 
-TEST_CASE("worker refuses a --poll that would spin a core") {
+TEST_CASE("worker and serve refuse a --poll that would spin a core") {
     TempDir dir;
     auto db = dir.file("cli.db");
-    for (const char* poll : {"0s", "1ms"}) {
-        auto r = durable_cli(dir, db, {"worker", "--poll", poll}, 10s);
-        CHECK(r.code == 2);
-        CHECK(r.err_has("--poll must be at least 5ms"));
+    // serve took its host settings unchecked until both commands shared one parser.
+    std::vector<std::string> commands{"worker"};
+    if (durable_cli(dir, db, {"serve", "--help"}, 10s).code == 0) commands.push_back("serve");
+    for (const auto& command : commands) {
+        for (const char* poll : {"0s", "1ms"}) {
+            auto r = durable_cli(dir, db, {command, "--poll", poll}, 10s);
+            CHECK_MESSAGE(r.code == 2, command);
+            CHECK(r.err_has("--poll must be at least 5ms"));
+        }
     }
     CHECK_FALSE(std::filesystem::exists(db));
 }
