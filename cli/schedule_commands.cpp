@@ -6,6 +6,7 @@
 
 #include "cli/common.hpp"
 #include "cli/live_hosts.hpp"
+#include "orchestrations/orchestrations.hpp"
 
 namespace durable::cli {
 namespace {
@@ -97,7 +98,12 @@ int run_create(const GlobalOptions& g, const ScheduleArgs& a) {
     spec.catchup_window = parse_duration(a.catchup_window, "--catchup-window");
     spec.jitter = parse_duration(a.jitter, "--jitter");
     spec.paused = a.paused;
-    if (auto given = read_json_payload(a.input, a.input_file, "--input", "--input-file")) spec.input = std::move(*given);
+    if (auto given = read_json_payload(a.input, a.input_file, "--input", "--input-file")) {
+        spec.input = std::move(*given);
+    } else {
+        spec.input = orchestrations::example_input(a.orchestration);
+        if (!spec.input.is_null()) fmt::print(stderr, "no --input given: using the example input {}\n", spec.input.dump());
+    }
     std::optional<Database> db;
     LiveCode live;
     if (Database::names_server(g.db) || std::filesystem::exists(g.db)) {
@@ -161,8 +167,8 @@ void add_schedule_commands(CLI::App& app, GlobalOptions& g, Commands& commands) 
     {
         auto a = std::make_shared<ScheduleArgs>();
         auto* sub = group->add_subcommand(
-            "create", "Create a schedule. Example: durable schedule create nightly --cron '0 2 * * *' "
-                      "--orchestration word_count --input '\"text\"'");
+            "create", "Create a schedule. Example: durable schedule create nightly --cron '0 2 * * MON-FRI' "
+                      "--orchestration order_pipeline --input-file order.json");
         sub->add_option("ID", a->id, "The schedule's id; each tick's instance is ID@<tick time, UTC>")->required();
         sub->add_option("--cron", a->cron,
                         "Five fields, UTC: minute hour day-of-month month day-of-week (*, lists, ranges, steps, "

@@ -145,9 +145,13 @@ TEST_CASE_TEMPLATE("a one-minute schedule over ten simulated minutes on three ho
     std::vector<std::string> expected;
     for (int i = 0; i < 10; ++i) expected.push_back(tick_id("every-minute", kT1 + i * kMin));
     CHECK(instance_ids(c, "job") == expected);
-    std::int64_t started = 0;
-    for (auto& h : fleet.hosts) started += counter(*h, "durable_schedule_instances_started_total");
+    std::int64_t started = 0, lost = 0;
+    for (auto& h : fleet.hosts) {
+        started += counter(*h, "durable_schedule_instances_started_total");
+        lost += counter(*h, "durable_schedule_conflicts_total");
+    }
     CHECK(started == 10);
+    MESSAGE("ticks that more than one host tried to fire (the CAS turned the late ones away): ", lost);
     for (const auto& id : expected) {
         auto done = c.wait_for_completion(id, 30s);
         CHECK(done.status == Status::Completed);
