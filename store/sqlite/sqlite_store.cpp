@@ -14,7 +14,9 @@
 // thread hand-offs fewer on the latency path. Only one thread commits at a time (the
 // `committing_` role, taken by the commit thread or a leader), and a committer gives the
 // role up only after its callbacks ran, so callbacks keep commit order. A leader runs its own
-// callback only: writes queued meanwhile go to the commit thread.
+// callback only: writes queued meanwhile go to the commit thread. A writer that arrives while
+// a leader runs its callback (typically the thread that callback wakes) waits for it and
+// leads next, instead of queueing for the commit thread.
 //
 // Checkpoints: automatic checkpointing is off on every connection; the commit thread runs
 // `wal_checkpoint(PASSIVE)` when the WAL passes `checkpoint_pages`, and `TRUNCATE` when idle.
@@ -295,6 +297,12 @@ private:
         }
         {
             std::unique_lock lock(mu_);
+            if (LeaderCommits::active() && committing_ && leader_telling_ && queue_.empty() &&
+                leader_ != std::this_thread::get_id()) {
+                // A leader has committed and is running its callback (most likely waking this
+                // very thread): take the role over from it rather than wake the commit thread.
+                leader_done_.wait(lock, [&] { return !committing_ || !queue_.empty() || stopping_; });
+            }
             if (!LeaderCommits::active() || committing_ || !queue_.empty() || stopping_ || !callbacks_idle()) {
                 queue_.push_back(Write{std::move(apply), std::move(cb), {}});
                 lock.unlock();
@@ -302,18 +310,26 @@ private:
                 return;
             }
             committing_ = true;
+            leader_ = std::this_thread::get_id();
         }
         std::vector<Write> batch;
         batch.push_back(Write{std::move(apply), std::move(cb), {}});
         run_batch(batch);
-        run_callbacks(batch);
         if (wal_pages_.load() > options_.checkpoint_pages) checkpoint("PASSIVE");
         {
             std::lock_guard lock(mu_);
+            leader_telling_ = true;
+        }
+        run_callbacks(batch);
+        {
+            std::lock_guard lock(mu_);
             committing_ = false;
+            leader_telling_ = false;
+            leader_ = {};
             wal_dirty_ = true;
             last_commit_ = std::chrono::steady_clock::now();
         }
+        leader_done_.notify_all();
         // Writes queued while this thread committed, and the idle checkpoint, are the commit
         // thread's.
         cv_.notify_one();
@@ -589,6 +605,11 @@ private:
     bool stopping_ = false;    // guarded by mu_
     // A thread (the commit thread or a leader) holds the writer connection; guarded by mu_.
     bool committing_ = false;
+    // The leader's thread, and whether it has committed and runs its callback now; writers
+    // that find it so wait on leader_done_ to lead next. Guarded by mu_.
+    std::thread::id leader_;
+    bool leader_telling_ = false;
+    std::condition_variable leader_done_;
     bool wal_dirty_ = false;   // committed to since the last idle checkpoint; guarded by mu_
     std::chrono::steady_clock::time_point last_commit_{};  // guarded by mu_
     std::thread thread_;
