@@ -46,11 +46,11 @@ void Host::Impl::dispatch_activities_locked(const std::shared_ptr<LiveInstance>&
         ++inst->inflight_activities;
     }
     std::size_t wake = decisions.size() - (t_activity_worker ? 1 : 0);
-    // A lone activity decided while the host is otherwise idle (nothing running, no episode
-    // waiting: latency, not throughput, is what counts) runs on the episode worker right after
-    // the episode: one thread hand-off fewer each way.
+    // A lone activity decided while the host is otherwise idle (no activity running or queued,
+    // no episode waiting: latency, not throughput, is what counts) runs on the episode worker
+    // right after the episode: one thread hand-off fewer each way.
     if (t_episode_worker && !t_inline_activity && decisions.size() == 1 && running_activities_ == 0 &&
-        ready_.empty()) {
+        activity_queue_.size() == 1 && ready_.empty()) {
         t_inline_activity = true;
         wake = 0;
     }

@@ -9,9 +9,9 @@
 // happened before it is durable.
 //
 // Leader commits: a write from a thread inside a LeaderCommits scope that finds the store
-// idle (no commit running, nothing queued, no callbacks pending) is committed by that thread, which then runs its callback:
-// no commit-thread wake-up and no wake-up of a caller that waits for the callback, two
-// thread hand-offs fewer on the latency path. Only one thread commits at a time (the
+// idle (no commit running, nothing queued, no callbacks pending) is committed by that
+// thread, which then runs its callback: no commit-thread wake-up and no wake-up of a caller
+// that waits for the callback, two thread hand-offs fewer on the latency path. Only one thread commits at a time (the
 // `committing_` role, taken by the commit thread or a leader), and a committer gives the
 // role up only after its callbacks ran, so callbacks keep commit order. A leader runs its own
 // callback only: writes queued meanwhile go to the commit thread. A writer that arrives while
