@@ -38,7 +38,9 @@ TEST_CASE("a write to an idle SQLite store from a LeaderCommits scope is committ
     std::promise<std::thread::id> outside;
     store->append_audit(AuditEntry{1, "test", "outside", std::nullopt, std::nullopt},
                         [&](const WriteResult&) { outside.set_value(std::this_thread::get_id()); });
-    CHECK(outside.get_future().get() != std::this_thread::get_id());
+    auto outside_thread = outside.get_future();
+    REQUIRE(outside_thread.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
+    CHECK(outside_thread.get() != std::this_thread::get_id());
     LeaderCommits scope;
     // The store's own idle checkpoint may hold the writer at one moment: a few tries.
     bool led = false;
