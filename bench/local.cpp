@@ -140,6 +140,129 @@ LaneOutcome run_lanes(Result& r, const Client& client, int n, int lanes, Clock::
     return out;
 }
 
+// As run_lanes, with no thread per lane: each lane is a chain of callbacks (schedule_async,
+// then on_completion, whose callback schedules the lane's next instance), so waiting costs no
+// thread and the lanes' wake-ups are the store's and the waiting thread's, shared by all.
+// The state is shared with the callbacks, so a run that times out returns safely while
+// callbacks are still due.
+LaneOutcome run_async_lanes(Result& r, const Client& client, int n, int lanes, Clock::time_point deadline,
+                            const std::string& label, const std::string& name, const Json& input,
+                            const std::function<std::string(const InstanceState&)>& check) {
+    struct Run {
+        Client client;
+        int n = 0;
+        std::string name;
+        Json input;
+        Clock::time_point deadline;
+        std::function<std::string(const InstanceState&)> check;
+        std::vector<std::string> ids;        // by instance index; each written by its own lane
+        std::vector<double> latency;         // by instance index; -1: not completed
+        std::vector<Clock::time_point> finished;  // by lane
+        std::atomic<int> next{0};
+        std::atomic<std::int64_t> done{0};
+        std::atomic<bool> abort{false};
+        std::mutex mu;
+        std::condition_variable cv;
+        int lanes_left = 0;                  // guarded by mu
+        std::vector<std::string> errors;     // guarded by mu
+        explicit Run(Client c) : client(std::move(c)) {}
+
+        void error(std::string text) {
+            std::lock_guard lock(mu);
+            errors.push_back(std::move(text));
+        }
+        void lane_done() {
+            std::lock_guard lock(mu);
+            if (--lanes_left == 0) cv.notify_all();
+        }
+        static std::string what(const std::exception_ptr& e) {
+            try {
+                std::rethrow_exception(e);
+            } catch (const std::exception& ex) {
+                return ex.what();
+            } catch (...) {
+                return "unknown error";
+            }
+        }
+        static void start(const std::shared_ptr<Run>& run, int lane) {
+            int i = run->next.fetch_add(1);
+            if (i >= run->n || run->abort.load()) return run->lane_done();
+            auto t = Clock::now();
+            auto fail = [run, lane, i](const std::string& why) {
+                run->abort = true;
+                run->error(fmt::format("lane failed: instance #{}: {}", i, why));
+                run->lane_done();
+            };
+            try {
+                run->client.schedule_async(
+                    run->name, run->input, {},
+                    [run, lane, i, t, fail](std::optional<ScheduleResult> sr, std::exception_ptr e) {
+                        if (e) return fail(what(e));
+                        run->ids[static_cast<std::size_t>(i)] = sr->id;
+                        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(run->deadline - Clock::now());
+                        run->client.on_completion(
+                            sr->id,
+                            [run, lane, i, t, fail, id = sr->id](std::optional<InstanceState> s, std::exception_ptr e2) {
+                                if (e2) return fail(what(e2));
+                                auto t_end = Clock::now();
+                                run->latency[static_cast<std::size_t>(i)] =
+                                    std::chrono::duration<double, std::milli>(t_end - t).count();
+                                run->finished[static_cast<std::size_t>(lane)] = t_end;
+                                ++run->done;
+                                if (auto why = run->check(*s); !why.empty()) {
+                                    run->error(fmt::format("wrong output: {}: {}", id, why));
+                                }
+                                start(run, lane);
+                            },
+                            std::max(left, std::chrono::milliseconds(1)));
+                    });
+            } catch (const std::exception& ex) {
+                fail(ex.what());
+            }
+        }
+    };
+    lanes = std::max(1, std::min(lanes, n));
+    auto run = std::make_shared<Run>(client);
+    run->n = n;
+    run->name = name;
+    run->input = input;
+    run->deadline = deadline;
+    run->check = check;
+    run->ids.resize(static_cast<std::size_t>(n));
+    run->latency.assign(static_cast<std::size_t>(n), -1);
+    run->finished.resize(static_cast<std::size_t>(lanes));
+    run->lanes_left = lanes;
+    LaneOutcome out;
+    auto t0 = Clock::now();
+    double cpu0 = process_cpu_seconds();
+    auto switches0 = process_context_switches();
+    bool all_done = false;
+    {
+        Ticker ticker(label, run->done, n);
+        for (int lane = 0; lane < lanes; ++lane) run->finished[static_cast<std::size_t>(lane)] = t0;
+        for (int lane = 0; lane < lanes; ++lane) Run::start(run, lane);
+        std::unique_lock lock(run->mu);
+        // Every callback is bounded by the deadline (the waits' timeout); a minute more for
+        // the last commits.
+        all_done = run->cv.wait_until(lock, deadline + std::chrono::minutes(1), [&] { return run->lanes_left == 0; });
+    }
+    out.cpu_seconds = process_cpu_seconds() - cpu0;
+    out.context_switches = process_context_switches() - switches0;
+    std::lock_guard lock(run->mu);
+    if (!all_done) add_error(r, fmt::format("{}: lanes still running after the deadline", label));
+    for (auto& e : run->errors) add_error(r, e);
+    auto t_end = t0;
+    for (auto& f : run->finished) t_end = std::max(t_end, f);
+    out.seconds = std::chrono::duration<double>(t_end - t0).count();
+    out.completed = run->done.load();
+    for (double l : run->latency) {
+        if (l >= 0) out.latencies_ms.push_back(l);
+    }
+    out.ids = run->ids;
+    std::erase(out.ids, std::string());
+    return out;
+}
+
 // One host on a fresh (or the user's) database, started; stopped at the end.
 // With --http and the OTEL_* variables, it serves /metrics and exports spans as a worker
 // does (what those cost is what the run then measures).
@@ -219,9 +342,8 @@ Result run_sequence(const Options& options) {
                          options.sync, e.file.path()));
     auto deadline = Clock::now() + options.timeout;
     auto check = [&](const InstanceState& s) { return check_sequence_output(s.output, steps); };
-    auto out = run_lanes(
-        r, e.host->client(), n, c, deadline, "W1 sequence",
-        [&](Client& cl) { return cl.schedule(kSequence, sequence_input(steps)); }, check);
+    auto out = run_async_lanes(r, e.host->client(), n, c, deadline, "W1 sequence", kSequence, sequence_input(steps),
+                               check);
     r.line["concurrency"] = c;
     finish_closed_loop(r, options, e, "sequence", n, static_cast<std::int64_t>(n) * steps, out, check);
     return r;
@@ -235,9 +357,7 @@ Result run_fanout(const Options& options) {
                          c, options.sync, e.file.path()));
     auto deadline = Clock::now() + options.timeout;
     auto check = [&](const InstanceState& s) { return check_fanout_output(s.output, width); };
-    auto out = run_lanes(
-        r, e.host->client(), n, c, deadline, "W2 fanout",
-        [&](Client& cl) { return cl.schedule(kFanout, fanout_input(width)); }, check);
+    auto out = run_async_lanes(r, e.host->client(), n, c, deadline, "W2 fanout", kFanout, fanout_input(width), check);
     r.line["concurrency"] = c;
     r.line["width"] = width;
     finish_closed_loop(r, options, e, "fanout", n, static_cast<std::int64_t>(n) * width, out, check);
@@ -362,9 +482,8 @@ Result run_remote(const Options& options) {
                          "sync={}, db {}",
                          n, steps, c, options.sync, e.file.path()));
     auto check = [&](const InstanceState& s) { return check_sequence_output(s.output, steps); };
-    auto out = run_lanes(
-        r, e.host->client(), n, c, deadline, "W7 remote",
-        [&](Client& cl) { return cl.schedule(kSequence, sequence_input(steps)); }, check);
+    auto out = run_async_lanes(r, e.host->client(), n, c, deadline, "W7 remote", kSequence, sequence_input(steps),
+                               check);
     r.line["concurrency"] = c;
     auto finals = fleet.stop_all(Clock::now() + std::chrono::seconds(30));
     if (!finals.empty() && finals[0].final_stats.is_object()) {

@@ -57,6 +57,12 @@ Task<std::int64_t> fanout(OrchestrationContext& ctx, FanoutInput in) {
     co_return sum;
 }
 
+// Waits for event "go" (an integer) and returns it plus one.
+Task<std::int64_t> idle(OrchestrationContext& ctx, Json) {
+    auto v = co_await ctx.wait_for_external_event<std::int64_t>("go");
+    co_return v + 1;
+}
+
 }  // namespace
 
 void set_host_label(const std::string& label) {
@@ -86,6 +92,7 @@ std::shared_ptr<Registry> make_registry() {
     });
     r->add_orchestrator(kSequence, sequence);
     r->add_orchestrator(kFanout, fanout);
+    r->add_orchestrator(kIdle, idle);
     return r;
 }
 

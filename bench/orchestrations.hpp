@@ -1,13 +1,14 @@
 // bench/orchestrations.hpp — the benchmark's own trivial orchestrations and activities.
 //
 // The work itself is deliberately nothing (add one), so a workload measures the runtime:
-// scheduling, episodes, commits, leases. Two orchestrations:
+// scheduling, episodes, commits, leases. Three orchestrations:
 //   bench.sequence  {"steps": n}  calls n activities one after another; the last one
 //                                 returns the host it ran on, so the output
 //                                 {"v": n, "host": "<host label>"} names the host that
 //                                 completed the instance (W5's per-host share);
 //   bench.fanout    {"width": w}  calls w activities at once, joins them; output is
-//                                 1 + 2 + ... + w.
+//                                 1 + 2 + ... + w;
+//   bench.idle      (no input)    waits for event "go" (an integer v); output is v + 1.
 // Each activity execution can append its idempotency key to a log file (W4 counts
 // re-executions as lines minus distinct keys). The log is written with one write(2) per
 // execution, so it survives a SIGKILL of the process (the data is in the page cache).
@@ -22,6 +23,7 @@ namespace durable::bench {
 
 inline constexpr const char* kSequence = "bench.sequence";
 inline constexpr const char* kFanout = "bench.fanout";
+inline constexpr const char* kIdle = "bench.idle";
 
 // The registry every bench host uses.
 std::shared_ptr<Registry> make_registry();

@@ -24,7 +24,15 @@ namespace {
 // True on activity workers: after the episode it runs, such a thread takes the next activity
 // from the queue itself, so one activity fewer needs another worker woken.
 thread_local bool t_activity_worker = false;
+// True on episode workers; t_inline_activity: this episode worker's episode has just queued
+// a single activity it runs itself next (nobody was woken for it).
+thread_local bool t_episode_worker = false;
+thread_local bool t_inline_activity = false;
 }  // namespace
+
+void Host::Impl::mark_episode_worker() {
+    t_episode_worker = true;
+}
 
 void Host::Impl::dispatch_activities_locked(const std::shared_ptr<LiveInstance>& inst,
                                             const std::vector<detail::Decision>& decisions) {
@@ -38,15 +46,63 @@ void Host::Impl::dispatch_activities_locked(const std::shared_ptr<LiveInstance>&
         ++inst->inflight_activities;
     }
     std::size_t wake = decisions.size() - (t_activity_worker ? 1 : 0);
+    // A lone activity decided while the host is otherwise idle (no activity running or queued,
+    // no episode waiting: latency, not throughput, is what counts) runs on the episode worker
+    // right after the episode: one thread hand-off fewer each way.
+    if (t_episode_worker && !t_inline_activity && decisions.size() == 1 && running_activities_ == 0 &&
+        activity_queue_.size() == 1 && ready_.empty()) {
+        t_inline_activity = true;
+        wake = 0;
+    }
     for (std::size_t i = 0; i < wake; ++i) activity_cv_.notify_one();
+}
+
+void Host::Impl::run_inline_activities_locked(std::unique_lock<std::mutex>& lock) {
+    while (t_inline_activity) {
+        t_inline_activity = false;
+        if (activities_stop_ || activity_queue_.empty()) return;  // stopping, or a worker took it
+        ActivityWork work = std::move(activity_queue_.front());
+        activity_queue_.pop_front();
+        ++running_activities_;
+        ++inline_activities_;
+        if (!ready_.empty()) activity_cv_.notify_one();  // episodes waiting: an idle activity worker runs them
+        lock.unlock();
+        auto next = run_activity(work);
+        lock.lock();
+        --running_activities_;
+        --inline_activities_;
+        finish_task_locked(work);
+        // The next episode of its instance, here (it may decide the next lone activity).
+        if (next && !next->queued && !next->running && !next->dead && !workers_stop_) run_instance_locked(lock, next);
+    }
+}
+
+void Host::Impl::finish_task_locked(const ActivityWork& work) {
+    if (work.row_id < 0) return;
+    // A task row's slot is free: the dispatcher may claim the next one now.
+    held_tasks_.erase(work.row_id);
+    --tasks_held_;
+    if (--tasks_by_name_[work.name] <= 0) tasks_by_name_.erase(work.name);
+    dispatch_requested_ = true;
+    dispatch_cv_.notify_one();
 }
 
 void Host::Impl::activity_worker() {
     t_activity_worker = true;
     std::unique_lock lock(mu_);
     for (;;) {
-        activity_cv_.wait(lock, [&] { return activities_stop_ || !activity_queue_.empty(); });
+        activity_cv_.wait(lock, [&] {
+            return activities_stop_ || !activity_queue_.empty() || (inline_activities_ > 0 && !ready_.empty());
+        });
         if (activities_stop_) return;
+        if (activity_queue_.empty()) {
+            // An episode worker runs an activity: its waiting episodes are run here meanwhile.
+            auto inst = std::move(ready_.front());
+            ready_.pop_front();
+            inst->queued = false;
+            if (!inst->dead && !inst->running && !workers_stop_) run_instance_locked(lock, inst);
+            continue;
+        }
         ActivityWork work = std::move(activity_queue_.front());
         activity_queue_.pop_front();
         ++running_activities_;
@@ -54,14 +110,7 @@ void Host::Impl::activity_worker() {
         auto next = run_activity(work);
         lock.lock();
         --running_activities_;
-        if (work.row_id >= 0) {
-            // A task row's slot is free: the dispatcher may claim the next one now.
-            held_tasks_.erase(work.row_id);
-            --tasks_held_;
-            if (--tasks_by_name_[work.name] <= 0) tasks_by_name_.erase(work.name);
-            dispatch_requested_ = true;
-            dispatch_cv_.notify_one();
-        }
+        finish_task_locked(work);
         // The instance's next episode, here: its state is hot in this thread's cache, and no
         // episode worker has to be woken for it.
         if (next && !next->queued && !next->running && !next->dead && !workers_stop_) run_instance_locked(lock, next);

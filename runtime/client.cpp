@@ -19,32 +19,17 @@ namespace durable {
 
 namespace ev = detail::ev;
 
-// The newest version live hosts register, per orchestration name, for a client that has no
-// host of its own: one read of the hosts table a second at most (schedule is a hot path).
-struct detail::VersionCache {
-    std::mutex mu;
-    std::chrono::steady_clock::time_point read_at{};    // guarded by mu
-    std::map<std::string, std::string> newest;           // guarded by mu
-};
 
 namespace detail {
 
 store::WriteResult wait_write(const std::function<void(store::WriteCallback)>& submit) {
+    store::LeaderCommits leader;  // this thread waits for the write anyway: it may commit it
     std::promise<store::WriteResult> done;
     auto f = done.get_future();
     submit([&done](const store::WriteResult& r) { done.set_value(r); });
     auto r = f.get();
     if (r.error) std::rethrow_exception(r.error);
     return r;
-}
-
-// Times a client writes come from the clock lease and timer times are compared in: the
-// attached host's, else the database's (the server's for PostgreSQL).
-std::int64_t wall_ms(const Database& db, const std::shared_ptr<detail::ClientAttachment>& a) {
-    if (a) {
-        if (auto h = a->host.lock()) return h->clock->now_ms();
-    }
-    return db.clock()->now_ms();
 }
 
 Json parse_or(const std::optional<std::string>& s) {
@@ -54,6 +39,16 @@ Json parse_or(const std::optional<std::string>& s) {
     } catch (const std::exception&) {
         return Json(*s);
     }
+}
+
+
+// Times a client writes come from the clock lease and timer times are compared in: the
+// attached host's, else the database's (the server's for PostgreSQL).
+std::int64_t client_wall_ms(const Database& db, const std::shared_ptr<detail::ClientAttachment>& a) {
+    if (a) {
+        if (auto h = a->host.lock()) return h->clock->now_ms();
+    }
+    return db.clock()->now_ms();
 }
 
 InstanceState to_state(const store::InstanceRow& r) {
@@ -76,7 +71,7 @@ InstanceState to_state(const store::InstanceRow& r) {
     return s;
 }
 
-std::string actor_name(const std::shared_ptr<detail::ClientAttachment>& a) {
+std::string client_actor(const std::shared_ptr<detail::ClientAttachment>& a) {
     if (a) {
         if (auto h = a->host.lock()) return "client@" + h->id;
     }
@@ -85,166 +80,17 @@ std::string actor_name(const std::shared_ptr<detail::ClientAttachment>& a) {
 
 }  // namespace detail
 
-namespace {
-
-using detail::actor_name;
+using detail::client_actor;
+using detail::client_wall_ms;
 using detail::parse_or;
 using detail::to_state;
 using detail::wait_write;
-using detail::wall_ms;
-
-}  // namespace
 
 
 Client::Client(Database db) : db_(std::move(db)), versions_(std::make_shared<detail::VersionCache>()) {}
 
 std::string Client::schedule(const std::string& name, const Json& input, const ScheduleOptions& options) {
     return schedule_with_result(name, input, options).id;
-}
-
-ScheduleResult Client::schedule_with_result(const std::string& name, const Json& input,
-                                            const ScheduleOptions& options) {
-    if (name.empty()) throw InvalidInput("the orchestration name is empty");
-    detail::require_utf8(name, "the orchestration name");
-    if (options.instance_id) {
-        if (options.instance_id->empty()) {
-            throw InvalidInput("the instance id is empty; leave it unset to get a generated one");
-        }
-        detail::require_utf8(*options.instance_id, "the instance id");
-    }
-    if (options.correlation_id) detail::require_utf8(*options.correlation_id, "the correlation id");
-    if (options.version) detail::require_utf8(*options.version, "the orchestration version");
-    std::shared_ptr<Host::Impl> host = attachment_ ? attachment_->host.lock() : nullptr;
-    const bool here_has = host && (options.version ? host->registry->orchestrator(name, *options.version) != nullptr
-                                                   : host->registry->orchestrator(name) != nullptr);
-    if (host && !here_has) {
-        // Not this host's code: fine if another live host registers it (it claims the
-        // instance); otherwise most likely a typo.
-        bool elsewhere = false;
-        auto now = wall_ms(db_, attachment_);
-        for (const auto& h : hosts()) {
-            if (!h.live_at(now)) continue;
-            if (options.version) {
-                auto it = h.versions.find(name);
-                if (it != h.versions.end() &&
-                    std::find(it->second.begin(), it->second.end(), *options.version) != it->second.end()) {
-                    elsewhere = true;
-                }
-            } else if (std::find(h.orchestrations.begin(), h.orchestrations.end(), name) != h.orchestrations.end()) {
-                elsewhere = true;
-            }
-        }
-        if (!elsewhere) {
-            std::string known;
-            for (const auto& n : host->registry->orchestrator_names()) {
-                for (const auto& v : host->registry->orchestrator_versions(n)) {
-                    known += (known.empty() ? "" : ", ") + n + (v.empty() ? "" : " v" + v);
-                }
-            }
-            if (options.version) {
-                throw UnknownOrchestration(fmt::format("no host registers version '{}' of orchestration '{}' (this "
-                                                       "host or any live host); known here: {}",
-                                                       *options.version, name, known));
-            }
-            throw UnknownOrchestration(fmt::format("no orchestration named '{}' is registered on this host or any live host; "
-                                           "known here: {}",
-                                           name, known));
-        }
-        host = nullptr;  // created unleased, for the host that has it
-    }
-    std::optional<std::string> version = options.version;
-    if (!version && host) version = host->registry->newest_version(name);
-    if (!version) {
-        // The newest a live host registers; none: the first host to run it decides.
-        auto& cache = *versions_;
-        std::lock_guard lock(cache.mu);
-        auto now = std::chrono::steady_clock::now();
-        if (now - cache.read_at > std::chrono::seconds(1)) {
-            cache.newest.clear();
-            auto wall = wall_ms(db_, attachment_);
-            for (const auto& h : hosts()) {
-                if (!h.live_at(wall)) continue;
-                for (const auto& [n, vs] : h.versions) {
-                    for (const auto& v : vs) {
-                        auto it = cache.newest.find(n);
-                        if (it == cache.newest.end() || compare_versions(it->second, v) < 0) cache.newest[n] = v;
-                    }
-                }
-            }
-            cache.read_at = now;
-        }
-        if (auto it = cache.newest.find(name); it != cache.newest.end()) version = it->second;
-    }
-    std::string in;
-    try {
-        in = input.dump();
-    } catch (const Json::type_error&) {
-        throw InvalidInput(fmt::format("the input of '{}' holds a string that is not valid UTF-8", name));
-    }
-    std::size_t limit = host ? host->options.max_payload_bytes : 256 * 1024;
-    if (in.size() > limit) {
-        throw InvalidInput(fmt::format("the input of '{}' is {} bytes, over the {}-byte limit; pass a reference to "
-                                       "the data instead of the data",
-                                       name, in.size(), limit));
-    }
-    store::NewInstance inst;
-    inst.id = options.instance_id ? *options.instance_id : new_instance_id();
-    inst.name = name;
-    inst.input = in;
-    inst.replace_finished = options.if_exists == IfExists::Restart;
-    if (options.traceparent && !TraceContext::parse(*options.traceparent)) {
-        throw InvalidInput(fmt::format("traceparent '{}' is not a W3C trace context (00-<32 hex>-<16 hex>-<2 hex>)",
-                                       *options.traceparent));
-    }
-    inst.trace_parent = options.traceparent;
-    inst.orchestration_version = version;
-    inst.actor = actor_name(attachment_);
-    auto store = detail::store_of(db_);
-    // A finished instance may be purged between the write that found it and the read of its
-    // state; then the id is free and the write is tried again.
-    for (int attempt = 0;; ++attempt) {
-        inst.execution_id = new_instance_id();
-        inst.now = wall_ms(db_, attachment_);
-        inst.start_at = options.start_at ? std::chrono::duration_cast<std::chrono::milliseconds>(
-                                               options.start_at->time_since_epoch()).count()
-                                         : inst.now;
-        Json start = ev::make(ev::kExecutionStarted, inst.now);
-        start["name"] = name;
-        start["input"] = input;
-        start["cid"] = options.correlation_id ? *options.correlation_id : inst.id;
-        if (options.traceparent) start["tp"] = *options.traceparent;
-        inst.start_event = start.dump();
-        bool here = host && inst.start_at <= inst.now;
-        inst.lease_owner.reset();
-        inst.lease_expires_at = 0;
-        if (here) {
-            // Created leased to the attached host, which starts it at once (no claim round trip).
-            inst.lease_owner = host->id;
-            inst.lease_expires_at = inst.now + host->lease_ms();
-        }
-        auto r = wait_write([&](store::WriteCallback cb) { store->create_instance(inst, std::move(cb)); });
-        if (!r.ids.empty()) {
-            ScheduleResult result{inst.id, true, r.count > 0, Status::Pending};
-            // A waiter of this process may remember the replaced instance as finished.
-            if (result.replaced) detail::DatabaseAccess::completions(db_)->forget(inst.id);
-            if (here) host->adopt_created(inst, r.inbox_id, std::move(start));
-            return result;
-        }
-        auto existing = store->get_instance(inst.id);
-        if (!existing) {
-            if (attempt < 3) continue;
-            throw StoreError(fmt::format("instance '{}' kept appearing and disappearing while being scheduled", inst.id));
-        }
-        if (options.if_exists == IfExists::Return) return ScheduleResult{inst.id, false, false, existing->status};
-        if (options.if_exists == IfExists::Fail) {
-            throw InstanceExists(fmt::format("instance '{}' exists already ({} '{}'); choose another id, or schedule "
-                                             "with IfExists::Return or IfExists::Restart",
-                                             inst.id, to_string(existing->status), existing->name));
-        }
-        throw InstanceExists(fmt::format("instance '{}' exists already and is {}; only a finished instance can be "
-                                         "restarted: terminate it first",
-                                         inst.id, to_string(existing->status)));
-    }
 }
 
 std::optional<InstanceState> Client::get_status(const std::string& id) const {
@@ -300,7 +146,7 @@ void Client::raise_event(const std::string& id, const std::string& event_name, c
     if (event_name.empty()) throw InvalidInput("the event name is empty");
     detail::require_utf8(id, "the instance id");
     detail::require_utf8(event_name, "the event name");
-    Json e = ev::make(ev::kEventRaised, wall_ms(db_, attachment_));
+    Json e = ev::make(ev::kEventRaised, client_wall_ms(db_, attachment_));
     e["name"] = event_name;
     e["input"] = payload;
     std::string text;
@@ -311,9 +157,9 @@ void Client::raise_event(const std::string& id, const std::string& event_name, c
     }
     if (text.size() > 256 * 1024) throw InvalidInput("the event payload is over the 256 KiB limit");
     auto store = detail::store_of(db_);
-    store::AuditEntry audit{wall_ms(db_, attachment_), actor_name(attachment_), "raise_event", id, event_name};
+    store::AuditEntry audit{client_wall_ms(db_, attachment_), client_actor(attachment_), "raise_event", id, event_name};
     auto r = wait_write([&](store::WriteCallback cb) {
-        store->send_message(store::NewMessage{id, wall_ms(db_, attachment_), false, text}, audit, std::move(cb));
+        store->send_message(store::NewMessage{id, client_wall_ms(db_, attachment_), false, text}, audit, std::move(cb));
     });
     if (r.conflict) {
         if (r.count == 0) throw InstanceNotFound(fmt::format("no instance '{}' to raise '{}' on", id, event_name));
@@ -329,12 +175,12 @@ namespace {
 void control(Database& db, const std::shared_ptr<detail::ClientAttachment>& a, const std::string& id,
              std::string_view type, const std::string& reason, const char* action) {
     detail::require_utf8(reason, "the reason");
-    Json e = ev::make(type, wall_ms(db, a));
+    Json e = ev::make(type, client_wall_ms(db, a));
     if (!reason.empty()) e["reason"] = reason;
     auto store = detail::store_of(db);
-    store::AuditEntry audit{wall_ms(db, a), actor_name(a), action, id, reason.empty() ? std::nullopt : std::optional(reason)};
+    store::AuditEntry audit{client_wall_ms(db, a), client_actor(a), action, id, reason.empty() ? std::nullopt : std::optional(reason)};
     auto r = wait_write([&](store::WriteCallback cb) {
-        store->send_message(store::NewMessage{id, wall_ms(db, a), true, e.dump()}, audit, std::move(cb));
+        store->send_message(store::NewMessage{id, client_wall_ms(db, a), true, e.dump()}, audit, std::move(cb));
     });
     if (r.conflict) {
         if (r.count == 0) throw InstanceNotFound(fmt::format("no instance '{}' to {}", id, action));
@@ -378,7 +224,7 @@ bool Client::purge(const std::string& id) {
         throw InvalidInput(fmt::format("instance '{}' is still running; terminate it first, then purge it", id));
     }
     if (r.count > 0) {
-        store->append_audit(store::AuditEntry{wall_ms(db_, attachment_), actor_name(attachment_), "purge", id, std::nullopt}, nullptr);
+        store->append_audit(store::AuditEntry{client_wall_ms(db_, attachment_), client_actor(attachment_), "purge", id, std::nullopt}, nullptr);
     }
     return r.count > 0;
 }
@@ -392,15 +238,15 @@ std::int64_t Client::purge(const std::vector<Status>& statuses,
             std::chrono::duration_cast<std::chrono::milliseconds>(completed_before->time_since_epoch()).count();
     }
     auto store = detail::store_of(db_);
-    auto r = wait_write([&](store::WriteCallback cb) { store->purge_instances(f, wall_ms(db_, attachment_), std::move(cb)); });
-    store->append_audit(store::AuditEntry{wall_ms(db_, attachment_), actor_name(attachment_), "purge",
+    auto r = wait_write([&](store::WriteCallback cb) { store->purge_instances(f, client_wall_ms(db_, attachment_), std::move(cb)); });
+    store->append_audit(store::AuditEntry{client_wall_ms(db_, attachment_), client_actor(attachment_), "purge",
                                           std::nullopt, fmt::format("{} instances", r.count)},
                         nullptr);
     return r.count;
 }
 
 void Client::audit(AuditRecord record) const {
-    detail::store_of(db_)->append_audit(store::AuditEntry{record.at_ms ? record.at_ms : wall_ms(db_, attachment_), std::move(record.actor),
+    detail::store_of(db_)->append_audit(store::AuditEntry{record.at_ms ? record.at_ms : client_wall_ms(db_, attachment_), std::move(record.actor),
                                                 std::move(record.action), std::move(record.instance_id),
                                                 std::move(record.detail)},
                               nullptr);
@@ -449,7 +295,7 @@ std::vector<HostInfo> Client::hosts() const {
 
 std::vector<LeaseInfo> Client::leases() const {
     std::vector<LeaseInfo> out;
-    for (auto& r : detail::store_of(db_)->list_leases(wall_ms(db_, attachment_))) {
+    for (auto& r : detail::store_of(db_)->list_leases(client_wall_ms(db_, attachment_))) {
         out.push_back(LeaseInfo{r.id, r.name, r.status, r.lease_owner.value_or(""), r.lease_expires_at});
     }
     return out;

@@ -138,7 +138,7 @@ void Client::rewind(const std::string& id, const std::string& reason) {
     detail::require_utf8(id, "the instance id");
     detail::require_utf8(reason, "the reason");
     auto store = detail::store_of(db_);
-    RewindPlanner planner(*store, reason, detail::actor_name(attachment_), detail::wall_ms(db_, attachment_));
+    RewindPlanner planner(*store, reason, detail::client_actor(attachment_), detail::client_wall_ms(db_, attachment_));
     planner.add(id, true);
     auto plan = planner.take();
     std::vector<std::string> ids;

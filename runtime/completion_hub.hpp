@@ -19,6 +19,8 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "runtime/async_waits.hpp"
+
 namespace durable::detail {
 
 class CompletionHub {
@@ -33,6 +35,8 @@ public:
     void notify_progress();
     std::uint64_t progress() const;
     bool wait_progress(std::uint64_t seen, std::chrono::steady_clock::time_point deadline);
+    // Waits that cost no thread (Client::on_completion): notify(id) runs their checks too.
+    AsyncWaits& async() { return async_; }
 
 private:
     static constexpr std::size_t kRemembered = 100'000;
@@ -47,6 +51,7 @@ private:
     std::unordered_set<std::string> finished_;  // guarded by mu_
     std::deque<std::string> order_;             // guarded by mu_ (eviction order)
     std::uint64_t progress_ = 0;                // guarded by mu_
+    AsyncWaits async_;                          // thread-safe itself
 };
 
 }  // namespace durable::detail

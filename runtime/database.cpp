@@ -31,6 +31,7 @@ void CompletionHub::notify(const std::string& id) {
         if (auto it = waiting_.find(id); it != waiting_.end()) it->second->cv.notify_all();
     }
     progress_cv_.notify_all();
+    async_.notify(id);
 }
 
 bool CompletionHub::wait(const std::string& id, std::chrono::steady_clock::time_point deadline) {

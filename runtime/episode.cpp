@@ -23,6 +23,7 @@ void Host::Impl::enqueue_locked(const std::shared_ptr<LiveInstance>& inst) {
     inst->queued = true;
     ready_.push_back(inst);
     work_cv_.notify_one();
+    if (inline_activities_ > 0) activity_cv_.notify_one();  // an episode worker may be busy with an activity
 }
 
 void Host::Impl::drop_locked(const std::shared_ptr<LiveInstance>& inst, const char* why) {
@@ -45,6 +46,7 @@ void Host::Impl::drop_locked(const std::shared_ptr<LiveInstance>& inst, const ch
 }
 
 void Host::Impl::episode_worker() {
+    mark_episode_worker();
     std::unique_lock lock(mu_);
     for (;;) {
         work_cv_.wait(lock, [&] { return workers_stop_ || !ready_.empty(); });
@@ -54,6 +56,7 @@ void Host::Impl::episode_worker() {
         inst->queued = false;
         if (inst->dead || inst->running) continue;
         run_instance_locked(lock, inst);
+        run_inline_activities_locked(lock);
     }
 }
 
@@ -336,6 +339,9 @@ void Host::Impl::submit_commit(const std::shared_ptr<LiveInstance>& inst, Pendin
     }
     auto self = shared_from_this();
     auto since = p.since;
+    // The episode's thread holds no lock here: it may commit its episode itself when the store
+    // is idle (a lone instance's commit then needs no commit-thread wake-up).
+    store::LeaderCommits leader;
     store->commit_episode(std::move(p.commit), [self, inst, since, consumed = std::move(p.consumed), terminal = p.terminal,
                                                 status = p.status,
                                                 adopt = std::move(p.adopt)](const store::WriteResult& r) mutable {

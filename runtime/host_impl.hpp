@@ -153,6 +153,13 @@ struct Host::Impl : std::enable_shared_from_this<Host::Impl> {
     void activity_worker();
     void dispatch_activities_locked(const std::shared_ptr<LiveInstance>& inst,
                                     const std::vector<detail::Decision>& decisions);
+    // On an episode worker, after its episode: runs the single activity that episode decided
+    // while the host was otherwise idle (no wake-up of an activity worker on the latency path),
+    // then the instance's next episode, as an activity worker would. `lock` holds mu_.
+    void run_inline_activities_locked(std::unique_lock<std::mutex>& lock);
+    void mark_episode_worker();  // the calling thread is an episode worker
+    // A task row's activity has ended here: its slot is free for the next claim.
+    void finish_task_locked(const ActivityWork& work);
     // Runs the activity and hands its result to the instance. Returns the instance when the
     // calling thread should run its next episode itself (it is idle: nobody else would).
     std::shared_ptr<LiveInstance> run_activity(ActivityWork& work);
@@ -230,6 +237,9 @@ struct Host::Impl : std::enable_shared_from_this<Host::Impl> {
     std::deque<std::pair<std::chrono::steady_clock::time_point, std::weak_ptr<LiveInstance>>> linger_due_;
     int running_episodes_ = 0;       // guarded by mu_
     int running_activities_ = 0;     // guarded by mu_
+    // Episode workers running an activity themselves: meanwhile idle activity workers run the
+    // episodes that become ready. Guarded by mu_.
+    int inline_activities_ = 0;
     // Activities from task rows: claimed and queued or running, per name; guarded by mu_.
     std::unordered_map<std::string, int> tasks_by_name_;
     int tasks_held_ = 0;                                   // guarded by mu_

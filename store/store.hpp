@@ -17,8 +17,11 @@
 //
 // Writes are group-committed: each write method enqueues the work and returns at once; the
 // callback runs (on the store's commit thread) only after the transaction that carried it is
-// durable, or failed. Callbacks must be quick and must not call back into the store
-// synchronously. Reads are synchronous and may be called from any thread.
+// durable, or failed. On a thread inside a LeaderCommits scope a store may instead commit the
+// write on the calling thread when nothing else is committing (the SQLite store does); then
+// the call returns after the commit, its callback having run on the calling thread. Callbacks
+// must be quick and must not call back into the store synchronously. Reads are synchronous
+// and may be called from any thread.
 #pragma once
 
 #include <cstdint>
@@ -388,6 +391,24 @@ public:
     // (every host shares it). PostgreSQL: the server's.
     virtual Millis now();
     virtual StoreInfo info() const;
+};
+
+// While one lives on a thread, that thread's writes may be committed by the thread itself
+// when the store is idle (leader commits: no commit-thread wake-up, no wake-up of a caller
+// waiting for the callback). Only for a thread that waits for its writes anyway or can afford
+// to block for one commit, holding no lock its callbacks take; never for one that must stop
+// waiting at a deadline (the lease renewer fences itself on time). Scopes nest.
+class LeaderCommits {
+public:
+    LeaderCommits();
+    ~LeaderCommits();
+    LeaderCommits(const LeaderCommits&) = delete;
+    LeaderCommits& operator=(const LeaderCommits&) = delete;
+    // True on a thread inside a scope.
+    static bool active();
+
+private:
+    bool previous_;
 };
 
 enum class Synchronous { Full, Normal };

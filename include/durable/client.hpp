@@ -9,7 +9,9 @@
 
 #include <chrono>
 #include <cstdint>
+#include <exception>
 #include <functional>
+#include <future>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -146,6 +148,11 @@ enum class WatchEnd {
     TimedOut,  // the timeout passed with the instance still unfinished
 };
 
+// What an asynchronous call hands its callback: the value, or the error the blocking form
+// would have thrown (exactly one of the two is set).
+template <class T>
+using AsyncHandler = std::function<void(std::optional<T> value, std::exception_ptr error)>;
+
 class Client {
 public:
     explicit Client(Database db);
@@ -163,6 +170,23 @@ public:
     // Throws InstanceNotFound, or Timeout after `timeout`.
     InstanceState wait_for_completion(const std::string& id,
                                       std::chrono::milliseconds timeout = std::chrono::minutes(5)) const;
+    // As wait_for_completion, without a thread: returns at once and calls `done` once, with
+    // the final state, or with InstanceNotFound / Timeout / StoreError. `done` runs on the
+    // process's one waiting thread (woken by the finishing commit of a host in this process;
+    // another process's commit is seen by looking again, at most 500 ms apart), so it must be
+    // quick and must not block; it may call the client's asynchronous methods. When the
+    // database handle closes first, `done` gets a StoreError.
+    void on_completion(const std::string& id, AsyncHandler<InstanceState> done,
+                       std::chrono::milliseconds timeout = std::chrono::minutes(5)) const;
+    // on_completion as a future.
+    std::future<InstanceState> wait_for_completion_async(const std::string& id,
+                                                         std::chrono::milliseconds timeout = std::chrono::minutes(5)) const;
+    // As schedule_with_result, without waiting for the create to be durable: returns at once
+    // and calls `done` once it is (on the store's commit thread: be quick, do not block; the
+    // client's asynchronous methods may be called). Invalid arguments throw here, as
+    // schedule() throws them; what the store answers goes to `done`.
+    void schedule_async(const std::string& name, const Json& input, const ScheduleOptions& options,
+                        AsyncHandler<ScheduleResult> done);
     // Blocks until the instance has started (it is no longer Pending) and returns its state.
     // Woken by the commits of a host in this process. Throws InstanceNotFound, or Timeout
     // after `timeout`.

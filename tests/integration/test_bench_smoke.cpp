@@ -169,6 +169,25 @@ TEST_CASE("bench smoke: history (W6) reports microseconds per activity per size"
     CHECK(j["activities"] == 13);
 }
 
+TEST_CASE("bench smoke: idle (W8) starts instances that wait, raises every event and reports memory") {
+    auto run = run_bench({"--workload", "idle", "--instances", "40", "--concurrency", "8", "--timeout", "120"});
+    INFO("stderr of durable-bench:\n" << run.stderr_text);
+    REQUIRE(run.exit_code.has_value());
+    CHECK(*run.exit_code == 0);
+    REQUIRE(run.lines.size() == 1);
+    const auto& j = run.lines[0];
+    INFO("line: " << j.dump());
+    CHECK(j.value("workload", "") == "idle");
+    CHECK(j.value("ok", false));
+    CHECK(j["instances"] == 40);
+    CHECK(j["completed"] == 40);
+    CHECK(j["duplicates"] == 0);
+    for (const char* key : {"started_per_sec", "events_per_sec", "rss_mib_waiting", "rss_mib_peak_starting"}) {
+        REQUIRE_MESSAGE(j.contains(key), key);
+        CHECK(j[key].get<double>() > 0);
+    }
+}
+
 TEST_CASE("bench smoke: a bad command line is refused with a non-zero exit") {
     auto run = run_bench({"--workload", "no-such-workload"}, 60s);
     REQUIRE(run.exit_code.has_value());
