@@ -129,6 +129,14 @@ void Host::Impl::start() {
     }
     dispatcher_thread_ = named("durable-disp", [this] { dispatcher_loop(); });
     renewer_thread_ = named("durable-renew", [this] { renewer_loop(); });
+    if (options.run_schedules) {
+        detail::Scheduler::Options so;
+        so.host_id = id;
+        so.poll = options.schedule_poll_interval;
+        // Instances a tick created are for any host; this one looks for them at once.
+        scheduler = std::make_unique<detail::Scheduler>(store, clock, log, metrics, so, [this] { wake_dispatcher(); });
+        scheduler->start();
+    }
 }
 
 void Host::Impl::stop(bool graceful) {
@@ -140,6 +148,7 @@ void Host::Impl::stop(bool graceful) {
         dispatcher_stop_ = true;
     }
     dispatch_cv_.notify_all();
+    if (scheduler) scheduler->stop();  // 1. no schedule ticks are fired either
     if (dispatcher_thread_.joinable()) dispatcher_thread_.join();
     {
         // 2. running episodes finish; queued ones are abandoned.

@@ -9,6 +9,7 @@
 //     runs on one thread: no handoff, no wake-up between steps);
 //   the dispatcher finds and claims work and delivers inbox events;
 //   the renewer renews leases and fences the host when renewal fails;
+//   the scheduler fires due schedule ticks (runtime/scheduler.hpp; HostOptions::run_schedules);
 //   the store's commit thread runs commit callbacks (on_committed).
 // An instance's Execution is touched only by the episode worker that set its `running` flag,
 // or by the loader before the instance is published. Everything else in LiveInstance and
@@ -36,6 +37,7 @@
 #include "runtime/database_access.hpp"
 #include "runtime/execution.hpp"
 #include "runtime/lease_timing.hpp"
+#include "runtime/scheduler.hpp"
 #include "store/store.hpp"
 
 namespace durable {
@@ -248,6 +250,7 @@ struct Host::Impl : std::enable_shared_from_this<Host::Impl> {
     // Until then readiness reports the host as recently fenced (clock->steady_now()); guarded by mu_.
     std::chrono::steady_clock::time_point fenced_until_{};
 
+    std::unique_ptr<detail::Scheduler> scheduler;  // fires schedule ticks (HostOptions::run_schedules)
     std::vector<std::thread> episode_threads_, activity_threads_;
     std::thread dispatcher_thread_, renewer_thread_;
 };

@@ -242,6 +242,36 @@ struct ChangeRow {
     std::int64_t first_seq = 0, count = 0;
 };
 
+// A recurring schedule (cron) that starts instances of one orchestration. The runtime
+// decides what each tick does; the store keeps the row and applies a step atomically.
+struct ScheduleRow {
+    std::string id, cron, orchestration;
+    std::optional<std::string> input;        // JSON text
+    std::string overlap = "skip";            // skip, buffer_one, allow_all
+    Millis catchup_window_ms = 0, jitter_ms = 0;
+    bool paused = false;
+    std::optional<std::string> note;         // why it was paused
+    std::optional<Millis> next_fire;         // the next tick not yet handled (none: it never fires again)
+    std::optional<Millis> last_fire;         // the last tick handled
+    std::optional<std::string> last_instance_id;  // the instance it started last
+    std::optional<Millis> buffered_tick;     // buffer_one: a tick waiting for last_instance_id to finish
+    std::int64_t fired = 0;                  // instances started (ticks and triggers)
+    std::int64_t missed = 0;                 // ticks older than the catch-up window, skipped
+    std::int64_t skipped = 0;                // ticks skipped by the overlap policy
+    std::int64_t version = 0;                // bumped by every update (the CAS token)
+    Millis created_at = 0, updated_at = 0;
+};
+
+// One step of a schedule, applied in one transaction under a CAS on its version: the row's
+// new state (`row.version` is the version the step was computed from) and the instances its
+// ticks start, each created only if its id is free (a tick's id derives from its time, so a
+// tick cannot start twice).
+struct ScheduleUpdate {
+    ScheduleRow row;
+    std::vector<NewInstance> instances;
+    std::vector<AuditEntry> audit;
+};
+
 struct StoreStats {
     std::int64_t commits = 0, ops = 0, busy_wait_us = 0, wal_pages = 0, checkpoints = 0;
     std::int64_t checkpoint_us = 0;  // time spent in checkpoints
@@ -297,6 +327,16 @@ public:
     // its history has moved on. count = instances rewound.
     virtual void rewind_instances(std::vector<Rewind> rewinds, WriteCallback cb) = 0;
 
+    // ---- schedules ----
+    // Inserts the schedule; conflict=true (nothing written) when the id exists.
+    virtual void create_schedule(ScheduleRow row, std::optional<AuditEntry> audit, WriteCallback cb) = 0;
+    // Applies `update` if the schedule's version is still update.row.version (it becomes
+    // version + 1): the row, then the instances (ids = those created), then the audit entries.
+    // conflict=true (nothing written) when the version moved or the schedule is gone.
+    virtual void update_schedule(ScheduleUpdate update, WriteCallback cb) = 0;
+    // Deletes the schedule (its instances stay); count = 1 if there was one.
+    virtual void delete_schedule(std::string id, std::optional<AuditEntry> audit, WriteCallback cb) = 0;
+
     // Blocks until every write submitted before the call is durable.
     virtual void flush() = 0;
 
@@ -330,6 +370,13 @@ public:
     virtual std::vector<ChangeRow> read_changes(std::int64_t after_seq, int limit) = 0;
     // The seq of the newest change-feed row (0 when none): where a live follower starts.
     virtual std::int64_t change_feed_head() = 0;
+    virtual std::optional<ScheduleRow> get_schedule(const std::string& id) = 0;
+    virtual std::vector<ScheduleRow> list_schedules() = 0;  // by id
+    // Schedules with work at `now`, not paused: at most `limit` with a tick due (next_fire <=
+    // now, the most overdue first), then at most `limit` others with a buffered tick waiting.
+    virtual std::vector<ScheduleRow> due_schedules(Millis now, int limit) = 0;
+    // The earliest next_fire of the schedules that are not paused (none: nothing to wait for).
+    virtual std::optional<Millis> next_schedule_fire() = 0;
     // Checks, through a new connection, that the database can be opened and read now (for a
     // readiness probe: an open connection keeps working on a file deleted or made unreadable
     // under it). Throws StoreError saying what failed.

@@ -19,6 +19,7 @@
 
 #include "durable/database.hpp"
 #include "durable/history.hpp"
+#include "durable/schedule.hpp"
 #include "durable/status.hpp"
 
 namespace durable {
@@ -216,6 +217,29 @@ public:
     // when it is given.
     std::vector<AuditRecord> audit_log(const std::optional<std::string>& instance_id = std::nullopt,
                                        int limit = 100) const;
+
+    // ---- schedules (durable/schedule.hpp) ----
+    // Stores a schedule; its first tick is the first cron time after now. Creating one that
+    // exists with the same definition returns it (an idempotent retry). Throws InvalidInput
+    // for an empty id or orchestration, a malformed cron expression (the message names the
+    // field), a negative window or jitter, an oversized input, or an id that exists with a
+    // different definition (delete it first).
+    ScheduleInfo create_schedule(const ScheduleSpec& spec);
+    // The schedule, or nullopt if there is none.
+    std::optional<ScheduleInfo> get_schedule(const std::string& id) const;
+    // Every schedule, by id.
+    std::vector<ScheduleInfo> list_schedules() const;
+    // Stops firing ticks (ticks that pass while paused are neither fired nor counted);
+    // `reason` is kept as its note. Throws ScheduleNotFound.
+    ScheduleInfo pause_schedule(const std::string& id, const std::string& reason = {});
+    // Fires again from the first cron time after now. Throws ScheduleNotFound.
+    ScheduleInfo resume_schedule(const std::string& id);
+    // Starts an instance of the schedule now, paused or not and whatever the overlap policy
+    // (an operator's "run it now"); it becomes the schedule's last instance. Returns its id,
+    // `<schedule id>@trigger-<uuid>`. Throws ScheduleNotFound.
+    std::string trigger_schedule(const std::string& id);
+    // Deletes the schedule (the instances it started stay); false if there was none.
+    bool delete_schedule(const std::string& id);
 
 private:
     friend class Host;  // Host::client() attaches its clients

@@ -31,6 +31,9 @@ const std::vector<WriteStatement>& write_statements();
 // A statement of the readers, prepared by name on every reader connection.
 const std::vector<WriteStatement>& read_statements();
 
+// The schedule statements of the writer (schedules.cpp), prepared with write_statements().
+const std::vector<WriteStatement>& schedule_write_statements();
+
 // Builds `EXECUTE name(arg, ...)` with each argument as an escaped literal.
 class Call {
 public:
@@ -81,5 +84,11 @@ std::vector<HostRow> list_hosts(pqxx::transaction_base& tx, Millis now);
 std::vector<InstanceRow> list_leases(pqxx::transaction_base& tx);
 std::vector<AuditEntry> audit_log(pqxx::transaction_base& tx, const std::optional<std::string>& instance_id,
                                   int limit);
+
+// Schedules (schedules.cpp).
+std::optional<ScheduleRow> get_schedule(pqxx::transaction_base& tx, const std::string& id);
+std::vector<ScheduleRow> list_schedules(pqxx::transaction_base& tx);
+std::vector<ScheduleRow> due_schedules(pqxx::transaction_base& tx, Millis now, int limit);
+std::optional<Millis> next_schedule_fire(pqxx::transaction_base& tx);
 
 }  // namespace durable::store::postgres

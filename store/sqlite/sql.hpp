@@ -42,6 +42,15 @@ std::vector<InboxRow> owned_inbox(Connection& c, const std::string& owner, Milli
 std::vector<InstanceRow> list_leases(Connection& c, Millis now);
 std::vector<HostRow> list_hosts(Connection& c, Millis now);
 
+// schedules (schedules.cpp)
+void create_schedule(Connection& c, const ScheduleRow& row, const std::optional<AuditEntry>& audit, WriteResult& r);
+void update_schedule(Connection& c, const ScheduleUpdate& u, WriteResult& r);
+void delete_schedule(Connection& c, const std::string& id, const std::optional<AuditEntry>& audit, WriteResult& r);
+std::optional<ScheduleRow> get_schedule(Connection& c, const std::string& id);
+std::vector<ScheduleRow> list_schedules(Connection& c);
+std::vector<ScheduleRow> due_schedules(Connection& c, Millis now, int limit);
+std::optional<Millis> next_schedule_fire(Connection& c);
+
 // reads (reads.cpp)
 std::optional<InstanceRow> get_instance(Connection& c, const std::string& id);
 std::vector<HistoryRow> get_history(Connection& c, const std::string& id, std::int64_t from_seq, int limit);
@@ -62,6 +71,9 @@ void prune_change_feed(Connection& c, Millis cutoff, std::int64_t max_rows);
     "parent_task_id, created_at, updated_at, completed_at, version, lease_owner, lease_expires_at, recoveries, trace_parent, "     \
     "orchestration_version"
 InstanceRow read_instance(SQLite::Statement& s);
+#define DURABLE_SCHEDULE_COLUMNS                                                                  \
+    "id, cron, orchestration, input, overlap, catchup_window_ms, jitter_ms, paused, note, next_fire, "  \
+    "last_fire, last_instance_id, buffered_tick, fired, missed, skipped, version, created_at, updated_at"
 void bind_opt(SQLite::Statement& s, int idx, const std::optional<std::string>& v);
 std::optional<std::string> col_opt(SQLite::Statement& s, int idx);
 // Names as a JSON array of strings (bound to `json_each(?)` and stored in the hosts row).
