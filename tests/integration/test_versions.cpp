@@ -125,6 +125,21 @@ TEST_CASE_TEMPLATE("versions side by side: a new instance runs the newest versio
     CHECK(listed);
 }
 
+TEST_CASE_TEMPLATE("an instance scheduled while no host runs its orchestration records the version of the first host "
+                   "that runs it",
+                   S, DURABLE_TEST_STORES) {
+    EngineOn<S> e(versioned_registry());
+    e.host->stop();
+    e.host.reset();
+    Client standalone(e.db);
+    auto id = standalone.schedule("order", 1);
+    CHECK(standalone.get_status(id)->version.empty());  // not decided yet
+    e.restart();
+    auto s = e.client().wait_for_completion(id, 60s);
+    CHECK(s.version == "2");
+    CHECK(s.output == "v2:3:2");
+}
+
 TEST_CASE("versions order numerically segment by segment") {
     CHECK(compare_versions("2", "10") < 0);
     CHECK(compare_versions("10", "10.1") < 0);

@@ -44,9 +44,9 @@ void create(Store& s, NewInstance n) {
     REQUIRE(r.ok);
 }
 
-std::set<std::string> claimable(Store& s, const std::vector<OrchestrationCode>& code) {
+std::set<std::string> claimable(Store& s, const std::vector<OrchestrationCode>& code, Millis now = kNow) {
     std::set<std::string> out;
-    for (const auto& c : s.find_claimable("h", code, kNow, 100)) out.insert(c.id);
+    for (const auto& c : s.find_claimable("h", code, now, 100)) out.insert(c.id);
     return out;
 }
 
@@ -185,8 +185,8 @@ TEST_CASE_TEMPLATE("rewind_instances puts Failed instances back to Running all o
     }
     CHECK(s->get_instance("parent")->version == before + 1);  // a holder of the old version is fenced
     // Claimable again by a host that runs its version, by no other.
-    CHECK(claimable(*s, {{"order", "1"}}).count("parent") == 1);
-    CHECK(claimable(*s, {{"order", "2"}}).count("parent") == 0);
+    CHECK(claimable(*s, {{"order", "1"}}, kNow + 10).count("parent") == 1);
+    CHECK(claimable(*s, {{"order", "2"}}, kNow + 10).count("parent") == 0);
     auto audit = s->audit_log(std::string("parent"), 10);
     CHECK(std::any_of(audit.begin(), audit.end(), [](const AuditEntry& a) { return a.action == "rewind"; }));
     // A second rewind of the same (now Running) instance is refused.
