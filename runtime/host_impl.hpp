@@ -72,6 +72,11 @@ struct LiveInstance {
     // Activities scheduled in history with no result, that this host does not run: the next
     // episode writes their task rows. Set by the loader; owned by the worker that set `running`.
     std::vector<detail::Decision> redispatch_tasks;
+    // Set by the loader, owned by the worker that set `running`: the version this host
+    // records for an instance that had none (its first commit writes it), and inbox rows the
+    // loader applied itself (a rewind marker, replayed with history) for the next commit.
+    std::optional<std::string> pin_version;
+    std::vector<std::int64_t> consume_first;
     // On the host's clock (Impl::clock->steady_now()), as every lease decision.
     std::chrono::steady_clock::time_point loaded_at, last_active;
 };
@@ -198,6 +203,7 @@ struct Host::Impl : std::enable_shared_from_this<Host::Impl> {
     CancellationToken stop_token;
     std::vector<std::string> local_activity_names;   // every activity this host registers
     std::vector<std::string> orchestration_names;     // every orchestration this host registers
+    std::vector<store::OrchestrationCode> orchestration_code;  // every (name, version) it registers
     std::unordered_set<std::string> direct_activities;  // registered and unlimited: run under the instance lease
     std::unordered_map<std::string, int> max_concurrent;  // registered with a limit
     detail::LocalCode local_code;                      // for the episode-commit builder

@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -56,6 +57,9 @@ struct InstanceRow {
     Millis lease_expires_at = 0;
     std::int64_t recoveries = 0;  // takeovers in a row without progress
     std::optional<std::string> trace_parent;  // W3C traceparent the instance's spans hang under
+    // The version of its orchestration's code the instance runs ("" unversioned); nullopt
+    // until a host first runs it (that host records the newest version it registers).
+    std::optional<std::string> orchestration_version;
 };
 
 // One history event (the store may keep the events of one commit in one row; reads give
@@ -90,6 +94,7 @@ struct NewInstance {
     std::string actor;         // for the audit log; empty: no audit entry
     std::optional<std::string> trace_parent;  // W3C traceparent of the creating call
     bool replace_finished = false;
+    std::optional<std::string> orchestration_version;  // nullopt: the first host to run it decides
 };
 
 struct NewMessage {
@@ -138,6 +143,8 @@ struct EpisodeCommit {
     bool release_lease = false;            // on completion / idle eviction
     Millis lease_expires_at = 0;           // when not releasing: keep/extend to this
     std::vector<AuditEntry> audit;
+    // Records the version the instance runs, if it has none yet (its first episode).
+    std::optional<std::string> orchestration_version;
 };
 
 // What a write achieved. `error` is set when the transaction failed (the write had no
@@ -179,6 +186,29 @@ struct HostRow {
     // lease duration (live: a heartbeat within two leases and not stopped).
     std::vector<std::string> orchestrations, activities;
     Millis lease_ms = 10'000;
+    // Per orchestration name, the versions the host registers ("" unversioned).
+    std::map<std::string, std::vector<std::string>> orchestration_versions;
+};
+
+// One orchestration code a host runs: a name and one registered version of it ("" for an
+// unversioned registration). A host claims an instance only if it runs the instance's name
+// and recorded version (or the instance has no version yet).
+struct OrchestrationCode {
+    OrchestrationCode(std::string n, std::string v = {}) : name(std::move(n)), version(std::move(v)) {}
+    OrchestrationCode(const char* n) : name(n) {}  // unversioned; lets {"name"} lists convert
+    std::string name, version;
+};
+
+// Puts a Failed instance back to work (Client::rewind): `messages` go to its inbox (the
+// rewind marker first), the instance becomes Running with its output, error and completion
+// time cleared and no lease, so that a host that runs its code claims it. Applied only if
+// the instance is still Failed with `next_seq` as its next history seq.
+struct Rewind {
+    std::string instance_id;
+    std::int64_t next_seq = 0;
+    std::vector<NewMessage> messages;
+    Millis now = 0;
+    std::optional<AuditEntry> audit;
 };
 
 struct InstanceFilter {
@@ -292,6 +322,10 @@ public:
     virtual void purge_instance(std::string id, WriteCallback cb) = 0;  // count = instances purged
     virtual void purge_instances(PurgeFilter filter, Millis now, WriteCallback cb) = 0;
     virtual void append_audit(AuditEntry entry, WriteCallback cb) = 0;
+    // Applies the rewinds (an instance and its failed sub-orchestrations) in one transaction,
+    // all or none: conflict=true (nothing written) when one of them is not Failed any more or
+    // its history has moved on. count = instances rewound.
+    virtual void rewind_instances(std::vector<Rewind> rewinds, WriteCallback cb) = 0;
 
     // ---- schedules ----
     // Inserts the schedule; conflict=true (nothing written) when the id exists.
@@ -312,10 +346,11 @@ public:
                                                 int limit = -1) = 0;
     virtual std::vector<InboxRow> get_inbox(const std::string& id, Millis now) = 0;
     virtual std::vector<InstanceRow> query_instances(const InstanceFilter& filter) = 0;
-    // Instances of the orchestrations `names` with visible inbox work whose lease is free or
+    // Instances of the orchestrations `code` with visible inbox work whose lease is free or
     // expired, and such instances whose owner left them behind (lease expired with owner set).
-    // Instances of other names are not candidates (this host cannot run them).
-    virtual std::vector<Candidate> find_claimable(const std::string& owner, const std::vector<std::string>& names,
+    // Instances of other names or recorded versions are not candidates (this host cannot run
+    // them); instances without a version yet are, for any version of their name.
+    virtual std::vector<Candidate> find_claimable(const std::string& owner, const std::vector<OrchestrationCode>& code,
                                                   Millis now, int limit) = 0;
     // Of `names`, those with at least one visible activity task whose lease is free or expired
     // (a read, so that a host finds out cheaply whether claim_tasks would get anything).

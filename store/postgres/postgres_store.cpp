@@ -246,6 +246,7 @@ public:
                     .num(inst.parent_task_id).num(inst.now).opt(inst.lease_owner)
                     .num(inst.lease_owner ? inst.lease_expires_at : 0).num(inst.start_at).text(inst.start_event)
                     .text(inst.actor).flag(inst.replace_finished).opt(inst.trace_parent)
+                    .opt(inst.orchestration_version)
                     .done();
         w.pre = std::move(replace);
         w.parse = [id = inst.id](const pqxx::result& r, WriteResult& out) {
@@ -301,7 +302,8 @@ public:
                             {"lease_owner", opt_json(k.lease_owner)},
                             {"lease_expires_at", k.lease_owner ? k.lease_expires_at : 0}, {"start_at", k.start_at},
                             {"start_event", k.start_event}, {"actor", k.actor},
-                            {"trace_parent", opt_json(k.trace_parent)}});
+                            {"trace_parent", opt_json(k.trace_parent)},
+                            {"orchestration_version", opt_json(k.orchestration_version)}});
         }
         auto tasks = nlohmann::json::array();
         for (const auto& t : e.tasks) {
@@ -321,7 +323,7 @@ public:
                     .flag(terminal).flag(e.release_lease).num(e.lease_expires_at).flag(e.progressed)
                     .flag(e.reset_history).num(e.first_seq).opt(pack_events(e.events))
                     .text(bigint_array(e.consumed_inbox)).json(messages).json(kids).json(tasks).json(audit)
-                    .num(static_cast<std::int64_t>(e.events.size()))
+                    .num(static_cast<std::int64_t>(e.events.size())).opt(e.orchestration_version)
                     .done();
         const auto expected = e.expected_version;
         w.parse = [expected](const pqxx::result& r, WriteResult& out) {
@@ -410,6 +412,40 @@ public:
         enqueue(std::move(w), std::move(cb));
     }
 
+    void rewind_instances(std::vector<Rewind> rewinds, WriteCallback cb) override {
+        Write w;
+        auto rs = nlohmann::json::array();
+        auto messages = nlohmann::json::array();
+        auto audit = nlohmann::json::array();
+        for (const auto& rw : rewinds) {
+            rs.push_back({{"id", rw.instance_id}, {"next_seq", rw.next_seq}, {"now", rw.now}});
+            for (const auto& m : rw.messages) {
+                messages.push_back({{"instance_id", m.instance_id}, {"visible_at", m.visible_at},
+                                    {"control", m.control}, {"event", m.event}});
+            }
+            if (rw.audit) {
+                const auto& a = *rw.audit;
+                audit.push_back({{"at", a.at}, {"actor", a.actor}, {"action", a.action},
+                                 {"instance_id", opt_json(a.instance_id)}, {"detail", opt_json(a.detail)}});
+            }
+        }
+        std::vector<std::string> ids;
+        for (const auto& rw : rewinds) ids.push_back(rw.instance_id);
+        w.sql = Call("durable_rewind").json(rs).json(messages).json(audit).done();
+        w.parse = [ids = std::move(ids)](const pqxx::result& r, WriteResult& out) {
+            auto n = r.empty() ? 0 : r[0][0].as<std::int64_t>();
+            if (n == 0 && !ids.empty()) {
+                out.conflict = true;
+                return;
+            }
+            out.ok = true;
+            out.count = n;
+            out.ids = ids;
+        };
+        w.on_doubt = OnDoubt::Fail;
+        enqueue(std::move(w), std::move(cb));
+    }
+
     void heartbeat(HostRow h, WriteCallback cb) override {
         Write w;
         Call c("durable_heartbeat");
@@ -420,6 +456,7 @@ public:
             c.null();
         }
         c.text(nlohmann::json(h.orchestrations).dump()).text(nlohmann::json(h.activities).dump()).num(h.lease_ms);
+        c.text(nlohmann::json(h.orchestration_versions).dump());
         w.sql = c.done();
         w.parse = [](const pqxx::result&, WriteResult& out) { out.ok = true; };
         enqueue(std::move(w), std::move(cb));
@@ -647,7 +684,7 @@ public:
     std::vector<InstanceRow> query_instances(const InstanceFilter& f) override {
         return read("querying instances", [&](pqxx::transaction_base& tx) { return postgres::query_instances(tx, f); });
     }
-    std::vector<Candidate> find_claimable(const std::string& owner, const std::vector<std::string>& names, Millis now,
+    std::vector<Candidate> find_claimable(const std::string& owner, const std::vector<OrchestrationCode>& names, Millis now,
                                           int limit) override {
         (void)owner;
         return read("finding claimable work",

@@ -60,7 +60,7 @@ std::string literal(std::string_view v);
 #define DURABLE_PG_INSTANCE_COLUMNS                                                              \
     "id, name, status, execution_id, input, output, error, custom_status, parent_id, "          \
     "parent_task_id, created_at, updated_at, completed_at, version, lease_owner, lease_expires_at, recoveries, "  \
-    "trace_parent"
+    "trace_parent, orchestration_version"
 InstanceRow read_instance(const pqxx::row& r);
 std::optional<std::string> opt_text(const pqxx::field& f);
 
@@ -70,7 +70,7 @@ std::vector<HistoryRow> get_history(pqxx::transaction_base& tx, const std::strin
                                     int limit);
 std::vector<InboxRow> get_inbox(pqxx::transaction_base& tx, const std::string& id, Millis now);
 std::vector<InstanceRow> query_instances(pqxx::transaction_base& tx, const InstanceFilter& f);
-std::vector<Candidate> find_claimable(pqxx::transaction_base& tx, const std::vector<std::string>& names, Millis now,
+std::vector<Candidate> find_claimable(pqxx::transaction_base& tx, const std::vector<OrchestrationCode>& names, Millis now,
                                       int limit);
 std::vector<std::string> claimable_task_names(pqxx::transaction_base& tx, const std::vector<std::string>& names,
                                               Millis now);

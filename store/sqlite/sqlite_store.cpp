@@ -149,6 +149,10 @@ public:
         enqueue([filter = std::move(filter)](Connection& c, WriteResult& r) { sql::purge_instances(c, filter, r); },
                 std::move(cb));
     }
+    void rewind_instances(std::vector<Rewind> rewinds, WriteCallback cb) override {
+        enqueue([rewinds = std::move(rewinds)](Connection& c, WriteResult& r) { sql::rewind_instances(c, rewinds, r); },
+                std::move(cb));
+    }
     void append_audit(AuditEntry entry, WriteCallback cb) override {
         enqueue([entry = std::move(entry)](Connection& c, WriteResult& r) {
             sql::append_audit(c, entry);
@@ -191,7 +195,7 @@ public:
     std::vector<InstanceRow> query_instances(const InstanceFilter& f) override {
         return read([&](Connection& c) { return sql::query_instances(c, f); });
     }
-    std::vector<Candidate> find_claimable(const std::string& owner, const std::vector<std::string>& names, Millis now,
+    std::vector<Candidate> find_claimable(const std::string& owner, const std::vector<OrchestrationCode>& names, Millis now,
                                           int limit) override {
         return read([&](Connection& c) { return sql::find_claimable(c, owner, names, now, limit); });
     }

@@ -433,6 +433,7 @@ TEST_CASE("a pre-lease file is upgraded and keeps its data") {
     CHECK(!row->lease_owner);
     CHECK(row->lease_expires_at == 0);
     CHECK(row->recoveries == 0);
+    CHECK(row->orchestration_version == "");  // it ran unversioned code: it keeps running it
     CHECK(store->get_instance("old-2")->status == durable::Status::Completed);
     auto history = store->get_history("old-1");
     REQUIRE(history.size() == 2);
