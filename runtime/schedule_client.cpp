@@ -216,9 +216,9 @@ ScheduleInfo Client::resume_schedule(const std::string& id) {
 std::string Client::trigger_schedule(const std::string& id) {
     auto now = now_of(db_, attachment_);
     auto actor = actor_of(attachment_);
-    std::string iid;
+    // One id for every try: a try run again after an unknown outcome creates nothing twice.
+    const std::string iid = id + "@trigger-" + new_instance_id();
     modify(*detail::store_of(db_), id, "trigger", [&](store::ScheduleUpdate& u) {
-        iid = id + "@trigger-" + new_instance_id();
         u.instances = {detail::schedule_instance(u.row, iid, now, now, actor)};
         u.row.last_instance_id = iid;
         ++u.row.fired;

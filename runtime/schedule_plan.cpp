@@ -3,6 +3,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "durable/client.hpp"
 #include "durable/cron.hpp"
 #include "durable/errors.hpp"
@@ -107,7 +109,7 @@ std::optional<store::ScheduleUpdate> plan_schedule_step(const store::ScheduleRow
         return u;
     }
     const auto overlap = overlap_from_string(row.overlap).value_or(Overlap::Skip);
-    const store::Millis oldest = now - row.catchup_window_ms;
+    const store::Millis oldest = now - std::max(row.catchup_window_ms, kMinCatchupWindowMs);
     int ticks = 0, missed = 0;
     while (next.next_fire && *next.next_fire <= now && ticks < limits.max_ticks && missed < limits.max_missed) {
         const store::Millis tick = *next.next_fire;

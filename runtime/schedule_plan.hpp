@@ -24,6 +24,10 @@ store::Millis tick_jitter(const std::string& schedule_id, store::Millis tick, st
 store::NewInstance schedule_instance(const store::ScheduleRow& row, const std::string& id, store::Millis now,
                                      store::Millis start_at, const std::string& actor);
 
+// A catch-up window smaller than this counts as this much: a tick a host fires a moment late
+// (it woke a few ms after the tick, or its look took a while) is not missed.
+inline constexpr store::Millis kMinCatchupWindowMs = 10'000;
+
 struct StepLimits {
     int max_ticks = 100;            // ticks that fire or are skipped in one step (the rest: next step)
     int max_missed = 1'000'000;     // missed ticks counted in one step

@@ -42,7 +42,8 @@ struct ScheduleSpec {
     std::string orchestration;        // the orchestration each tick starts
     nlohmann::json input;             // its input
     Overlap overlap = Overlap::Skip;
-    // Ticks later than this (hosts were down) are skipped and counted as missed.
+    // Ticks later than this (hosts were down) are skipped and counted as missed. At least
+    // 10 s (less counts as 10 s), so a tick fired a moment late is never missed.
     std::chrono::milliseconds catchup_window{std::chrono::hours(1)};
     std::chrono::milliseconds jitter{0};  // each tick starts up to this much later
     bool paused = false;                  // create it paused

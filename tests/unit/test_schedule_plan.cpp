@@ -167,3 +167,15 @@ TEST_CASE("a schedule row whose cron no longer parses is paused with a note nami
     CHECK(step->row.note->find("minute field") != std::string::npos);
     CHECK(step->instances.empty());
 }
+
+TEST_CASE("a catch-up window under ten seconds counts as ten seconds, so a tick fired late by a moment is not missed") {
+    auto row = every_minute("allow_all", 0);
+    auto late = plan_schedule_step(row, kT0 + kMin + 3'000, nothing_runs, "a");
+    REQUIRE(late);
+    CHECK(late->instances.size() == 1);
+    CHECK(late->row.missed == 0);
+    auto too_late = plan_schedule_step(row, kT0 + kMin + 10'001, nothing_runs, "a");
+    REQUIRE(too_late);
+    CHECK(too_late->instances.empty());
+    CHECK(too_late->row.missed == 1);
+}
