@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <fmt/format.h>
 #include <future>
+#include <mutex>
 #include <thread>
 
 #include "durable/client.hpp"
@@ -18,7 +19,15 @@ namespace durable {
 
 namespace ev = detail::ev;
 
-namespace {
+// The newest version live hosts register, per orchestration name, for a client that has no
+// host of its own: one read of the hosts table a second at most (schedule is a hot path).
+struct detail::VersionCache {
+    std::mutex mu;
+    std::chrono::steady_clock::time_point read_at{};    // guarded by mu
+    std::map<std::string, std::string> newest;           // guarded by mu
+};
+
+namespace detail {
 
 store::WriteResult wait_write(const std::function<void(store::WriteCallback)>& submit) {
     store::LeaderCommits leader;  // this thread waits for the write anyway: it may commit it
@@ -30,6 +39,15 @@ store::WriteResult wait_write(const std::function<void(store::WriteCallback)>& s
     return r;
 }
 
+// Times a client writes come from the clock lease and timer times are compared in: the
+// attached host's, else the database's (the server's for PostgreSQL).
+std::int64_t wall_ms(const Database& db, const std::shared_ptr<detail::ClientAttachment>& a) {
+    if (a) {
+        if (auto h = a->host.lock()) return h->clock->now_ms();
+    }
+    return db.clock()->now_ms();
+}
+
 Json parse_or(const std::optional<std::string>& s) {
     if (!s) return Json();
     try {
@@ -37,19 +55,6 @@ Json parse_or(const std::optional<std::string>& s) {
     } catch (const std::exception&) {
         return Json(*s);
     }
-}
-
-}  // namespace
-
-namespace detail {
-
-// Times a client writes come from the clock lease and timer times are compared in: the
-// attached host's, else the database's (the server's for PostgreSQL).
-std::int64_t client_wall_ms(const Database& db, const std::shared_ptr<detail::ClientAttachment>& a) {
-    if (a) {
-        if (auto h = a->host.lock()) return h->clock->now_ms();
-    }
-    return db.clock()->now_ms();
 }
 
 InstanceState to_state(const store::InstanceRow& r) {
@@ -68,10 +73,11 @@ InstanceState to_state(const store::InstanceRow& r) {
     s.completed_at_ms = r.completed_at;
     s.lease_owner = r.lease_owner;
     s.lease_expires_at_ms = r.lease_expires_at;
+    s.version = r.orchestration_version.value_or("");
     return s;
 }
 
-std::string client_actor(const std::shared_ptr<detail::ClientAttachment>& a) {
+std::string actor_name(const std::shared_ptr<detail::ClientAttachment>& a) {
     if (a) {
         if (auto h = a->host.lock()) return "client@" + h->id;
     }
@@ -80,11 +86,18 @@ std::string client_actor(const std::shared_ptr<detail::ClientAttachment>& a) {
 
 }  // namespace detail
 
-using detail::client_actor;
-using detail::client_wall_ms;
-using detail::to_state;
+namespace {
 
-Client::Client(Database db) : db_(std::move(db)) {}
+using detail::actor_name;
+using detail::parse_or;
+using detail::to_state;
+using detail::wait_write;
+using detail::wall_ms;
+
+}  // namespace
+
+
+Client::Client(Database db) : db_(std::move(db)), versions_(std::make_shared<detail::VersionCache>()) {}
 
 std::string Client::schedule(const std::string& name, const Json& input, const ScheduleOptions& options) {
     return schedule_with_result(name, input, options).id;
@@ -143,7 +156,7 @@ void Client::raise_event(const std::string& id, const std::string& event_name, c
     if (event_name.empty()) throw InvalidInput("the event name is empty");
     detail::require_utf8(id, "the instance id");
     detail::require_utf8(event_name, "the event name");
-    Json e = ev::make(ev::kEventRaised, client_wall_ms(db_, attachment_));
+    Json e = ev::make(ev::kEventRaised, wall_ms(db_, attachment_));
     e["name"] = event_name;
     e["input"] = payload;
     std::string text;
@@ -154,9 +167,9 @@ void Client::raise_event(const std::string& id, const std::string& event_name, c
     }
     if (text.size() > 256 * 1024) throw InvalidInput("the event payload is over the 256 KiB limit");
     auto store = detail::store_of(db_);
-    store::AuditEntry audit{client_wall_ms(db_, attachment_), client_actor(attachment_), "raise_event", id, event_name};
+    store::AuditEntry audit{wall_ms(db_, attachment_), actor_name(attachment_), "raise_event", id, event_name};
     auto r = wait_write([&](store::WriteCallback cb) {
-        store->send_message(store::NewMessage{id, client_wall_ms(db_, attachment_), false, text}, audit, std::move(cb));
+        store->send_message(store::NewMessage{id, wall_ms(db_, attachment_), false, text}, audit, std::move(cb));
     });
     if (r.conflict) {
         if (r.count == 0) throw InstanceNotFound(fmt::format("no instance '{}' to raise '{}' on", id, event_name));
@@ -172,12 +185,12 @@ namespace {
 void control(Database& db, const std::shared_ptr<detail::ClientAttachment>& a, const std::string& id,
              std::string_view type, const std::string& reason, const char* action) {
     detail::require_utf8(reason, "the reason");
-    Json e = ev::make(type, client_wall_ms(db, a));
+    Json e = ev::make(type, wall_ms(db, a));
     if (!reason.empty()) e["reason"] = reason;
     auto store = detail::store_of(db);
-    store::AuditEntry audit{client_wall_ms(db, a), client_actor(a), action, id, reason.empty() ? std::nullopt : std::optional(reason)};
+    store::AuditEntry audit{wall_ms(db, a), actor_name(a), action, id, reason.empty() ? std::nullopt : std::optional(reason)};
     auto r = wait_write([&](store::WriteCallback cb) {
-        store->send_message(store::NewMessage{id, client_wall_ms(db, a), true, e.dump()}, audit, std::move(cb));
+        store->send_message(store::NewMessage{id, wall_ms(db, a), true, e.dump()}, audit, std::move(cb));
     });
     if (r.conflict) {
         if (r.count == 0) throw InstanceNotFound(fmt::format("no instance '{}' to {}", id, action));
@@ -221,7 +234,7 @@ bool Client::purge(const std::string& id) {
         throw InvalidInput(fmt::format("instance '{}' is still running; terminate it first, then purge it", id));
     }
     if (r.count > 0) {
-        store->append_audit(store::AuditEntry{client_wall_ms(db_, attachment_), client_actor(attachment_), "purge", id, std::nullopt}, nullptr);
+        store->append_audit(store::AuditEntry{wall_ms(db_, attachment_), actor_name(attachment_), "purge", id, std::nullopt}, nullptr);
     }
     return r.count > 0;
 }
@@ -235,15 +248,15 @@ std::int64_t Client::purge(const std::vector<Status>& statuses,
             std::chrono::duration_cast<std::chrono::milliseconds>(completed_before->time_since_epoch()).count();
     }
     auto store = detail::store_of(db_);
-    auto r = wait_write([&](store::WriteCallback cb) { store->purge_instances(f, client_wall_ms(db_, attachment_), std::move(cb)); });
-    store->append_audit(store::AuditEntry{client_wall_ms(db_, attachment_), client_actor(attachment_), "purge",
+    auto r = wait_write([&](store::WriteCallback cb) { store->purge_instances(f, wall_ms(db_, attachment_), std::move(cb)); });
+    store->append_audit(store::AuditEntry{wall_ms(db_, attachment_), actor_name(attachment_), "purge",
                                           std::nullopt, fmt::format("{} instances", r.count)},
                         nullptr);
     return r.count;
 }
 
 void Client::audit(AuditRecord record) const {
-    detail::store_of(db_)->append_audit(store::AuditEntry{record.at_ms ? record.at_ms : client_wall_ms(db_, attachment_), std::move(record.actor),
+    detail::store_of(db_)->append_audit(store::AuditEntry{record.at_ms ? record.at_ms : wall_ms(db_, attachment_), std::move(record.actor),
                                                 std::move(record.action), std::move(record.instance_id),
                                                 std::move(record.detail)},
                               nullptr);
@@ -284,14 +297,15 @@ std::vector<HostInfo> Client::hosts() const {
     std::vector<HostInfo> out;
     for (auto& h : detail::store_of(db_)->list_hosts()) {
         out.push_back(HostInfo{h.id, h.hostname, h.pid, h.started_at, h.heartbeat_at, h.stopped_at, h.leases,
-                               std::move(h.orchestrations), std::move(h.activities), h.lease_ms});
+                               std::move(h.orchestrations), std::move(h.activities), h.lease_ms,
+                               std::move(h.orchestration_versions)});
     }
     return out;
 }
 
 std::vector<LeaseInfo> Client::leases() const {
     std::vector<LeaseInfo> out;
-    for (auto& r : detail::store_of(db_)->list_leases(client_wall_ms(db_, attachment_))) {
+    for (auto& r : detail::store_of(db_)->list_leases(wall_ms(db_, attachment_))) {
         out.push_back(LeaseInfo{r.id, r.name, r.status, r.lease_owner.value_or(""), r.lease_expires_at});
     }
     return out;

@@ -28,6 +28,10 @@ namespace durable {
 
 namespace ev = detail::ev;
 
+using detail::actor_name;
+using detail::to_state;
+using detail::wall_ms;
+
 namespace {
 
 std::exception_ptr closed_error(const std::string& what) {
@@ -168,25 +172,67 @@ void Client::schedule_async(const std::string& name, const Json& input, const Sc
         detail::require_utf8(*options.instance_id, "the instance id");
     }
     if (options.correlation_id) detail::require_utf8(*options.correlation_id, "the correlation id");
+    if (options.version) detail::require_utf8(*options.version, "the orchestration version");
     std::shared_ptr<Host::Impl> host = attachment_ ? attachment_->host.lock() : nullptr;
-    if (host && !host->registry->orchestrator(name)) {
+    const bool here_has = host && (options.version ? host->registry->orchestrator(name, *options.version) != nullptr
+                                                   : host->registry->orchestrator(name) != nullptr);
+    if (host && !here_has) {
         // Not this host's code: fine if another live host registers it (it claims the
         // instance); otherwise most likely a typo.
         bool elsewhere = false;
-        auto now = detail::client_wall_ms(db_, attachment_);
+        auto now = wall_ms(db_, attachment_);
         for (const auto& h : hosts()) {
-            if (h.live_at(now) && std::find(h.orchestrations.begin(), h.orchestrations.end(), name) != h.orchestrations.end()) {
+            if (!h.live_at(now)) continue;
+            if (options.version) {
+                auto it = h.versions.find(name);
+                if (it != h.versions.end() &&
+                    std::find(it->second.begin(), it->second.end(), *options.version) != it->second.end()) {
+                    elsewhere = true;
+                }
+            } else if (std::find(h.orchestrations.begin(), h.orchestrations.end(), name) != h.orchestrations.end()) {
                 elsewhere = true;
             }
         }
         if (!elsewhere) {
             std::string known;
-            for (const auto& n : host->registry->orchestrator_names()) known += (known.empty() ? "" : ", ") + n;
+            for (const auto& n : host->registry->orchestrator_names()) {
+                for (const auto& v : host->registry->orchestrator_versions(n)) {
+                    known += (known.empty() ? "" : ", ") + n + (v.empty() ? "" : " v" + v);
+                }
+            }
+            if (options.version) {
+                throw UnknownOrchestration(fmt::format("no host registers version '{}' of orchestration '{}' (this "
+                                                       "host or any live host); known here: {}",
+                                                       *options.version, name, known));
+            }
             throw UnknownOrchestration(fmt::format("no orchestration named '{}' is registered on this host or any live host; "
                                            "known here: {}",
                                            name, known));
         }
         host = nullptr;  // created unleased, for the host that has it
+    }
+    std::optional<std::string> version = options.version;
+    if (!version && host) version = host->registry->newest_version(name);
+    if (!version) {
+        // The newest a live host registers; none: the first host to run it decides.
+        auto& cache = *versions_;
+        std::lock_guard lock(cache.mu);
+        auto now = std::chrono::steady_clock::now();
+        if (now - cache.read_at > std::chrono::seconds(1)) {
+            cache.newest.clear();
+            auto wall = wall_ms(db_, attachment_);
+            for (const auto& h : hosts()) {
+                if (!h.live_at(wall)) continue;
+                for (const auto& [n, vs] : h.versions) {
+                    for (const auto& v : vs) {
+                        auto it = cache.newest.find(n);
+                        if (it == cache.newest.end() || compare_versions(it->second, v) < 0) cache.newest[n] = v;
+                    }
+                }
+            }
+            cache.read_at = now;
+        }
+        if (auto it = cache.newest.find(name); it != cache.newest.end()) version = it->second;
     }
     std::string in;
     try {
@@ -210,7 +256,8 @@ void Client::schedule_async(const std::string& name, const Json& input, const Sc
                                        *options.traceparent));
     }
     inst.trace_parent = options.traceparent;
-    inst.actor = detail::client_actor(attachment_);
+    inst.orchestration_version = version;
+    inst.actor = actor_name(attachment_);
     auto job = std::make_shared<ScheduleJob>();
     job->store = detail::store_of(db_);
     job->hub = detail::DatabaseAccess::completions(db_);
@@ -256,7 +303,7 @@ void Client::on_completion(const std::string& id, AsyncHandler<InstanceState> do
                              return true;
                          }
                          if (is_terminal(row->status)) {
-                             done(detail::to_state(*row), nullptr);
+                             done(to_state(*row), nullptr);
                              return true;
                          }
                          if (why != detail::WakeReason::Deadline) return false;

@@ -1,10 +1,9 @@
-// runtime/client_support.hpp — what client.cpp and client_async.cpp share: the clock a
-// client's writes take their times from, the actor its audit records name, and the
-// conversion of an instance row to the public InstanceState.
+// runtime/client_support.hpp — what the Client's source files share (client.cpp, client_rewind.cpp).
 #pragma once
 
-#include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "durable/client.hpp"
@@ -12,11 +11,14 @@
 
 namespace durable::detail {
 
-// The attached host's clock, else the database's (the server's for PostgreSQL): the clock
-// lease and timer times are compared in.
-std::int64_t client_wall_ms(const Database& db, const std::shared_ptr<ClientAttachment>& a);
-// "client@<host id>" for an attached client, else "client@pid<pid>".
-std::string client_actor(const std::shared_ptr<ClientAttachment>& a);
+// Submits one store write and blocks until it is durable (or failed: rethrown).
+store::WriteResult wait_write(const std::function<void(store::WriteCallback)>& submit);
+// Times a client writes: the attached host's clock, else the database's.
+std::int64_t wall_ms(const Database& db, const std::shared_ptr<ClientAttachment>& a);
+// Stored JSON text as JSON (text that is not JSON as a string); null for none.
+Json parse_or(const std::optional<std::string>& s);
 InstanceState to_state(const store::InstanceRow& r);
+// Who the client is, for the audit log.
+std::string actor_name(const std::shared_ptr<ClientAttachment>& a);
 
 }  // namespace durable::detail
