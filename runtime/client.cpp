@@ -19,14 +19,6 @@ namespace durable {
 
 namespace ev = detail::ev;
 
-// The newest version live hosts register, per orchestration name, for a client that has no
-// host of its own: one read of the hosts table a second at most (schedule is a hot path).
-struct detail::VersionCache {
-    std::mutex mu;
-    std::chrono::steady_clock::time_point read_at{};    // guarded by mu
-    std::map<std::string, std::string> newest;           // guarded by mu
-};
-
 namespace detail {
 
 store::WriteResult wait_write(const std::function<void(store::WriteCallback)>& submit) {

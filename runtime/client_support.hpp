@@ -1,8 +1,12 @@
-// runtime/client_support.hpp — what the Client's source files share (client.cpp, client_rewind.cpp).
+// runtime/client_support.hpp — what the Client's source files share (client.cpp, client_rewind.cpp,
+// client_async.cpp).
 #pragma once
 
+#include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -10,6 +14,14 @@
 #include "store/store.hpp"
 
 namespace durable::detail {
+
+// The newest version live hosts register, per orchestration name, for a client that has no
+// host of its own: one read of the hosts table a second at most (schedule is a hot path).
+struct VersionCache {
+    std::mutex mu;
+    std::chrono::steady_clock::time_point read_at{};  // guarded by mu
+    std::map<std::string, std::string> newest;         // guarded by mu
+};
 
 // Submits one store write and blocks until it is durable (or failed: rethrown).
 store::WriteResult wait_write(const std::function<void(store::WriteCallback)>& submit);
