@@ -11,6 +11,7 @@
 #include "runtime/history.hpp"
 #include "runtime/utf8.hpp"
 #include "runtime/host_impl.hpp"
+#include "runtime/tracing_ids.hpp"
 #include "store/store.hpp"
 
 namespace durable {
@@ -35,6 +36,16 @@ std::int64_t wall_ms(const Database& db, const std::shared_ptr<detail::ClientAtt
         if (auto h = a->host.lock()) return h->clock->now_ms();
     }
     return db.clock()->now_ms();
+}
+
+// The sampler that decides the traces of instances this client schedules: the attached
+// host's, else the process's (the OTEL_TRACES_SAMPLER variables, read once).
+Sampler sampler_of(const std::shared_ptr<detail::ClientAttachment>& a) {
+    if (a) {
+        if (auto h = a->host.lock(); h && h->options.trace_sampler) return *h->options.trace_sampler;
+    }
+    static const Sampler process_sampler = Sampler::from_environment();
+    return process_sampler;
 }
 
 Json parse_or(const std::optional<std::string>& s) {
@@ -132,7 +143,20 @@ ScheduleResult Client::schedule_with_result(const std::string& name, const Json&
         throw InvalidInput(fmt::format("traceparent '{}' is not a W3C trace context (00-<32 hex>-<16 hex>-<2 hex>)",
                                        *options.traceparent));
     }
-    inst.trace_parent = options.traceparent;
+    // Head sampling: decided here, once for the instance's whole trace, and persisted with it
+    // (the traceparent's flag, or `sampled` in the start event when it roots its own trace).
+    const Sampler sampler = sampler_of(attachment_);
+    std::optional<std::string> trace_parent;
+    bool sampled = true;
+    if (options.traceparent) {
+        auto caller = TraceContext::parse(*options.traceparent);
+        caller->sampled = sampler.should_sample(caller->trace_id, caller->sampled);
+        trace_parent = caller->traceparent();
+    } else if (sampler.root != Sampler::Root::AlwaysOn) {
+        // The trace the instance roots is derived from its id (the same on every host).
+        sampled = sampler.should_sample(detail::instance_trace({}, inst.id, {}).trace_id, std::nullopt);
+    }
+    inst.trace_parent = trace_parent;
     inst.actor = actor_name(attachment_);
     auto store = detail::store_of(db_);
     // A finished instance may be purged between the write that found it and the read of its
@@ -147,7 +171,8 @@ ScheduleResult Client::schedule_with_result(const std::string& name, const Json&
         start["name"] = name;
         start["input"] = input;
         start["cid"] = options.correlation_id ? *options.correlation_id : inst.id;
-        if (options.traceparent) start["tp"] = *options.traceparent;
+        if (trace_parent) start["tp"] = *trace_parent;
+        if (!sampled) start["sampled"] = false;
         inst.start_event = start.dump();
         bool here = host && inst.start_at <= inst.now;
         inst.lease_owner.reset();
