@@ -49,6 +49,7 @@ struct HostConfig {
     std::vector<std::string> env;  // extra NAME=value environment entries
     // Names the host registers: "a,b", "none", or empty for all of test_host's.
     std::string orchestrations, activities;
+    std::string order_versions;  // "1,2": the versions of `order` it registers (empty: none)
 };
 
 struct ActivityRun {
@@ -138,6 +139,10 @@ public:
             args.push_back("--max-active");
             args.push_back(std::to_string(c.max_active));
         }
+        if (!c.order_versions.empty()) {
+            args.push_back("--order-versions");
+            args.push_back(c.order_versions);
+        }
         if (!c.orchestrations.empty()) {
             args.push_back("--orchestrations");
             args.push_back(c.orchestrations);
@@ -194,6 +199,16 @@ public:
             if (r.phase == "start") ++n[{r.instance, r.task}];
         }
         return n;
+    }
+
+    // The instances some host took over after another host's lease on them expired (the
+    // dispatcher's audit records). Only these may have run an activity more than once.
+    std::set<std::string> taken_over() const {
+        std::set<std::string> out;
+        for (const auto& r : client.audit_log(std::nullopt, 1000000)) {
+            if (r.action == "takeover" && r.instance_id) out.insert(*r.instance_id);
+        }
+        return out;
     }
 
     std::string stderr_of(const std::string& id) const {
