@@ -5,7 +5,6 @@ POSTs on /v1/traces, answers 200 and counts the spans (printed on stderr every 5
     python3 bench/otlp_sink.py 4318 &
     OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 build/bin/durable-bench --workload sequence
 """
-import json
 import sys
 import threading
 import time
@@ -21,16 +20,14 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         global spans
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        n = 0
-        try:
-            for rs in json.loads(body).get("resourceSpans", []):
-                for ss in rs.get("scopeSpans", []):
-                    n += len(ss.get("spans", []))
-        except ValueError:
+        # Counted, not parsed: a parsing collector on the same 2 cores would fall behind and
+        # make the exporter drop spans, which would flatter the figures.
+        if not body.startswith(b'{"resourceSpans"'):
             self.send_response(400)
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
+        n = body.count(b'"spanId"')
         with lock:
             spans += n
         self.send_response(200)
