@@ -295,6 +295,7 @@ struct LocalEngine {
             j["spans_exported"] = s.exported;
             j["spans_dropped"] = s.dropped;
             j["spans_failed"] = s.failed;
+            j["sampler"] = Sampler::from_environment().describe();  // what the host's clients decide with
         }
         return j;
     }

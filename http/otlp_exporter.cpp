@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <deque>
+#include <iterator>
 #include <fmt/format.h>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -131,23 +132,26 @@ namespace {
 
 // JSON text is written directly (no DOM): the exporter encodes every span of a busy host, and
 // building a document per span cost more CPU than the host's own work per activity.
+// Runs of characters that need no escape (nearly all: ids, names, attribute keys) are copied
+// in one append.
 void put_string(std::string& out, std::string_view v) {
     out += '"';
-    for (char c : v) {
+    std::size_t plain = 0;
+    for (std::size_t i = 0; i < v.size(); ++i) {
+        auto c = static_cast<unsigned char>(v[i]);
+        if (c >= 0x20 && c != '"' && c != '\\') continue;
+        out.append(v.data() + plain, i - plain);
+        plain = i + 1;
         switch (c) {
             case '"': out += "\\\""; break;
             case '\\': out += "\\\\"; break;
             case '\n': out += "\\n"; break;
             case '\r': out += "\\r"; break;
             case '\t': out += "\\t"; break;
-            default:
-                if (static_cast<unsigned char>(c) < 0x20) {
-                    out += fmt::format("\\u{:04x}", static_cast<unsigned>(static_cast<unsigned char>(c)));
-                } else {
-                    out += c;
-                }
+            default: fmt::format_to(std::back_inserter(out), "\\u{:04x}", static_cast<unsigned>(c));
         }
     }
+    out.append(v.data() + plain, v.size() - plain);
     out += '"';
 }
 
@@ -159,7 +163,7 @@ void put_attribute(std::string& out, std::string_view key, const AttributeValue&
         out += "\"stringValue\":";
         put_string(out, *s);
     } else if (const auto* i = std::get_if<std::int64_t>(&v)) {
-        out += fmt::format("\"intValue\":\"{}\"", *i);  // int64 travels as a string in OTLP/JSON
+        fmt::format_to(std::back_inserter(out), "\"intValue\":\"{}\"", *i);  // int64 travels as a string in OTLP/JSON
     } else if (const auto* d = std::get_if<double>(&v)) {
         out += Json(*d).dump().insert(0, "\"doubleValue\":");
     } else {
@@ -199,13 +203,15 @@ std::string OtlpExporter::encode(const OtlpOptions& options, const std::vector<S
         }
         out += ",\"name\":";
         put_string(out, s.name);
-        out += fmt::format(",\"kind\":{},\"startTimeUnixNano\":\"{}\",\"endTimeUnixNano\":\"{}\",\"attributes\":[",
-                           kind_code(s.kind), s.start_unix_ns, s.end_unix_ns);
+        fmt::format_to(std::back_inserter(out), ",\"kind\":{},\"startTimeUnixNano\":\"{}\",\"endTimeUnixNano\":\"{}\",\"attributes\":[",
+                       kind_code(s.kind), s.start_unix_ns, s.end_unix_ns);
         for (const auto& [k, v] : s.attributes) {
             put_attribute(out, k, v);
             out += ',';
         }
-        put_attribute(out, "durable.correlation_id", s.correlation_id);
+        out += "{\"key\":\"durable.correlation_id\",\"value\":{\"stringValue\":";
+        put_string(out, s.correlation_id);
+        out += "}}";
         out += "],\"status\":";
         if (s.ok) {
             out += "{\"code\":0}}";
@@ -232,6 +238,7 @@ struct OtlpExporter::Core {
     bool flush_wanted = false;    // guarded by mu: a flush() waits; send now
     OtlpStats stats;              // guarded by mu
     CancellationToken stop_token;
+    std::unique_ptr<httplib::Client> client;  // used by `thread` only
     std::thread thread;
 
     explicit Core(OtlpOptions o) : options(std::move(o)), pipeline("otlp-export", options.policy) {
@@ -246,14 +253,14 @@ struct OtlpExporter::Core {
         if (options.max_queue == 0 || options.max_batch == 0) throw InvalidInput("OtlpOptions: max_queue and max_batch must be at least 1");
     }
 
-    void offer(const Span& span) {
+    void offer(Span&& span) {
         {
             std::lock_guard lock(mu);
             if (stopping || queue.size() >= options.max_queue) {
                 ++stats.dropped;
                 return;
             }
-            queue.push_back(span);
+            queue.push_back(std::move(span));  // moved, not copied: the host hands it over
             ++enqueued;
             ++stats.queued;
             if (queue.size() < options.max_batch) return;
@@ -268,12 +275,18 @@ struct OtlpExporter::Core {
         pipeline.execute(
             [&](const CancellationToken& token, int) -> nlohmann::json {
                 (void)token;
-                httplib::Client client(scheme_host_port);
-                auto timeout = options.policy.attempt_timeout.value_or(std::chrono::seconds(10));
-                client.set_connection_timeout(timeout);
-                client.set_read_timeout(timeout);
-                client.set_write_timeout(timeout);
-                auto res = client.Post(path, headers, body, "application/json");
+                // One connection kept open between batches (the sender thread alone uses it); a
+                // failed request drops it and the next attempt connects anew.
+                if (!client) {
+                    client = std::make_unique<httplib::Client>(scheme_host_port);
+                    auto timeout = options.policy.attempt_timeout.value_or(std::chrono::seconds(10));
+                    client->set_connection_timeout(timeout);
+                    client->set_read_timeout(timeout);
+                    client->set_write_timeout(timeout);
+                    client->set_keep_alive(true);
+                }
+                auto res = client->Post(path, headers, body, "application/json");
+                if (!res) client.reset();
                 if (!res) {
                     throw Error(fmt::format("OTLP export to {}{} failed: {}", scheme_host_port, path,
                                             httplib::to_string(res.error())));
@@ -349,8 +362,8 @@ OtlpExporter::~OtlpExporter() {
 
 SpanSink OtlpExporter::sink() {
     std::weak_ptr<Core> weak = core_;
-    return [weak](const Span& span) {
-        if (auto core = weak.lock()) core->offer(span);
+    return [weak](Span&& span) {
+        if (auto core = weak.lock()) core->offer(std::move(span));
     };
 }
 

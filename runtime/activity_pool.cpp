@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 
 #include "runtime/host_impl.hpp"
+#include "runtime/tracing_ids.hpp"
 
 namespace durable {
 
@@ -42,7 +43,8 @@ void Host::Impl::dispatch_activities_locked(const std::shared_ptr<LiveInstance>&
         activity_queue_.push_back(ActivityWork{inst->id, inst->execution_id, d.name, d.id, d.input, -1, 1,
                                                inst->exec ? inst->exec->info().correlation_id : inst->id, inst,
                                                inst->activities_token, Json(),
-                                               inst->exec ? inst->exec->info().trace_parent : std::string()});
+                                               inst->exec ? inst->exec->info().trace_parent : std::string(),
+                                               !inst->exec || inst->exec->info().sampled});
         ++inst->inflight_activities;
     }
     std::size_t wake = decisions.size() - (t_activity_worker ? 1 : 0);
@@ -156,7 +158,7 @@ bool Host::Impl::heartbeat_task(ActivityWork& work, const Json& details,
     auto f = done->get_future();
     std::optional<std::string> text;
     if (!details.is_null()) text = details.dump();
-    store->heartbeat_task(work.row_id, id, now_ms() + lease_ms(), std::move(text),
+    store->heartbeat_task(work.row_id, id, lease_ms(), std::move(text),
                           [done](const store::WriteResult& r) { done->set_value(r); });
     if (f.wait_for(lease_timing.fence_after()) != std::future_status::ready) return true;  // the renewer decides
     auto r = f.get();
@@ -169,7 +171,7 @@ bool Host::Impl::heartbeat_task(ActivityWork& work, const Json& details,
     return true;
 }
 
-std::size_t Host::Impl::claim_tasks_once(store::Millis now) {
+std::size_t Host::Impl::claim_tasks_once() {
     if (local_activity_names.empty()) return 0;
     std::vector<std::string> names;
     std::unordered_map<std::string, int> room_by_name;
@@ -193,7 +195,7 @@ std::size_t Host::Impl::claim_tasks_once(store::Millis now) {
         }
     }
     if (names.empty()) return 0;
-    auto found = store->claimable_task_names(names, now);  // a read: nothing to claim costs no write
+    auto found = store->claimable_task_names(names);  // a read: nothing to claim costs no write
     if (found.empty()) return 0;
     {
         std::lock_guard lock(mu_);
@@ -223,7 +225,7 @@ std::size_t Host::Impl::claim_tasks_once(store::Millis now) {
         limit = std::min(limit, room - static_cast<int>(claimed.size()));
         std::promise<std::pair<std::vector<store::ClaimedTask>, std::exception_ptr>> done;
         auto f = done.get_future();
-        store->claim_tasks(claim_names, id, now, now + lease_ms(), limit,
+        store->claim_tasks(claim_names, id, lease_ms(), limit,
                            [&done](std::vector<store::ClaimedTask> t, std::exception_ptr e) {
                                done.set_value({std::move(t), e});
                            });
@@ -254,9 +256,10 @@ std::size_t Host::Impl::claim_tasks_once(store::Millis now) {
         held_tasks_.emplace(t.row_id, HeldTask{token, claimed_at});
         ++tasks_held_;
         ++tasks_by_name_[t.name];
+        bool sampled = detail::execution_sampled(t.trace_parent.value_or(std::string()), true);
         activity_queue_.push_back(ActivityWork{t.instance_id, t.execution_id, t.name, t.task_id, std::move(input),
                                                t.row_id, static_cast<int>(t.attempt), t.instance_id, {}, token,
-                                               std::move(details)});
+                                               std::move(details), t.trace_parent.value_or(std::string()), sampled});
         activity_cv_.notify_one();
     }
     m_task_claims.inc(static_cast<double>(claimed.size()));
@@ -266,6 +269,7 @@ std::size_t Host::Impl::claim_tasks_once(store::Millis now) {
 std::shared_ptr<LiveInstance> Host::Impl::run_activity(ActivityWork& work) {
     auto started = std::chrono::steady_clock::now();
     std::vector<AttemptRecord> attempts;  // filled only when spans are wanted
+    const bool traced = options.span_sink && work.sampled;
     const ActivityEntry* entry = registry->activity(work.name);
     Json result;
     std::exception_ptr error;
@@ -287,16 +291,16 @@ std::shared_ptr<LiveInstance> Host::Impl::run_activity(ActivityWork& work) {
                         ctx.on_heartbeat([&](const Json& details) { return heartbeat_task(work, details, last_heartbeat); },
                                          work.last_details);
                     }
-                    if (options.span_sink) attempts.push_back(AttemptRecord{std::chrono::steady_clock::now(), {}, {}, {}});
+                    if (traced) attempts.push_back(AttemptRecord{std::chrono::steady_clock::now(), {}, {}, {}});
                     try {
                         Json out = entry->fn(ctx, work.input);
-                        if (options.span_sink) attempts.back().end = std::chrono::steady_clock::now();
+                        if (traced) attempts.back().end = std::chrono::steady_clock::now();
                         return out;
                     } catch (...) {
                         auto err = std::current_exception();
                         std::string type = error_type_of(err);
                         count_attempt_failure(work.name, type);
-                        if (options.span_sink) {
+                        if (traced) {
                             attempts.back().end = std::chrono::steady_clock::now();
                             attempts.back().error_type = type;
                             attempts.back().error_message = detail::exception_message(err);
@@ -322,7 +326,7 @@ std::shared_ptr<LiveInstance> Host::Impl::run_activity(ActivityWork& work) {
     }
     auto took = std::chrono::steady_clock::now() - started;
     h_activity.observe(std::chrono::duration<double>(took).count());
-    if (options.span_sink) trace_activity(work, took, attempts, error);
+    if (traced) trace_activity(work, took, attempts, error);
     Json event = complete_activity_event(work, result, error);
     if (work.row_id >= 0) {
         if (work.token && work.token->cancelled()) return nullptr;  // lease lost or instance gone: nothing to deliver

@@ -13,6 +13,7 @@
 #include "runtime/history.hpp"
 #include "runtime/utf8.hpp"
 #include "runtime/host_impl.hpp"
+#include "runtime/tracing_ids.hpp"
 #include "store/store.hpp"
 
 namespace durable {
@@ -30,6 +31,16 @@ store::WriteResult wait_write(const std::function<void(store::WriteCallback)>& s
     auto r = f.get();
     if (r.error) std::rethrow_exception(r.error);
     return r;
+}
+
+// The sampler that decides the traces of instances this client schedules: the attached
+// host's, else the process's (the OTEL_TRACES_SAMPLER variables, read once).
+Sampler sampler_of(const std::shared_ptr<detail::ClientAttachment>& a) {
+    if (a) {
+        if (auto h = a->host.lock(); h && h->options.trace_sampler) return *h->options.trace_sampler;
+    }
+    static const Sampler process_sampler = Sampler::from_environment();
+    return process_sampler;
 }
 
 Json parse_or(const std::optional<std::string>& s) {

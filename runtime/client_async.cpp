@@ -21,6 +21,7 @@
 #include "runtime/database_access.hpp"
 #include "runtime/history.hpp"
 #include "runtime/host_impl.hpp"
+#include "runtime/tracing_ids.hpp"
 #include "runtime/utf8.hpp"
 #include "store/store.hpp"
 
@@ -47,6 +48,7 @@ struct ScheduleJob {
     store::NewInstance inst;
     Json start;         // the start event of the current attempt
     bool here = false;  // the current attempt creates it leased to `host`
+    bool sampled = true;  // the head-sampling decision (false: no spans anywhere)
     int attempt = 0;
     AsyncHandler<ScheduleResult> done;
 };
@@ -125,7 +127,8 @@ void submit(const std::shared_ptr<ScheduleJob>& job) {
     start["name"] = inst.name;
     start["input"] = job->input;
     start["cid"] = options.correlation_id ? *options.correlation_id : inst.id;
-    if (options.traceparent) start["tp"] = *options.traceparent;
+    if (inst.trace_parent) start["tp"] = *inst.trace_parent;
+    if (!job->sampled) start["sampled"] = false;
     inst.start_event = start.dump();
     job->start = std::move(start);
     auto host = job->starter ? job->starter->host.lock() : nullptr;
@@ -251,7 +254,18 @@ void Client::schedule_async(const std::string& name, const Json& input, const Sc
         throw InvalidInput(fmt::format("traceparent '{}' is not a W3C trace context (00-<32 hex>-<16 hex>-<2 hex>)",
                                        *options.traceparent));
     }
-    inst.trace_parent = options.traceparent;
+    // Head sampling: decided here, once for the instance's whole trace, and persisted with it
+    // (the traceparent's flag, or `sampled` in the start event when it roots its own trace).
+    const Sampler sampler = detail::sampler_of(attachment_);
+    bool sampled = true;
+    if (options.traceparent) {
+        auto caller = TraceContext::parse(*options.traceparent);
+        caller->sampled = sampler.should_sample(caller->trace_id, caller->sampled);
+        inst.trace_parent = caller->traceparent();
+    } else if (sampler.root != Sampler::Root::AlwaysOn) {
+        // The trace the instance roots is derived from its id (the same on every host).
+        sampled = sampler.should_sample(detail::instance_trace({}, inst.id, {}).trace_id, std::nullopt);
+    }
     inst.orchestration_version = version;
     inst.actor = detail::client_actor(attachment_);
     auto job = std::make_shared<ScheduleJob>();
@@ -261,6 +275,7 @@ void Client::schedule_async(const std::string& name, const Json& input, const Sc
     job->clock = host ? host->clock : db_.clock();
     job->input = input;
     job->options = options;
+    job->sampled = sampled;
     job->inst = std::move(inst);
     job->done = std::move(done);
     submit(job);

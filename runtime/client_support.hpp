@@ -14,6 +14,7 @@
 #include <string>
 
 #include "durable/client.hpp"
+#include "durable/tracing.hpp"
 #include "store/store.hpp"
 
 namespace durable::detail {
@@ -37,5 +38,8 @@ std::string client_actor(const std::shared_ptr<ClientAttachment>& a);
 // Stored JSON text as JSON (text that is not JSON as a string); null for none.
 Json parse_or(const std::optional<std::string>& s);
 InstanceState to_state(const store::InstanceRow& r);
+// The sampler that decides the traces of instances this client schedules: the attached
+// host's, else the process's (the OTEL_TRACES_SAMPLER variables, read once).
+Sampler sampler_of(const std::shared_ptr<ClientAttachment>& a);
 
 }  // namespace durable::detail

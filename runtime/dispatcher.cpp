@@ -156,7 +156,7 @@ bool Host::Impl::poll_once() {
             busy = !r.ids.empty();
         }
     }
-    if (accepting && claim_tasks_once(now) > 0) busy = true;
+    if (accepting && claim_tasks_once() > 0) busy = true;
     if (auto next = store->next_visible_after(now)) {
         std::lock_guard lock(mu_);
         if (timers_.empty() || timers_.top() > *next) timers_.push(*next);

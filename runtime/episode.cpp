@@ -164,7 +164,9 @@ void Host::Impl::run_episode(const std::shared_ptr<LiveInstance>& inst, std::deq
     bool reset_history = false;
     std::optional<std::string> new_input;
 
-    if (ex->state() == Execution::State::ContinuedAsNew) {
+    // A generation that continues as new again before it awaits anything is followed at once
+    // by the next (only the last generation's history is committed).
+    while (ex->state() == Execution::State::ContinuedAsNew) {
         // A new generation: fresh execution id, empty history, carried events.
         Json input = ex->continue_as_new_input();
         auto carried = ex->carried_events();
@@ -177,9 +179,11 @@ void Host::Impl::run_episode(const std::shared_ptr<LiveInstance>& inst, std::deq
         if (!info.parent_execution_id.empty()) start["px"] = info.parent_execution_id;
         start["cid"] = info.correlation_id;
         if (!info.trace_parent.empty()) start["tp"] = info.trace_parent;
+        if (!info.sampled) start["sampled"] = false;  // the next generation keeps the trace's decision
         next->apply_new(std::move(start), now);
         for (auto& c : carried) next->apply_new(std::move(c), now);
         for (auto& e : after_continue) next->apply_new(std::move(e), now);  // old-generation completions drop
+        after_continue.clear();
         std::unique_ptr<Execution> old;
         {
             std::lock_guard lock(mu_);
@@ -225,7 +229,8 @@ void Host::Impl::run_episode(const std::shared_ptr<LiveInstance>& inst, std::deq
     outcome.parent_task_id = inst->parent_task_id;
     outcome.parent_execution_id = ex->info().parent_execution_id;
     outcome.correlation_id = ex->info().correlation_id;
-    outcome.child_traceparent = detail::child_traceparent(ex->info().trace_parent, inst->id, inst->execution_id);
+    outcome.trace_parent = ex->info().trace_parent;
+    outcome.sampled = ex->info().sampled;
     outcome.host_id = id;
     outcome.now = now;
     outcome.lease_ms = lease_ms();
@@ -288,7 +293,7 @@ void Host::Impl::run_episode(const std::shared_ptr<LiveInstance>& inst, std::deq
     auto ended = std::chrono::steady_clock::now();
     auto took = ended - started;
     h_episode.observe(std::chrono::duration<double>(took).count());
-    if (options.span_sink) {
+    if (options.span_sink && ex->info().sampled) {
         trace_episode(ex->info(), took, new_status, terminal, new_status == Status::Failed ? ex->error().dump() : std::string());
     }
 

@@ -3,6 +3,8 @@
 
 #include <fmt/format.h>
 
+#include "runtime/tracing_ids.hpp"
+
 namespace durable::detail {
 
 namespace {
@@ -58,6 +60,12 @@ EpisodePlan build_episode_commit(const EpisodeOutcome& o, std::vector<Decision> 
     c.progressed = !c.events.empty();
     if (o.custom_status) c.custom_status = o.custom_status->dump();
 
+    // Made only for an episode that starts a child or a task row (not on the hot path).
+    std::string child_tp;
+    auto child_traceparent = [&]() -> const std::string& {
+        if (child_tp.empty()) child_tp = detail::child_traceparent(o.trace_parent, o.instance_id, o.execution_id, o.sampled);
+        return child_tp;
+    };
     for (auto& d : decisions) {
         switch (d.kind) {
             case Decision::Kind::Timer: {
@@ -89,10 +97,10 @@ EpisodePlan build_episode_commit(const EpisodeOutcome& o, std::vector<Decision> 
                 start["input"] = d.input;
                 start["px"] = o.execution_id;
                 start["cid"] = o.correlation_id;
-                if (!o.child_traceparent.empty()) {
-                    start["tp"] = o.child_traceparent;
-                    child.trace_parent = o.child_traceparent;
-                }
+                // The child's spans hang under this execution's orchestration span, with its
+                // sampling decision.
+                start["tp"] = child_traceparent();
+                child.trace_parent = child_traceparent();
                 child.start_event = start.dump();
                 if (local.version) child.orchestration_version = local.version(d.name);
                 child.start_at = o.now;
@@ -109,7 +117,9 @@ EpisodePlan build_episode_commit(const EpisodeOutcome& o, std::vector<Decision> 
                 if (!local.activity || local.activity(d.name)) {
                     plan.local.activities.push_back(std::move(d));
                 } else {
-                    c.tasks.push_back(store::NewTask{o.instance_id, o.execution_id, d.name, d.id, d.input.dump(), o.now});
+                    // The host that claims the row puts the activity in this trace.
+                    c.tasks.push_back(store::NewTask{o.instance_id, o.execution_id, d.name, d.id, d.input.dump(), o.now,
+                                                     child_traceparent()});
                 }
                 break;
         }

@@ -29,7 +29,8 @@ struct EpisodeOutcome {
     std::optional<std::string> parent_id;
     std::int64_t parent_task_id = -1;
     std::string parent_execution_id, correlation_id;
-    std::string child_traceparent;            // W3C traceparent sub-orchestrations start under (empty: none)
+    std::string trace_parent;                 // the execution's persisted traceparent (may be empty)
+    bool sampled = true;                      // its spans are recorded: carried to children and task rows
     std::string host_id;
     store::Millis now = 0;
     store::Millis lease_ms = 0;               // children are created leased to this host until now + lease_ms

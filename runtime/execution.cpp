@@ -7,6 +7,7 @@
 #include "durable/history.hpp"
 #include "runtime/failure.hpp"
 #include "runtime/rewind.hpp"
+#include "runtime/tracing_ids.hpp"
 
 namespace durable::detail {
 namespace {
@@ -197,6 +198,7 @@ void Execution::start(const Json& e) {
     info_.parent_execution_id = e.value("px", "");
     info_.correlation_id = e.value("cid", info_.instance_id);
     info_.trace_parent = e.value("tp", "");
+    info_.sampled = detail::execution_sampled(info_.trace_parent, e.value("sampled", true));
     info_.started_at_ms = e.value("ts", std::int64_t{0});
     const OrchestratorFn* fn = registry_.orchestrator(info_.name, info_.version);
     if (!fn) {

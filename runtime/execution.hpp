@@ -55,6 +55,7 @@ struct ExecutionInfo {
     std::string parent_execution_id;  // from the start event
     std::string correlation_id;       // from the start event; default the instance id
     std::string trace_parent;         // W3C traceparent from the start event ("tp"); may be empty
+    bool sampled = true;              // its spans are recorded (the decision the start event carries)
     std::int64_t started_at_ms = 0;   // the start event's time
     std::string version;              // the orchestration version the instance runs ("" unversioned)
 };

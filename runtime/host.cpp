@@ -81,6 +81,7 @@ Host::Impl::Impl(Database db_, std::shared_ptr<const Registry> registry_, HostOp
     local_code.activity = [this](const std::string& n) { return runs_activity_directly(n); };
     local_code.orchestration = [this](const std::string& n) { return runs_orchestration(n); };
     local_code.version = [this](const std::string& n) { return this->registry->newest_version(n); };
+    if (!options.trace_sampler) options.trace_sampler = Sampler::from_environment();
 }
 
 store::HostRow Host::Impl::host_row(store::Millis now, std::optional<store::Millis> stopped) const {

@@ -94,7 +94,8 @@ struct ActivityWork {
     std::weak_ptr<LiveInstance> owner;
     std::optional<CancellationToken> token;  // the instance's (in-memory work) or the task's (row)
     Json last_details;                       // a claimed task's last heartbeat details
-    std::string trace_parent;  // the instance's persisted traceparent (may be empty)
+    std::string trace_parent;  // the instance's persisted traceparent, or a task row's (may be empty)
+    bool sampled = true;       // its spans are recorded (the trace's decision, carried with it)
 };
 
 // One in-process attempt of an activity, for its spans.
@@ -166,7 +167,7 @@ struct Host::Impl : std::enable_shared_from_this<Host::Impl> {
     Json complete_activity_event(const ActivityWork& work, const Json& result, std::exception_ptr error);
     // Dispatcher: claims activity tasks this host registers, as many as it has room for.
     // Returns how many it claimed.
-    std::size_t claim_tasks_once(store::Millis now);
+    std::size_t claim_tasks_once();  // their leases run on the store's clock (Store::claim_tasks)
     // An activity run from a task row heartbeats: extends the row's lease (spaced out).
     // `last`: when this run's last heartbeat was written (none yet: the first one is).
     bool heartbeat_task(ActivityWork& work, const Json& details,

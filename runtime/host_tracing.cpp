@@ -27,6 +27,7 @@ void Host::Impl::trace_episode(const detail::ExecutionInfo& info, std::chrono::n
         s.trace_id = t.trace_id;
         s.ok = !failed;
         s.detail = failed ? error : std::string();
+        s.attributes.reserve(8);
         s.attributes.emplace_back("durabletask.type", std::string("orchestration"));
         s.attributes.emplace_back("durabletask.task.name", info.name);
         s.attributes.emplace_back("durabletask.task.instance_id", info.instance_id);
@@ -44,7 +45,7 @@ void Host::Impl::trace_episode(const detail::ExecutionInfo& info, std::chrono::n
     ep.start_ms = ep.start_unix_ns / 1'000'000;
     ep.duration_us = took.count() / 1000;
     ep.attributes.emplace_back("durable.host.id", id);
-    options.span_sink(ep);
+    options.span_sink(std::move(ep));
     if (!ended) return;
     Span orch;
     base(orch);
@@ -57,7 +58,7 @@ void Host::Impl::trace_episode(const detail::ExecutionInfo& info, std::chrono::n
     orch.start_ms = orch.start_unix_ns / 1'000'000;
     orch.duration_us = (orch.end_unix_ns - orch.start_unix_ns) / 1000;
     orch.attributes.emplace_back("durabletask.runtime_status", std::string(to_string(status)));
-    options.span_sink(orch);
+    options.span_sink(std::move(orch));
 }
 
 void Host::Impl::trace_activity(const ActivityWork& work, std::chrono::nanoseconds took,
@@ -71,6 +72,7 @@ void Host::Impl::trace_activity(const ActivityWork& work, std::chrono::nanosecon
         s.trace_id = t.trace_id;
         s.ok = ok;
         s.detail = message;
+        s.attributes.reserve(8);
         s.attributes.emplace_back("durabletask.type", std::string("activity"));
         s.attributes.emplace_back("durabletask.task.name", work.name);
         s.attributes.emplace_back("durabletask.task.instance_id", work.instance_id);
@@ -112,7 +114,7 @@ void Host::Impl::trace_activity(const ActivityWork& work, std::chrono::nanosecon
             retry.duration_us = (retry.end_unix_ns - retry.start_unix_ns) / 1000;
             retry.attributes.emplace_back("durable.attempt", static_cast<std::int64_t>(i + 1));
             retry.attributes.emplace_back("durable.retry.after_error", attempts[i - 1].error_type);
-            options.span_sink(retry);
+            options.span_sink(std::move(retry));
         }
         Span as;
         base(as, a.error_type.empty(), a.error_type, a.error_message);
@@ -124,9 +126,9 @@ void Host::Impl::trace_activity(const ActivityWork& work, std::chrono::nanosecon
         as.start_ms = as.start_unix_ns / 1'000'000;
         as.duration_us = (as.end_unix_ns - as.start_unix_ns) / 1000;
         as.attributes.emplace_back("durable.attempt", static_cast<std::int64_t>(i + 1));
-        options.span_sink(as);
+        options.span_sink(std::move(as));
     }
-    options.span_sink(act);
+    options.span_sink(std::move(act));
 }
 
 void Host::Impl::count_attempt_failure(const std::string& activity, const std::string& error_type) {

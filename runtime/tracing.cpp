@@ -82,9 +82,16 @@ InstanceTrace instance_trace(const std::string& trace_parent, const std::string&
 }
 
 std::string child_traceparent(const std::string& trace_parent, const std::string& instance_id,
-                              const std::string& execution_id) {
+                              const std::string& execution_id, bool sampled) {
     auto t = instance_trace(trace_parent, instance_id, execution_id);
-    return TraceContext{t.trace_id, t.orchestration_span_id, true}.traceparent();
+    return TraceContext{t.trace_id, t.orchestration_span_id, sampled}.traceparent();
+}
+
+bool execution_sampled(const std::string& trace_parent, bool start_flag) {
+    if (!start_flag) return false;
+    if (trace_parent.empty()) return true;
+    auto c = TraceContext::parse(trace_parent);
+    return !c || c->sampled;
 }
 
 }  // namespace detail

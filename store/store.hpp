@@ -113,6 +113,9 @@ struct NewTask {
     std::int64_t task_id = 0;
     std::optional<std::string> input;
     Millis visible_at = 0;
+    // W3C traceparent of the instance's orchestration span, whose sampled flag is the trace's
+    // sampling decision: the host that claims the row puts the activity in that trace.
+    std::optional<std::string> trace_parent;
 };
 
 struct AuditEntry {
@@ -177,6 +180,7 @@ struct ClaimedTask {
     std::optional<std::string> input;
     std::int64_t attempt = 0;
     std::optional<std::string> heartbeat_details;  // the last heartbeat's details (JSON), from an earlier worker
+    std::optional<std::string> trace_parent;       // NewTask::trace_parent
 };
 
 struct HostRow {
@@ -298,6 +302,8 @@ public:
                                  Millis lease_until, WriteCallback cb) = 0;
     // Extends every unexpired lease `owner` holds (instances and tasks) to `lease_until`.
     // ids = instance ids still held, rows = activity task rows still held. Never changes `version`.
+    // Task leases are kept in the store's clock (see claim_tasks): for them `now` and
+    // `lease_until` give the lease duration only.
     virtual void renew_leases(std::string owner, Millis now, Millis lease_until, WriteCallback cb) = 0;
     // Gives leases up. With `orphan`, the owner stays set and the lease expires now, so any
     // host recovers the instance at once (work was in flight); otherwise it is freed.
@@ -306,9 +312,10 @@ public:
     // Inserts or updates the host's row (all fields but `leases` and `started_at` once set).
     virtual void heartbeat(HostRow host, WriteCallback cb) = 0;
     // Claims up to `limit` visible activity tasks of `names` whose lease is free or expired,
-    // leasing them to `owner` until `lease_until` and counting the attempt.
-    virtual void claim_tasks(std::vector<std::string> names, std::string owner, Millis now,
-                             Millis lease_until, int limit,
+    // leasing them to `owner` for `lease_ms` and counting the attempt. Task lease times are
+    // read, compared and set in the store's clock (Store::now(): the database server's for
+    // PostgreSQL), never a host's, so hosts with skewed clocks agree on who holds a task.
+    virtual void claim_tasks(std::vector<std::string> names, std::string owner, Millis lease_ms, int limit,
                              std::function<void(std::vector<ClaimedTask>, std::exception_ptr)> cb) = 0;
     // Deletes the task row (if still leased by owner) and delivers `completion` to the inbox,
     // in one transaction. conflict=true (nothing written) when the row is gone or leased to
@@ -317,10 +324,11 @@ public:
                                WriteCallback cb) = 0;
     // Frees the leases `owner` holds on these task rows (claimable at once by any host).
     virtual void release_tasks(std::string owner, std::vector<std::int64_t> rows, WriteCallback cb) = 0;
-    // An activity's heartbeat: extends the task row's lease to `lease_until` and stores
+    // An activity's heartbeat: extends the task row's lease to `lease_ms` from now (the store's
+    // clock) and stores
     // `details` (JSON text) if `owner` still holds it; conflict=true when the row is gone (the
     // instance finished or was terminated) or leased to another host (the activity should stop).
-    virtual void heartbeat_task(std::int64_t row_id, std::string owner, Millis lease_until,
+    virtual void heartbeat_task(std::int64_t row_id, std::string owner, Millis lease_ms,
                                 std::optional<std::string> details, WriteCallback cb) = 0;
     virtual void purge_instance(std::string id, WriteCallback cb) = 0;  // count = instances purged
     virtual void purge_instances(PurgeFilter filter, Millis now, WriteCallback cb) = 0;
@@ -356,8 +364,9 @@ public:
     virtual std::vector<Candidate> find_claimable(const std::string& owner, const std::vector<OrchestrationCode>& code,
                                                   Millis now, int limit) = 0;
     // Of `names`, those with at least one visible activity task whose lease is free or expired
-    // (a read, so that a host finds out cheaply whether claim_tasks would get anything).
-    virtual std::vector<std::string> claimable_task_names(const std::vector<std::string>& names, Millis now) = 0;
+    // in the store's clock (a read, so that a host finds out cheaply whether claim_tasks would
+    // get anything).
+    virtual std::vector<std::string> claimable_task_names(const std::vector<std::string>& names) = 0;
     // Visible inbox rows of instances `owner` holds.
     virtual std::vector<InboxRow> owned_inbox(const std::string& owner, Millis now, int limit) = 0;
     // Earliest future visible_at in any inbox, if any (when to look for due timers next).

@@ -68,6 +68,10 @@ struct HostOptions {
     std::shared_ptr<Clock> clock;                          // default: SystemClock
     std::shared_ptr<spdlog::logger> logger;                // default: spdlog's default logger
     SpanSink span_sink;                                    // receives a span per episode and activity
+    // Which new traces are recorded: decides for the instances this host's clients schedule
+    // (Host::client()); instances carry the decision to every host (see tracing.hpp).
+    // Default: Sampler::from_environment() (OTEL_TRACES_SAMPLER, else parentbased_always_on).
+    std::optional<Sampler> trace_sampler;
 };
 
 // Whether a host can do its work now (an HTTP /readyz answers from it).

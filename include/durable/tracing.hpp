@@ -22,9 +22,18 @@
 // OpenTelemetry semantic conventions have none for workflows; failures carry `error.type`
 // and an ERROR status, as the semantic conventions say.
 //
+// Sampling (head sampling, as the OpenTelemetry SDKs do it): whether an instance's spans are
+// recorded is decided once, when the instance is scheduled, by the scheduling process's
+// Sampler (HostOptions::trace_sampler for Host::client(), else Sampler::from_environment()).
+// The decision is persisted with the instance (the sampled flag of its traceparent, or a
+// flag of its start event when it roots its own trace) and carried to its sub-orchestrations
+// (their traceparent) and its activity task rows, so every host, whatever its own sampler,
+// agrees: an unsampled instance makes no span anywhere, at no cost beyond one flag test.
+//
 // A host hands each finished span to HostOptions::span_sink, from which it can go to any
 // tracing system (durable_http's OtlpExporter sends OTLP/HTTP). Sinks are called from the
-// host's worker threads and must be thread-safe and quick (queue, do not send).
+// host's worker threads and must be thread-safe and quick (queue, do not send); the span is
+// handed over (an rvalue), so a queueing sink moves it instead of copying it.
 #pragma once
 
 #include <cstdint>
@@ -53,6 +62,37 @@ struct TraceContext {
     static std::string new_span_id();
 };
 
+// Which traces are recorded: the OpenTelemetry SDK samplers (OTEL_TRACES_SAMPLER).
+//   always_on / always_off       every trace / none
+//   traceidratio                 a fraction (`ratio`) of traces, chosen by the trace id, so
+//                                every process with the same ratio chooses the same traces
+//   parentbased_<root>           a caller's traceparent decides (its sampled flag); <root>
+//                                decides for instances without one. The default is
+//                                parentbased_always_on, as in the SDKs.
+struct Sampler {
+    enum class Root { AlwaysOn, AlwaysOff, TraceIdRatio };
+    Root root = Root::AlwaysOn;
+    double ratio = 1.0;        // for TraceIdRatio: 0 samples nothing, 1 everything
+    bool parent_based = true;  // honour the caller's sampled flag when there is a caller
+
+    static Sampler always_on() { return {Root::AlwaysOn, 1.0, false}; }
+    static Sampler always_off() { return {Root::AlwaysOff, 0.0, false}; }
+    static Sampler trace_id_ratio(double ratio, bool parent_based = false) {
+        return {Root::TraceIdRatio, ratio, parent_based};
+    }
+    // The sampler `name` and `arg` (the values of OTEL_TRACES_SAMPLER and _ARG) describe;
+    // nullopt for an unknown name or a ratio that is not a number in [0, 1].
+    static std::optional<Sampler> parse(std::string_view name, std::string_view arg);
+    // From OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG; unset: the default. An invalid value
+    // is ignored with a warning on spdlog's default logger (the SDKs do the same).
+    static Sampler from_environment();
+    // Whether the trace `trace_id` (32 hex digits) is recorded; `parent_sampled` is the
+    // caller's flag, nullopt when there is no caller.
+    bool should_sample(std::string_view trace_id, std::optional<bool> parent_sampled) const;
+    // "parentbased_traceidratio{0.1}" and the like, for logs and benchmark lines.
+    std::string describe() const;
+};
+
 enum class SpanKind { Internal, Server, Client, Producer, Consumer };
 
 using AttributeValue = std::variant<std::string, std::int64_t, double, bool>;
@@ -72,9 +112,13 @@ struct Span {
     std::string parent_span_id;  // empty for a root span
     SpanKind kind = SpanKind::Internal;
     std::int64_t start_unix_ns = 0, end_unix_ns = 0;
-    std::vector<std::pair<std::string, AttributeValue>> attributes;
+    // Keys are static strings (the semantic-convention names, as literals): a span is made
+    // for every episode and activity, and its keys cost no allocation.
+    std::vector<std::pair<std::string_view, AttributeValue>> attributes;
 };
 
-using SpanSink = std::function<void(const Span&)>;
+// Takes each finished span; it may keep it (move from it). A callable taking `const Span&`
+// fits as well.
+using SpanSink = std::function<void(Span&&)>;
 
 }  // namespace durable

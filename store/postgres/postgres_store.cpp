@@ -309,7 +309,7 @@ public:
         for (const auto& t : e.tasks) {
             tasks.push_back({{"instance_id", t.instance_id}, {"task_id", t.task_id}, {"name", t.name},
                              {"input", opt_json(t.input)}, {"execution_id", t.execution_id},
-                             {"visible_at", t.visible_at}});
+                             {"visible_at", t.visible_at}, {"trace_parent", opt_json(t.trace_parent)}});
         }
         auto audit = nlohmann::json::array();
         for (const auto& a : e.audit) {
@@ -462,12 +462,11 @@ public:
         enqueue(std::move(w), std::move(cb));
     }
 
-    void claim_tasks(std::vector<std::string> names, std::string owner, Millis now, Millis lease_until, int limit,
+    void claim_tasks(std::vector<std::string> names, std::string owner, Millis lease_ms, int limit,
                      std::function<void(std::vector<ClaimedTask>, std::exception_ptr)> cb) override {
         auto out = std::make_shared<std::vector<ClaimedTask>>();
         Write w;
-        w.sql = Call("durable_claim_tasks").text(json_strings(names).dump()).text(owner).num(now).num(lease_until)
-                    .num(limit).done();
+        w.sql = Call("durable_claim_tasks").text(json_strings(names).dump()).text(owner).num(lease_ms).num(limit).done();
         w.parse = [out](const pqxx::result& r, WriteResult& res) {
             out->clear();
             for (const auto& row : r) {
@@ -480,6 +479,7 @@ public:
                 t.input = opt_text(row[5]);
                 t.attempt = row[6].as<std::int64_t>();
                 t.heartbeat_details = opt_text(row[7]);
+                t.trace_parent = opt_text(row[8]);
                 out->push_back(std::move(t));
             }
             res.ok = true;
@@ -513,10 +513,10 @@ public:
         enqueue(std::move(w), std::move(cb));
     }
 
-    void heartbeat_task(std::int64_t row_id, std::string owner, Millis lease_until, std::optional<std::string> details,
+    void heartbeat_task(std::int64_t row_id, std::string owner, Millis lease_ms, std::optional<std::string> details,
                         WriteCallback cb) override {
         Write w;
-        w.sql = Call("durable_heartbeat_task").num(row_id).text(owner).num(lease_until).opt(details).done();
+        w.sql = Call("durable_heartbeat_task").num(row_id).text(owner).num(lease_ms).opt(details).done();
         w.parse = [](const pqxx::result& r, WriteResult& out) {
             if (r.empty() || r[0][0].as<std::int64_t>() == 0) {
                 out.conflict = true;  // the row is gone or another host's: the activity should stop
@@ -690,9 +690,9 @@ public:
         return read("finding claimable work",
                     [&](pqxx::transaction_base& tx) { return postgres::find_claimable(tx, names, now, limit); });
     }
-    std::vector<std::string> claimable_task_names(const std::vector<std::string>& names, Millis now) override {
+    std::vector<std::string> claimable_task_names(const std::vector<std::string>& names) override {
         return read("finding claimable tasks",
-                    [&](pqxx::transaction_base& tx) { return postgres::claimable_task_names(tx, names, now); });
+                    [&](pqxx::transaction_base& tx) { return postgres::claimable_task_names(tx, names); });
     }
     std::vector<InboxRow> owned_inbox(const std::string& owner, Millis now, int limit) override {
         return read("reading owned inboxes",

@@ -13,6 +13,10 @@
 
 namespace durable::store::postgres {
 
+// The server's clock in ms since the Unix epoch: task leases are read, compared and set in it
+// (clock_timestamp(), not now(): a group-commit transaction may be older than the statement).
+#define DURABLE_PG_NOW_MS "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
+
 // The statuses of a finished instance.
 #define DURABLE_PG_FINAL "('Completed', 'Failed', 'Terminated')"
 
@@ -92,9 +96,9 @@ const std::vector<WriteStatement>& write_statements() {
          "ELSE EXISTS (SELECT 1 FROM instances x WHERE x.id = m.instance_id) OR m.instance_id IN (SELECT id FROM kids) "
          "END), "
          "tasks AS (INSERT INTO activity_tasks (instance_id, task_id, name, input, execution_id, visible_at, "
-         "created_at) SELECT t.instance_id, t.task_id, t.name, t.input, t.execution_id, t.visible_at, $10::bigint "
-         "FROM cas, json_to_recordset($21::json) AS t(instance_id text, task_id bigint, name text, input text, "
-         "execution_id text, visible_at bigint) ON CONFLICT DO NOTHING), "
+         "created_at, trace_parent) SELECT t.instance_id, t.task_id, t.name, t.input, t.execution_id, t.visible_at, "
+         "$10::bigint, t.trace_parent FROM cas, json_to_recordset($21::json) AS t(instance_id text, task_id bigint, "
+         "name text, input text, execution_id text, visible_at bigint, trace_parent text) ON CONFLICT DO NOTHING), "
          "audit AS (INSERT INTO audit_log (at, actor, action, instance_id, detail) "
          "SELECT a.at, a.actor, a.action, a.instance_id, a.detail FROM cas, json_to_recordset($22::json) AS "
          "a(at bigint, actor text, action text, instance_id text, detail text)) "
@@ -109,12 +113,15 @@ const std::vector<WriteStatement>& write_statements() {
          "UPDATE instances i SET lease_owner = $1::text, lease_expires_at = $2::bigint, version = i.version + 1, "
          "recoveries = i.recoveries + CASE WHEN i.lease_owner IS NOT NULL THEN 1 ELSE 0 END "
          "FROM pick WHERE i.id = pick.id RETURNING i.id"},
-        // Renewal moves the expiry only, never the version.
+        // Renewal moves the expiry only, never the version. Task leases are the server's clock's:
+        // for them $2 and $3 give the lease duration.
         {"durable_renew",
          "WITH i AS (UPDATE instances SET lease_expires_at = GREATEST(lease_expires_at, $3::bigint) "
          "WHERE lease_owner = $1::text AND lease_expires_at >= $2::bigint RETURNING id), "
-         "t AS (UPDATE activity_tasks SET lease_expires_at = GREATEST(lease_expires_at, $3::bigint) "
-         "WHERE lease_owner = $1::text AND lease_expires_at >= $2::bigint RETURNING id) "
+         "n AS (SELECT " DURABLE_PG_NOW_MS " AS ms), "
+         "t AS (UPDATE activity_tasks SET lease_expires_at = GREATEST(lease_expires_at, "
+         "(SELECT ms FROM n) + ($3::bigint - $2::bigint)) "
+         "WHERE lease_owner = $1::text AND lease_expires_at >= (SELECT ms FROM n) RETURNING id) "
          "SELECT 'i', id, 0 FROM i UNION ALL SELECT 't', '', id FROM t"},
         {"durable_release",
          "WITH r AS (UPDATE instances SET lease_owner = CASE WHEN $3::boolean THEN lease_owner ELSE NULL END, "
@@ -152,18 +159,23 @@ const std::vector<WriteStatement>& write_statements() {
          "SELECT a.at, a.actor, a.action, a.instance_id, a.detail FROM json_to_recordset($3::json) AS "
          "a(at bigint, actor text, action text, instance_id text, detail text) WHERE (SELECT ok FROM go)) "
          "SELECT count(*) FROM up"},
+        // Task leases in the server's clock: $3 is the lease duration.
         {"durable_claim_tasks",
-         "WITH pick AS (SELECT id FROM activity_tasks WHERE name IN (SELECT json_array_elements_text($1::json)) "
-         "AND visible_at <= $3::bigint AND (lease_owner IS NULL OR lease_expires_at < $3::bigint) "
-         "ORDER BY visible_at LIMIT $5::bigint FOR UPDATE SKIP LOCKED) "
-         "UPDATE activity_tasks t SET lease_owner = $2::text, lease_expires_at = $4::bigint, attempt = t.attempt + 1 "
+         "WITH n AS (SELECT " DURABLE_PG_NOW_MS " AS ms), "
+         "pick AS (SELECT id FROM activity_tasks WHERE name IN (SELECT json_array_elements_text($1::json)) "
+         "AND visible_at <= (SELECT ms FROM n) AND (lease_owner IS NULL OR lease_expires_at < (SELECT ms FROM n)) "
+         "ORDER BY visible_at LIMIT $4::bigint FOR UPDATE SKIP LOCKED) "
+         "UPDATE activity_tasks t SET lease_owner = $2::text, lease_expires_at = (SELECT ms FROM n) + $3::bigint, "
+         "attempt = t.attempt + 1 "
          "FROM pick WHERE t.id = pick.id "
-         "RETURNING t.id, t.instance_id, t.execution_id, t.name, t.task_id, t.input, t.attempt, t.heartbeat_details"},
+         "RETURNING t.id, t.instance_id, t.execution_id, t.name, t.task_id, t.input, t.attempt, t.heartbeat_details, "
+         "t.trace_parent"},
         {"durable_release_tasks",
          "WITH r AS (UPDATE activity_tasks SET lease_owner = NULL, lease_expires_at = 0 "
          "WHERE id = ANY($2::bigint[]) AND lease_owner = $1::text RETURNING id) SELECT count(*) FROM r"},
         {"durable_heartbeat_task",
-         "WITH r AS (UPDATE activity_tasks SET lease_expires_at = GREATEST(lease_expires_at, $3::bigint), "
+         "WITH r AS (UPDATE activity_tasks SET lease_expires_at = GREATEST(lease_expires_at, " DURABLE_PG_NOW_MS
+         " + $3::bigint), "
          "heartbeat_details = COALESCE($4::text, heartbeat_details) WHERE id = $1::bigint AND lease_owner = $2::text "
          "RETURNING id) SELECT count(*) FROM r"},
         {"durable_complete_task",
@@ -242,8 +254,9 @@ const std::vector<WriteStatement>& read_statements() {
          "AND (i.orchestration_version IS NULL OR i.name || chr(31) || i.orchestration_version IN "
          "(SELECT json_array_elements_text($4::json))) ORDER BY b.visible_at LIMIT $2"},
         {"r_claimable_task_names",
-         "SELECT n FROM json_array_elements_text($1::json) AS n WHERE EXISTS (SELECT 1 FROM activity_tasks "
-         "WHERE name = n AND visible_at <= $2 AND (lease_owner IS NULL OR lease_expires_at < $2))"},
+         "WITH c AS (SELECT " DURABLE_PG_NOW_MS " AS ms) "
+         "SELECT n FROM json_array_elements_text($1::json) AS n WHERE EXISTS (SELECT 1 FROM activity_tasks, c "
+         "WHERE name = n AND visible_at <= c.ms AND (lease_owner IS NULL OR lease_expires_at < c.ms))"},
         {"r_owned_inbox",
          "SELECT b.id, b.instance_id, b.visible_at, b.control, b.event FROM instances i "
          "JOIN inbox b ON b.instance_id = i.id AND b.visible_at <= $1 WHERE i.lease_owner = $2 ORDER BY b.id LIMIT $3"},
@@ -443,12 +456,10 @@ std::vector<Candidate> find_claimable(pqxx::transaction_base& tx, const std::vec
     return out;
 }
 
-std::vector<std::string> claimable_task_names(pqxx::transaction_base& tx, const std::vector<std::string>& names,
-                                              Millis now) {
+std::vector<std::string> claimable_task_names(pqxx::transaction_base& tx, const std::vector<std::string>& names) {
     std::vector<std::string> out;
     if (names.empty()) return out;
-    for (const auto& r : tx.exec_prepared("r_claimable_task_names", nlohmann::json(names).dump(),
-                                          static_cast<std::int64_t>(now))) {
+    for (const auto& r : tx.exec_prepared("r_claimable_task_names", nlohmann::json(names).dump())) {
         out.push_back(r[0].as<std::string>());
     }
     return out;

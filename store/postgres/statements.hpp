@@ -72,8 +72,7 @@ std::vector<InboxRow> get_inbox(pqxx::transaction_base& tx, const std::string& i
 std::vector<InstanceRow> query_instances(pqxx::transaction_base& tx, const InstanceFilter& f);
 std::vector<Candidate> find_claimable(pqxx::transaction_base& tx, const std::vector<OrchestrationCode>& names, Millis now,
                                       int limit);
-std::vector<std::string> claimable_task_names(pqxx::transaction_base& tx, const std::vector<std::string>& names,
-                                              Millis now);
+std::vector<std::string> claimable_task_names(pqxx::transaction_base& tx, const std::vector<std::string>& names);
 std::vector<ChangeRow> read_changes(pqxx::transaction_base& tx, std::int64_t after_seq, int limit);
 std::int64_t change_feed_head(pqxx::transaction_base& tx);
 // A JSON array of strings as a vector (empty for anything else).

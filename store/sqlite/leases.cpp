@@ -57,7 +57,8 @@ void claim_instances(Connection& c, const std::vector<Candidate>& cands, const s
     r.count = static_cast<std::int64_t>(r.ids.size());
 }
 
-void renew_leases(Connection& c, const std::string& owner, Millis now, Millis lease_until, WriteResult& r) {
+void renew_leases(Connection& c, const std::string& owner, Millis now, Millis lease_until, Millis task_now,
+                  Millis task_lease_until, WriteResult& r) {
     {
         auto s = c.stmt(
             "UPDATE instances SET lease_expires_at = ? WHERE lease_owner = ? AND lease_expires_at >= ?");
@@ -74,16 +75,17 @@ void renew_leases(Connection& c, const std::string& owner, Millis now, Millis le
     }
     {
         auto s = c.stmt(
-            "UPDATE activity_tasks SET lease_expires_at = ? WHERE lease_owner = ? AND lease_expires_at >= ?");
-        s->bind(1, static_cast<std::int64_t>(lease_until));
+            "UPDATE activity_tasks SET lease_expires_at = MAX(lease_expires_at, ?) WHERE lease_owner = ? "
+            "AND lease_expires_at >= ?");
+        s->bind(1, static_cast<std::int64_t>(task_lease_until));
         s->bind(2, owner);
-        s->bind(3, static_cast<std::int64_t>(now));
+        s->bind(3, static_cast<std::int64_t>(task_now));
         s->exec();
     }
     {
-        auto s = c.stmt("SELECT id FROM activity_tasks WHERE lease_owner = ? AND lease_expires_at = ?");
+        auto s = c.stmt("SELECT id FROM activity_tasks WHERE lease_owner = ? AND lease_expires_at >= ?");
         s->bind(1, owner);
-        s->bind(2, static_cast<std::int64_t>(lease_until));
+        s->bind(2, static_cast<std::int64_t>(task_lease_until));
         while (s->executeStep()) r.rows.push_back(s->getColumn(0).getInt64());
     }
     r.ok = true;
@@ -198,7 +200,8 @@ std::vector<ClaimedTask> claim_tasks(Connection& c, const std::vector<std::strin
         std::vector<ClaimedTask> found;
         {
             auto s = c.stmt(
-                "SELECT id, instance_id, execution_id, task_id, input, attempt, heartbeat_details FROM activity_tasks "
+                "SELECT id, instance_id, execution_id, task_id, input, attempt, heartbeat_details, trace_parent "
+                "FROM activity_tasks "
                 "WHERE name = ? AND visible_at <= ? AND (lease_owner IS NULL OR lease_expires_at < ?) "
                 "ORDER BY visible_at LIMIT ?");
             s->bind(1, name);
@@ -215,6 +218,7 @@ std::vector<ClaimedTask> claim_tasks(Connection& c, const std::vector<std::strin
                 t.input = col_opt(*s, 4);
                 t.attempt = s->getColumn(5).getInt64() + 1;
                 t.heartbeat_details = col_opt(*s, 6);
+                t.trace_parent = col_opt(*s, 7);
                 found.push_back(std::move(t));
             }
         }

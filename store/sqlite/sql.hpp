@@ -24,8 +24,9 @@ void rewind_instances(Connection& c, const std::vector<Rewind>& rewinds, WriteRe
 // writes: the lease protocol (leases.cpp)
 void claim_instances(Connection& c, const std::vector<Candidate>& cands, const std::string& owner,
                      Millis now, Millis lease_until, WriteResult& r);
-void renew_leases(Connection& c, const std::string& owner, Millis now, Millis lease_until,
-                  WriteResult& r);
+// Instance leases in the host's times (now, lease_until), task leases in the store's.
+void renew_leases(Connection& c, const std::string& owner, Millis now, Millis lease_until, Millis task_now,
+                  Millis task_lease_until, WriteResult& r);
 void release_leases(Connection& c, const std::string& owner, const std::vector<std::string>& ids,
                     bool orphan, WriteResult& r);
 std::vector<ClaimedTask> claim_tasks(Connection& c, const std::vector<std::string>& names,

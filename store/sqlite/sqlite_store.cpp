@@ -110,8 +110,9 @@ public:
         }, std::move(cb));
     }
     void renew_leases(std::string owner, Millis now, Millis lease_until, WriteCallback cb) override {
-        enqueue([owner = std::move(owner), now, lease_until](Connection& c, WriteResult& r) {
-            sql::renew_leases(c, owner, now, lease_until, r);
+        enqueue([this, owner = std::move(owner), now, lease_until](Connection& c, WriteResult& r) {
+            Millis task_now = this->now();  // task leases: the store's clock (claim_tasks)
+            sql::renew_leases(c, owner, now, lease_until, task_now, task_now + (lease_until - now), r);
         }, std::move(cb));
     }
     void release_leases(std::string owner, std::vector<std::string> ids, bool orphan, WriteCallback cb) override {
@@ -125,12 +126,13 @@ public:
             r.ok = true;
         }, std::move(cb));
     }
-    void claim_tasks(std::vector<std::string> names, std::string owner, Millis now, Millis lease_until, int limit,
+    void claim_tasks(std::vector<std::string> names, std::string owner, Millis lease_ms, int limit,
                      std::function<void(std::vector<ClaimedTask>, std::exception_ptr)> cb) override {
         auto out = std::make_shared<std::vector<ClaimedTask>>();
-        enqueue([names = std::move(names), owner = std::move(owner), now, lease_until, limit, out](Connection& c,
-                                                                                                 WriteResult& r) {
-            *out = sql::claim_tasks(c, names, owner, now, lease_until, limit);
+        enqueue([this, names = std::move(names), owner = std::move(owner), lease_ms, limit, out](Connection& c,
+                                                                                               WriteResult& r) {
+            Millis now = this->now();  // the store's clock, read when the claim runs
+            *out = sql::claim_tasks(c, names, owner, now, now + lease_ms, limit);
             r.ok = true;
         }, [out, cb = std::move(cb)](const WriteResult& r) { cb(r.error ? std::vector<ClaimedTask>{} : std::move(*out), r.error); });
     }
@@ -144,11 +146,11 @@ public:
             sql::release_tasks(c, owner, rows, r);
         }, std::move(cb));
     }
-    void heartbeat_task(std::int64_t row_id, std::string owner, Millis lease_until, std::optional<std::string> details,
+    void heartbeat_task(std::int64_t row_id, std::string owner, Millis lease_ms, std::optional<std::string> details,
                         WriteCallback cb) override {
-        enqueue([row_id, owner = std::move(owner), lease_until, details = std::move(details)](Connection& c,
-                                                                                             WriteResult& r) {
-            sql::heartbeat_task(c, row_id, owner, lease_until, details, r);
+        enqueue([this, row_id, owner = std::move(owner), lease_ms, details = std::move(details)](Connection& c,
+                                                                                                WriteResult& r) {
+            sql::heartbeat_task(c, row_id, owner, this->now() + lease_ms, details, r);
         }, std::move(cb));
     }
     void purge_instance(std::string id, WriteCallback cb) override {
@@ -209,7 +211,8 @@ public:
                                           int limit) override {
         return read([&](Connection& c) { return sql::find_claimable(c, owner, names, now, limit); });
     }
-    std::vector<std::string> claimable_task_names(const std::vector<std::string>& names, Millis now) override {
+    std::vector<std::string> claimable_task_names(const std::vector<std::string>& names) override {
+        Millis now = this->now();  // task leases: the store's clock (claim_tasks)
         return read([&](Connection& c) { return sql::claimable_task_names(c, names, now); });
     }
     std::vector<InboxRow> owned_inbox(const std::string& owner, Millis now, int limit) override {

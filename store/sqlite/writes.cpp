@@ -223,7 +223,7 @@ void commit_episode(Connection& c, const EpisodeCommit& e, WriteResult& r) {
     for (const auto& t : e.tasks) {
         auto s = c.stmt(
             "INSERT INTO activity_tasks (instance_id, task_id, name, input, execution_id, visible_at, "
-            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING");
+            "created_at, trace_parent) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING");
         s->bind(1, t.instance_id);
         s->bind(2, static_cast<std::int64_t>(t.task_id));
         s->bind(3, t.name);
@@ -231,6 +231,7 @@ void commit_episode(Connection& c, const EpisodeCommit& e, WriteResult& r) {
         s->bind(5, t.execution_id);
         s->bind(6, static_cast<std::int64_t>(t.visible_at));
         s->bind(7, static_cast<std::int64_t>(e.now));
+        bind_opt(*s, 8, t.trace_parent);
         s->exec();
     }
     for (const auto& a : e.audit) append_audit(c, a);

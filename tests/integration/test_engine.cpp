@@ -73,6 +73,15 @@ Task<int> counter(OrchestrationContext& ctx, int n) {
     co_return n;
 }
 
+// Continues as new `n` times before it awaits anything, then runs one activity.
+Task<int> restarts(OrchestrationContext& ctx, int n) {
+    if (n > 0) {
+        ctx.continue_as_new(n - 1);
+        co_return 0;
+    }
+    co_return co_await ctx.call_activity<int>("square", 4);
+}
+
 Task<std::string> catches(OrchestrationContext& ctx) {
     try {
         co_await ctx.call_activity<std::string>("boom", 1);
@@ -126,6 +135,7 @@ std::shared_ptr<Registry> registry() {
     r->add_orchestrator("two_events", two_events);
     r->add_orchestrator("nested", nested);
     r->add_orchestrator("counter", counter);
+    r->add_orchestrator("restarts", restarts);
     r->add_orchestrator("catches", catches);
     r->add_orchestrator("does_not_catch", does_not_catch);
     r->add_orchestrator("waits_forever", waits_forever);
@@ -237,6 +247,18 @@ TEST_CASE_TEMPLATE("continue-as-new 100 times keeps history short", S, DURABLE_T
     CHECK(s.input == 100);
     auto h = c.history(id);
     CHECK(h.size() == 4);  // only the last generation: started, scheduled, completed, completed
+}
+
+// It stalled Running: an episode followed one continue-as-new, not a second in a row.
+TEST_CASE_TEMPLATE("continue-as-new several times in a row without awaiting anything completes", S, DURABLE_TEST_STORES) {
+    durable::test::EngineOn<S> e(registry());
+    auto c = e.client();
+    auto id = c.schedule("restarts", 3);
+    auto s = c.wait_for_completion(id, 30s);
+    REQUIRE(s.status == Status::Completed);
+    CHECK(s.output == 16);
+    CHECK(s.input == 0);
+    CHECK(c.history(id).size() == 4);  // the last generation only
 }
 
 TEST_CASE_TEMPLATE("activity failures: caught by the orchestrator, or failing the instance", S, DURABLE_TEST_STORES) {

@@ -1,6 +1,7 @@
 // The install story, as a downstream user meets it: `cmake --install` this build into a
 // fresh prefix, then build tests/consumer/ against that prefix, once through the exported
-// CMake package (find_package(durable)) and once through the pkg-config file, and run it.
+// CMake package (find_package(durable), with durable::postgres and durable::http) and once
+// through the pkg-config file, and run it.
 //
 // Every command runs under `timeout`, so a hung tool fails the test instead of stalling CI.
 #include <doctest/doctest.h>
@@ -16,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "support/postgres_server.hpp"
 #include "support/temp_dir.hpp"
 
 using durable::test::TempDir;
@@ -93,7 +95,8 @@ fs::path consumer_source() {
 
 }  // namespace
 
-TEST_CASE("an installed durable is found with find_package and links a consumer project") {
+TEST_CASE("an installed durable is found with find_package and links a consumer project, with its PostgreSQL and HTTP "
+          "libraries") {
     TempDir dir;
     const fs::path prefix = dir.path() / "prefix";
     const fs::path build = dir.path() / "consumer-build";
@@ -119,6 +122,15 @@ TEST_CASE("an installed durable is found with find_package and links a consumer 
     auto ran = run(quote(exe.string()) + " " + quote((dir.path() / "consumer.db").string()), dir.path() / "run.log");
     REQUIRE_RUNS(ran, "running the consumer");
     CHECK(ran.output.find("hello consumer") != std::string::npos);
+
+    // durable::postgres and durable::http come with the package: a consumer linking both runs
+    // on a PostgreSQL database and serves its own /readyz and /metrics.
+    auto full = build / "durable_consumer_full";
+    REQUIRE(fs::exists(full));
+    durable::test::TestDatabase pg;
+    auto on_pg = run(quote(full.string()) + " " + quote(pg.url()), dir.path() / "run-full.log");
+    REQUIRE_RUNS(on_pg, "running the consumer of durable::postgres and durable::http");
+    CHECK(on_pg.output.find("hello consumer on postgresql, served /readyz and /metrics") != std::string::npos);
 }
 
 TEST_CASE("the installed pkg-config file compiles and links a consumer") {

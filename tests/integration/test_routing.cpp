@@ -252,3 +252,56 @@ TEST_CASE_TEMPLATE("a task whose worker stops heartbeating is taken over after i
     std::lock_guard lock(mu);
     CHECK(seen_details == Json{{"done", 7}});
 }
+
+namespace {
+
+// The machine's clock an hour ahead (monotonic time is the machine's).
+class HourAheadClock final : public Clock {
+public:
+    std::int64_t now_ms() const override { return SystemClock::instance()->now_ms() + 3'600'000; }
+    std::chrono::steady_clock::time_point steady_now() const override { return std::chrono::steady_clock::now(); }
+    void sleep_for(std::chrono::nanoseconds d) override { std::this_thread::sleep_for(d); }
+};
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("task leases are kept in the database's clock: a worker whose clock runs an hour ahead does not take "
+                   "a task another worker holds",
+                   S, DURABLE_TEST_STORES) {
+    S env;
+    auto db = Database::open(env.target());
+    std::atomic<int> started{0};
+    auto orch_reg = std::make_shared<Registry>();
+    orch_reg->add_orchestrator("one_long", one_long);
+    // Two leases long, heartbeating: held by its worker through renewals and heartbeats.
+    auto act_reg = std::make_shared<Registry>();
+    act_reg->add_activity("long", [&](ActivityContext& ctx, int) -> std::string {
+        ++started;
+        for (int i = 0; i < 20; ++i) {
+            ctx.heartbeat(Json{{"i", i}});
+            std::this_thread::sleep_for(100ms);
+        }
+        return "finished";
+    });
+    Host orch(db, orch_reg, fast("orch"));
+    Host holder(db, act_reg, fast("holder"));
+    orch.start();
+    holder.start();
+    auto c = orch.client();
+    auto id = c.schedule("one_long");
+    REQUIRE(wait_until([&] { return started.load() == 1; }, 20s));
+    // Compared in this worker's clock, the holder's task lease would look an hour expired.
+    auto ahead_options = fast("ahead");
+    ahead_options.clock = std::make_shared<HourAheadClock>();
+    Host ahead(db, act_reg, ahead_options);
+    ahead.start();
+    auto done = c.wait_for_completion(id, 30s);
+    CHECK(done.status == Status::Completed);
+    CHECK(done.output == "finished");
+    CHECK(started.load() == 1);
+    CHECK(ahead.stats().activities == 0);
+    CHECK(holder.stats().activities == 1);
+    ahead.stop();
+    holder.stop();
+    orch.stop();
+}

@@ -309,6 +309,41 @@ TEST_CASE("/readyz: unready when the host was stopped past its lease, or its dat
     CHECK(worker.get("/healthz", auth)->body == "ok\n");
 }
 
+TEST_CASE("/readyz reports a PostgreSQL outage: 503 with the reason while the server is down, 200 once it is back") {
+    TempDir dir;
+    durable::test::OwnPostgresKind pg;  // a private server: this test stops it
+    Database::open(pg.target());        // migrated before the worker starts
+    HttpWorker worker(dir, pg.target(), "pg-probed");
+    REQUIRE(wait_until([&] { return worker.get("/readyz")->status == 200; }, 30s, 50ms));
+
+    pg.server.stop();
+    std::string down;
+    REQUIRE(wait_until(
+        [&] {
+            auto r = worker.get("/readyz");
+            if (!r || r->status != 503) return false;
+            down = r->body;
+            return true;
+        },
+        30s, 50ms));
+    MESSAGE("while PostgreSQL is down: " << down);
+    CHECK(down.find("database") != std::string::npos);
+    CHECK(down.find("PostgreSQL") != std::string::npos);
+    CHECK(worker.get("/healthz")->status == 200);  // alive all along
+
+    pg.server.start();
+    CHECK(wait_until(
+        [&] {
+            auto r = worker.get("/readyz");
+            return r && r->status == 200;
+        },
+        60s, 100ms));
+    // And the worker works again.
+    Client client(Database::open(pg.target()));
+    auto id = client.schedule(orchestrations::kOrderPipeline, orchestrations::example_input(orchestrations::kOrderPipeline));
+    CHECK(client.wait_for_completion(id, 60s).status == Status::Completed);
+}
+
 TEST_CASE("durable watch sees a worker's commits in order, and reports a gap when it falls behind the feed") {
     TempDir dir;
     auto path = dir.file("watch.db");

@@ -1,6 +1,7 @@
 // The episode-commit builder and the lingering-commit merge, without threads or a store.
 #include <doctest/doctest.h>
 
+#include "durable/tracing.hpp"
 #include "runtime/episode_commit.hpp"
 
 using namespace durable;
@@ -121,6 +122,34 @@ TEST_CASE("episode commit: each decision kind becomes its row, and what the host
     REQUIRE(remote_child.commit.new_instances.size() == 1);
     CHECK_FALSE(remote_child.commit.new_instances[0].lease_owner.has_value());
     CHECK(remote_child.local.adopt.empty());
+}
+
+TEST_CASE("episode commit: children and task rows carry the execution's trace and its sampling decision") {
+    std::vector<Json> history{Json{{"t", "A"}}};
+    std::vector<Decision> ds;
+    ds.push_back(decision(Decision::Kind::Activity, 1, "remote", 1));
+    ds.push_back(decision(Decision::Kind::SubOrchestration, 2, "child", 2));
+    ds.back().target = "i1:2";
+    detail::LocalCode remote{[](const std::string&) { return false; }, {}};
+    auto o = outcome(history);
+    o.trace_parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    auto sampled = detail::build_episode_commit(o, ds, remote, counter());
+    REQUIRE(sampled.commit.tasks.size() == 1);
+    REQUIRE(sampled.commit.tasks[0].trace_parent);
+    auto task_tp = TraceContext::parse(*sampled.commit.tasks[0].trace_parent);
+    REQUIRE(task_tp);
+    CHECK(task_tp->trace_id == "0af7651916cd43dd8448eb211c80319c");  // the caller's trace
+    CHECK(task_tp->span_id != "b7ad6b7169203331");                  // under this execution's span
+    CHECK(task_tp->sampled);
+    REQUIRE(sampled.commit.new_instances.size() == 1);
+    CHECK(sampled.commit.new_instances[0].trace_parent == sampled.commit.tasks[0].trace_parent);
+    CHECK(Json::parse(sampled.commit.new_instances[0].start_event)["tp"] == *sampled.commit.tasks[0].trace_parent);
+
+    o.sampled = false;
+    auto unsampled = detail::build_episode_commit(o, ds, remote, counter());
+    REQUIRE(unsampled.commit.tasks.size() == 1);
+    CHECK_FALSE(TraceContext::parse(*unsampled.commit.tasks[0].trace_parent)->sampled);
+    CHECK_FALSE(TraceContext::parse(*unsampled.commit.new_instances[0].trace_parent)->sampled);
 }
 
 TEST_CASE("episode commit: a finished sub-orchestration releases its lease and tells its parent") {

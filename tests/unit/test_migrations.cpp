@@ -215,7 +215,8 @@ const std::vector<Planned>& store_statements() {
          "AND status NOT IN ('Completed', 'Failed', 'Terminated')"},
         {"UPDATE instances SET lease_expires_at = ? WHERE lease_owner = ? AND lease_expires_at >= ?"},
         {"SELECT id FROM instances WHERE lease_owner = ? AND lease_expires_at = ?"},
-        {"UPDATE activity_tasks SET lease_expires_at = ? WHERE lease_owner = ? AND lease_expires_at >= ?"},
+        {"UPDATE activity_tasks SET lease_expires_at = MAX(lease_expires_at, ?) WHERE lease_owner = ? "
+         "AND lease_expires_at >= ?"},
         {"UPDATE instances SET lease_owner = CASE WHEN ? THEN lease_owner ELSE NULL END, "
          "lease_expires_at = 0 WHERE id = ? AND lease_owner = ?"},
         {"UPDATE activity_tasks SET lease_owner = NULL, lease_expires_at = 0 WHERE lease_owner = ? AND ?"},
@@ -235,15 +236,15 @@ const std::vector<Planned>& store_statements() {
         {"SELECT b.id, b.instance_id, b.visible_at, b.control, b.event FROM instances i "
          "JOIN inbox b ON b.instance_id = i.id AND b.visible_at <= ? "
          "WHERE i.lease_owner = ? ORDER BY b.id LIMIT ?"},
-        {"SELECT id, instance_id, execution_id, task_id, input, attempt, heartbeat_details FROM activity_tasks "
-         "WHERE name = ? AND visible_at <= ? AND (lease_owner IS NULL OR lease_expires_at < ?) "
+        {"SELECT id, instance_id, execution_id, task_id, input, attempt, heartbeat_details, trace_parent "
+         "FROM activity_tasks WHERE name = ? AND visible_at <= ? AND (lease_owner IS NULL OR lease_expires_at < ?) "
          "ORDER BY visible_at LIMIT ?"},
         {"UPDATE activity_tasks SET lease_owner = ?, lease_expires_at = ?, attempt = attempt + 1 "
          "WHERE id = ? AND (lease_owner IS NULL OR lease_expires_at < ?)"},
         {"DELETE FROM activity_tasks WHERE id = ? AND lease_owner = ?"},
         {"INSERT INTO inbox (instance_id, visible_at, control, event) SELECT ?1, ?2, 0, ?3 "
          "WHERE EXISTS (SELECT 1 FROM instances WHERE id = ?1)"},
-        {"SELECT id FROM activity_tasks WHERE lease_owner = ? AND lease_expires_at = ?"},
+        {"SELECT id FROM activity_tasks WHERE lease_owner = ? AND lease_expires_at >= ?"},
         {"UPDATE activity_tasks SET lease_owner = NULL, lease_expires_at = 0 WHERE id = ? AND lease_owner = ?"},
         {"UPDATE activity_tasks SET lease_expires_at = MAX(lease_expires_at, ?), "
          "heartbeat_details = COALESCE(?, heartbeat_details) WHERE id = ? AND lease_owner = ?"},
@@ -280,7 +281,7 @@ const std::vector<Planned>& store_statements() {
         {"INSERT INTO inbox (instance_id, visible_at, control, event) SELECT ?1, ?2, ?3, ?4 "
          "WHERE EXISTS (SELECT 1 FROM instances WHERE id = ?1)"},
         {"INSERT INTO activity_tasks (instance_id, task_id, name, input, execution_id, visible_at, "
-         "created_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"},
+         "created_at, trace_parent) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"},
         {"DELETE FROM activity_tasks WHERE instance_id = ?"},
         {"DELETE FROM instances WHERE id = ?"},
         {"SELECT id FROM instances WHERE status = ? AND (? IS NULL OR completed_at < ?) LIMIT 100000"},
@@ -462,7 +463,7 @@ TEST_CASE("a pre-lease file is upgraded and keeps its data") {
     CHECK(store->get_instance("old-1")->version == 1);
     std::promise<std::vector<ClaimedTask>> tasks;
     auto t = tasks.get_future();
-    store->claim_tasks({"act"}, "h1", 2000, 12000, 10,
+    store->claim_tasks({"act"}, "h1", 10000, 10,
                        [&](std::vector<ClaimedTask> got, std::exception_ptr) { tasks.set_value(std::move(got)); });
     REQUIRE(t.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
     CHECK(t.get().size() == 1);
