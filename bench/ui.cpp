@@ -150,6 +150,7 @@ Result run_ui_list(const Options& options) {
     server.start();
     httplib::Client cli("127.0.0.1", server.port());
     cli.set_keep_alive(true);
+    cli.set_tcp_nodelay(true);
     cli.set_read_timeout(60, 0);
 
     std::mt19937_64 rng(42);

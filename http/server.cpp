@@ -203,6 +203,9 @@ void HttpServer::start() {
     int threads = i.options.threads;
     i.server.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<std::size_t>(threads)); };
     i.server.set_read_timeout(std::chrono::seconds(10));
+    // httplib writes headers and body separately: with Nagle's algorithm a keep-alive client's
+    // delayed ACK holds every small answer for ~40 ms.
+    i.server.set_tcp_nodelay(true);
     auto dispatch = [&i](const httplib::Request& req, httplib::Response& res) { i.serve(req, res); };
     i.server.Get(".*", dispatch);
     i.server.Post(".*", dispatch);
