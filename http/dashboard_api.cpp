@@ -146,6 +146,9 @@ void guarded(Response& res, Fn&& fn) {
     }
 }
 
+// How many of the newest audit entries an action filter looks through.
+constexpr int kActionScan = 10'000;
+
 class Api {
 public:
     Api(Database db, DashboardOptions options) : db_(db), client_(std::move(db)), options_(options) {}
@@ -324,7 +327,7 @@ public:
     }
 
     void audit(const Request& req, Response& res) const {
-        only_params(req, {"instance", "limit"});
+        only_params(req, {"instance", "limit", "action"});
         audit_answer(req, res, param(req, "instance"));
     }
 
@@ -342,8 +345,14 @@ private:
         std::int64_t limit = 100;
         if (auto l = param(req, "limit")) limit = parse_int("limit", *l);
         if (limit < 1 || limit > 10'000) refuse(400, "bad_parameter", "'limit' must be between 1 and 10000");
+        // An action filter (e.g. takeover, for the hosts page) reads the newest entries and
+        // keeps that action's: the log has no index by action, and a page of recent ones is
+        // what is asked for.
+        auto action = param(req, "action");
         Json list = Json::array();
-        for (const auto& a : client_.audit_log(instance, static_cast<int>(limit))) {
+        for (const auto& a : client_.audit_log(instance, action ? kActionScan : static_cast<int>(limit))) {
+            if (action && a.action != *action) continue;
+            if (list.size() >= static_cast<std::size_t>(limit)) break;
             list.push_back(Json{{"at_ms", a.at_ms},
                                 {"actor", a.actor},
                                 {"action", a.action},

@@ -441,12 +441,14 @@ function viewHosts(view) {
     el('table', { id: 'hosts' }, el('thead', {}, el('tr', {}, ['Host', 'Machine', 'PID', 'State', 'Heartbeat', 'Lease', 'Leases held', 'Runs'].map(h => el('th', {}, h)))), hostsBody),
     el('h2', {}, 'Leases'),
     el('table', { id: 'leases' }, el('thead', {}, el('tr', {}, ['Instance', 'Orchestration', 'Status', 'Owner', 'Expires'].map(h => el('th', {}, h)))), leasesBody),
-    el('h2', {}, 'Takeovers seen while this page is open'),
-    el('table', { id: 'takeovers' }, el('thead', {}, el('tr', {}, ['When', 'Instance', 'From', 'To'].map(h => el('th', {}, h)))), takeovers));
+    el('h2', {}, 'Takeovers'),
+    el('p', { class: 'muted' }, 'A host claimed an instance whose owner had stopped renewing its lease (from the audit log, newest first), and owner changes seen while this page is open.'),
+    el('table', { id: 'takeovers' }, el('thead', {}, el('tr', {}, ['When', 'Instance', 'By', 'Why'].map(h => el('th', {}, h)))), takeovers));
   const owners = new Map();  // instance -> owner last seen
+  const seen = [];           // owner changes seen by this page: [when, instance, from, to]
   async function load() {
     try {
-      const [h, l] = await Promise.all([api('/api/v1/hosts'), api('/api/v1/leases')]);
+      const [h, l, t] = await Promise.all([api('/api/v1/hosts'), api('/api/v1/leases'), api('/api/v1/audit?action=takeover&limit=50')]);
       notice('');
       clear(hostsBody);
       for (const x of h.hosts) {
@@ -466,11 +468,15 @@ function viewHosts(view) {
           el('td', {}, statusBadge(x.status)), el('td', { class: x.owner_live ? 'id' : 'id muted' }, x.owner),
           el('td', { class: x.expired ? 'expired' : '' }, expires)));
         const before = owners.get(x.instance_id);
-        if (before !== undefined && before !== x.owner) {
-          takeovers.prepend(el('tr', {}, el('td', {}, fmtTime(l.now_ms)), el('td', { class: 'id' }, instanceLink(x.instance_id)),
-            el('td', { class: 'id' }, before), el('td', { class: 'id' }, x.owner)));
-        }
+        if (before !== undefined && before !== x.owner) seen.unshift([l.now_ms, x.instance_id, x.owner, 'lease moved from ' + before]);
         owners.set(x.instance_id, x.owner);
+      }
+      clear(takeovers);
+      const rows = seen.concat(t.entries.map(e => [e.at_ms, e.instance_id, e.actor.replace(/^host:/, ''), e.detail || '']));
+      rows.sort((a, b) => b[0] - a[0]);
+      for (const [when, instance, by, why] of rows.slice(0, 50)) {
+        takeovers.append(el('tr', {}, el('td', {}, fmtTime(when)), el('td', { class: 'id' }, instance === null ? '' : instanceLink(instance)),
+          el('td', { class: 'id' }, by), el('td', {}, why)));
       }
     } catch (e) { showError(e); }
   }

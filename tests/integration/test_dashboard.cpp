@@ -375,6 +375,11 @@ TEST_CASE("dashboard actions are POSTs: raise-event, suspend, resume, terminate 
     CHECK(std::find(actions.begin(), actions.end(), "raise_event") != actions.end());
     CHECK(d.get("/api/v1/instances/" + a + "/audit")["entries"].size() == audit["entries"].size());
     CHECK(d.get("/api/v1/audit?limit=2")["entries"].size() == 2);
+    auto suspends = d.get("/api/v1/audit?action=suspend");
+    REQUIRE(suspends["entries"].size() == 1);
+    CHECK(suspends["entries"][0]["instance_id"] == a);
+    CHECK(suspends["entries"][0]["detail"] == "look");
+    CHECK(d.get("/api/v1/audit?action=takeover")["entries"].empty());
 }
 
 TEST_CASE("dashboard with a token: API and actions need it (401 JSON), the page's files do not") {
