@@ -256,11 +256,11 @@ function viewInstances(view, params) {
 
 // ---- view: one instance ----
 function timelineRows(events) {
-  // Pairs each scheduling event with its outcome by task id; counts attempts per activity
-  // name (a durable retry schedules the same activity again after a failure).
+  // Pairs each scheduling event with its outcome by task id; an activity scheduled again
+  // after its last call failed is a retry (a durable retry policy schedules it anew).
   const byTask = new Map();
   const rows = [];
-  const attempts = new Map();
+  const lastByName = new Map();
   let start = null;
   for (const { seq, event: e } of events) {
     if (start === null) start = e.ts;
@@ -268,13 +268,12 @@ function timelineRows(events) {
     if (t === 'TaskScheduled' || t === 'TimerCreated' || t === 'SubOrchestrationCreated') {
       const kind = t === 'TaskScheduled' ? 'activity' : t === 'TimerCreated' ? 'timer' : 'sub-orchestration';
       let attempt = 1;
-      if (kind === 'activity') {
-        attempt = (attempts.get(e.name) || 0) + 1;
-        attempts.set(e.name, attempt);
-      }
+      const last = kind === 'activity' ? lastByName.get(e.name) : undefined;
+      if (last && last.outcome === 'failed') attempt = last.attempt + 1;
       const row = { seq, kind, name: e.name || '', task: e.task_id, start: e.ts, end: null, outcome: 'scheduled',
         detail: kind === 'timer' ? 'fires at ' + fmtTime(e.fire_at) : e.input, target: e.target_instance, attempt };
       byTask.set(e.task_id, row);
+      if (kind === 'activity') lastByName.set(e.name, row);
       rows.push(row);
     } else if (t === 'TaskCompleted' || t === 'TimerFired' || t === 'SubOrchestrationCompleted') {
       const row = byTask.get(e.task_id);
