@@ -75,6 +75,7 @@ void add_serve_command(CLI::App& app, GlobalOptions& global, Commands& commands)
 void add_demo_command(CLI::App& app, GlobalOptions& global, Commands& commands);        // demo
 void add_watch_commands(CLI::App& app, GlobalOptions& global, Commands& commands);      // watch, audit
 void add_ui_command(CLI::App& app, GlobalOptions& global, Commands& commands);          // ui (dashboard)
+void add_schedule_commands(CLI::App& app, GlobalOptions& global, Commands& commands);   // schedule ...
 
 // ---- parsing arguments ----
 

@@ -36,6 +36,7 @@ Json opt(const std::optional<std::int64_t>& v) { return v ? Json(*v) : Json(); }
 Json summary_json(const InstanceState& s) {
     return Json{{"id", s.id},
                 {"name", s.name},
+                {"version", s.version},
                 {"status", std::string(to_string(s.status))},
                 {"created_at_ms", s.created_at_ms},
                 {"updated_at_ms", s.updated_at_ms},
@@ -304,6 +305,7 @@ public:
                                 {"live", h.live_at(now)},
                                 {"lease_ms", h.lease_ms},
                                 {"orchestrations", h.orchestrations},
+                                {"versions", h.versions},
                                 {"activities", h.activities},
                                 {"leases", std::move(held)}});
         }

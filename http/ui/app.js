@@ -343,7 +343,7 @@ function viewInstance(view, id) {
     clear(head).append(el('h1', {}, el('span', { id: 'instance-id' }, s.id), ' ', el('span', { id: 'instance-status' }, statusBadge(s.status))));
     clear(info);
     const add = (k, v) => info.append(el('div', { class: 'k' }, k), el('div', {}, v));
-    add('orchestration', s.name);
+    add('orchestration', s.version ? s.name + ' (version ' + s.version + ')' : s.name);
     add('created', fmtTime(s.created_at_ms));
     add('updated', fmtTime(s.updated_at_ms));
     if (s.completed_at_ms !== null) add('finished', fmtTime(s.completed_at_ms) + ' (took ' + fmtDuration(s.completed_at_ms - s.created_at_ms) + ')');
