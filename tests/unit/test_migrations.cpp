@@ -224,10 +224,14 @@ const std::vector<Planned>& store_statements() {
          "AND (i.status <> 'Suspended' OR b.control = 1) "
          "AND i.status NOT IN ('Completed', 'Failed', 'Terminated') "
          "AND +i.name IN (SELECT value FROM json_each(?)) "
+         "AND (i.orchestration_version IS NULL OR i.name || char(31) || i.orchestration_version IN "
+         "(SELECT value FROM json_each(?))) "
          "ORDER BY b.visible_at LIMIT ?"},
         {"SELECT id, version FROM instances WHERE lease_owner IS NOT NULL AND lease_expires_at < ? "
          "AND status NOT IN ('Completed', 'Failed', 'Terminated') "
-         "AND +name IN (SELECT value FROM json_each(?)) ORDER BY lease_expires_at LIMIT ?"},
+         "AND +name IN (SELECT value FROM json_each(?)) "
+         "AND (orchestration_version IS NULL OR name || char(31) || orchestration_version IN "
+         "(SELECT value FROM json_each(?))) ORDER BY lease_expires_at LIMIT ?"},
         {"SELECT b.id, b.instance_id, b.visible_at, b.control, b.event FROM instances i "
          "JOIN inbox b ON b.instance_id = i.id AND b.visible_at <= ? "
          "WHERE i.lease_owner = ? ORDER BY b.id LIMIT ?"},
@@ -248,7 +252,7 @@ const std::vector<Planned>& store_statements() {
         {"SELECT " COLS " FROM instances WHERE lease_owner IS NOT NULL ORDER BY lease_owner, id LIMIT 10000"},
         {"SELECT h.id, h.hostname, h.pid, h.started_at, h.heartbeat_at, h.stopped_at, "
          "(SELECT COUNT(*) FROM instances i WHERE i.lease_owner = h.id AND i.lease_expires_at >= ?), "
-         "h.orchestrations, h.activities, h.lease_ms "
+         "h.orchestrations, h.activities, h.lease_ms, h.orchestration_versions "
          "FROM hosts h ORDER BY h.started_at",
          "hosts holds one row per host process that ever started; the lease count per host is an index search",
          false},
@@ -256,8 +260,8 @@ const std::vector<Planned>& store_statements() {
         {"INSERT INTO audit_log (at, actor, action, instance_id, detail) VALUES (?, ?, ?, ?, ?)"},
         {"INSERT INTO inbox (instance_id, visible_at, control, event) VALUES (?, ?, ?, ?)"},
         {"INSERT INTO instances (id, name, status, execution_id, input, parent_id, parent_task_id, "
-         "created_at, updated_at, version, lease_owner, lease_expires_at, trace_parent) "
-         "VALUES (?, ?, 'Pending', ?, ?, ?, ?, ?, ?, 0, ?, ?, ?) ON CONFLICT (id) DO NOTHING"},
+         "created_at, updated_at, version, lease_owner, lease_expires_at, trace_parent, orchestration_version) "
+         "VALUES (?, ?, 'Pending', ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING"},
         {"INSERT INTO change_feed (at, instance_id, name, status, first_seq, count) "
          "SELECT ?, id, name, status, ?, ? FROM instances WHERE id = ?"},
         {"SELECT status FROM instances WHERE id = ?"},
@@ -266,7 +270,8 @@ const std::vector<Planned>& store_statements() {
          "completed_at = CASE WHEN ? THEN ? ELSE NULL END, "
          "lease_owner = CASE WHEN ? THEN NULL ELSE lease_owner END, "
          "lease_expires_at = CASE WHEN ? THEN 0 ELSE MAX(lease_expires_at, ?) END, "
-         "recoveries = CASE WHEN ? THEN 0 ELSE recoveries END "
+         "recoveries = CASE WHEN ? THEN 0 ELSE recoveries END, "
+         "orchestration_version = COALESCE(orchestration_version, ?) "
          "WHERE id = ? AND version = ? AND lease_owner = ?"},
         {"DELETE FROM history WHERE instance_id = ?"},
         {"INSERT INTO history (instance_id, seq, event) VALUES (?, ?, ?)"},
@@ -280,10 +285,15 @@ const std::vector<Planned>& store_statements() {
         {"DELETE FROM instances WHERE id = ?"},
         {"SELECT id FROM instances WHERE status = ? AND (? IS NULL OR completed_at < ?) LIMIT 100000"},
         {"INSERT INTO hosts (id, hostname, pid, started_at, heartbeat_at, stopped_at, orchestrations, activities, "
-         "lease_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+         "lease_ms, orchestration_versions) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
          "ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, stopped_at = excluded.stopped_at, "
          "pid = excluded.pid, hostname = excluded.hostname, orchestrations = excluded.orchestrations, "
-         "activities = excluded.activities, lease_ms = excluded.lease_ms"},
+         "activities = excluded.activities, lease_ms = excluded.lease_ms, "
+         "orchestration_versions = excluded.orchestration_versions"},
+        {"SELECT status, (SELECT MAX(seq) FROM history WHERE instance_id = ?1) FROM instances WHERE id = ?1"},
+        {"UPDATE instances SET status = 'Running', output = NULL, error = NULL, completed_at = NULL, "
+         "updated_at = ?, lease_owner = NULL, lease_expires_at = 0, recoveries = 0, version = version + 1 "
+         "WHERE id = ? AND status = 'Failed'"},
         // reads.cpp
         {"SELECT " COLS " FROM instances WHERE id = ?"},
         {"SELECT seq, event FROM history WHERE instance_id = ? AND seq >= ? ORDER BY seq LIMIT ?"},
@@ -303,17 +313,6 @@ const std::vector<Planned>& store_statements() {
         {"SELECT seq, at FROM change_feed ORDER BY seq LIMIT 2000",
          "the oldest rows in rowid order: the scan stops at the LIMIT"},
         {"DELETE FROM change_feed WHERE seq < ?"},
-        // The statements as orchestration versions changed them (leases.cpp, writes.cpp).
-        {"SELECT id, version FROM instances WHERE lease_owner IS NOT NULL AND lease_expires_at < ? AND status NOT IN ('Completed', 'Failed', 'Terminated') AND +name IN (SELECT value FROM json_each(?)) AND (orchestration_version IS NULL OR name || char(31) || orchestration_version IN (SELECT value FROM json_each(?))) ORDER BY lease_expires_at LIMIT ?"},
-        {"SELECT i.id, i.version, i.lease_owner IS NOT NULL FROM inbox b JOIN instances i ON i.id = b.instance_id WHERE b.visible_at <= ? AND (i.lease_owner IS NULL OR i.lease_expires_at < ?) AND (i.status <> 'Suspended' OR b.control = 1) AND i.status NOT IN ('Completed', 'Failed', 'Terminated') AND +i.name IN (SELECT value FROM json_each(?)) AND (i.orchestration_version IS NULL OR i.name || char(31) || i.orchestration_version IN (SELECT value FROM json_each(?))) ORDER BY b.visible_at LIMIT ?"},
-        {"SELECT h.id, h.hostname, h.pid, h.started_at, h.heartbeat_at, h.stopped_at, (SELECT COUNT(*) FROM instances i WHERE i.lease_owner = h.id AND i.lease_expires_at >= ?), h.orchestrations, h.activities, h.lease_ms, h.orchestration_versions FROM hosts h ORDER BY h.started_at",
-         "hosts holds one row per host process that ever started; the lease count per host is an index search",
-         false},
-        {"INSERT INTO instances (id, name, status, execution_id, input, parent_id, parent_task_id, created_at, updated_at, version, lease_owner, lease_expires_at, trace_parent, orchestration_version) VALUES (?, ?, 'Pending', ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING"},
-        {"UPDATE instances SET version = version + 1, status = ?, execution_id = ?, input = COALESCE(?, input), output = ?, error = ?, custom_status = ?, updated_at = ?, completed_at = CASE WHEN ? THEN ? ELSE NULL END, lease_owner = CASE WHEN ? THEN NULL ELSE lease_owner END, lease_expires_at = CASE WHEN ? THEN 0 ELSE MAX(lease_expires_at, ?) END, recoveries = CASE WHEN ? THEN 0 ELSE recoveries END, orchestration_version = COALESCE(orchestration_version, ?) WHERE id = ? AND version = ? AND lease_owner = ?"},
-        {"INSERT INTO hosts (id, hostname, pid, started_at, heartbeat_at, stopped_at, orchestrations, activities, lease_ms, orchestration_versions) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, stopped_at = excluded.stopped_at, pid = excluded.pid, hostname = excluded.hostname, orchestrations = excluded.orchestrations, activities = excluded.activities, lease_ms = excluded.lease_ms, orchestration_versions = excluded.orchestration_versions"},
-        {"SELECT status, (SELECT MAX(seq) FROM history WHERE instance_id = ?1) FROM instances WHERE id = ?1"},
-        {"UPDATE instances SET status = 'Running', output = NULL, error = NULL, completed_at = NULL, updated_at = ?, lease_owner = NULL, lease_expires_at = 0, recoveries = 0, version = version + 1 WHERE id = ? AND status = 'Failed'"},
         // schedules.cpp
         {"INSERT INTO schedules (" SCOLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?) "
          "ON CONFLICT (id) DO NOTHING"},
