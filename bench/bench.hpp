@@ -15,6 +15,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -39,6 +40,10 @@ struct Options {
     // Local workloads (W1-W3, W6): serve the host's /metrics on this address (empty: none),
     // and export spans to the OTLP endpoint the OTEL_* variables name (if any).
     std::string http;
+    // With `http`: serve the dashboard there too (ui-sse), and call this with the bound port
+    // once the server is up, before any instance starts.
+    bool dashboard = false;
+    std::function<void(int port)> on_http_started;
 };
 
 // One workload's outcome: its JSON line and whether verification passed.
@@ -141,6 +146,8 @@ Result run_hosts(const Options& options);     // W5
 Result run_history(const Options& options);   // W6
 Result run_remote(const Options& options);    // W7
 Result run_idle(const Options& options);      // W8
+Result run_ui_list(const Options& options);   // ui-list: the dashboard's instance list on 1M instances
+Result run_ui_sse(const Options& options);    // ui-sse: W1 with and without the event stream
 
 // The worker role: a host process driven over stdin/stdout by W4 and W5.
 struct WorkerOptions {

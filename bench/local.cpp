@@ -19,6 +19,7 @@
 #include <mutex>
 #include <thread>
 
+#include <durable/dashboard.hpp>
 #include <durable/http.hpp>
 #include <durable/otlp.hpp>
 
@@ -278,9 +279,11 @@ struct LocalEngine {
         host = std::make_unique<Host>(db, std::move(registry), ho);
         host->start();
         if (!options.http.empty()) {
-            server = std::make_unique<http::HttpServer>(http::HttpOptions{options.http, "", 2});
+            server = std::make_unique<http::HttpServer>(http::HttpOptions{options.http, "", options.dashboard ? 4 : 2});
             http::add_host_routes(*server, *host);
+            if (options.dashboard) http::add_dashboard_routes(*server, db, http::DashboardOptions{});
             server->start();
+            if (options.on_http_started) options.on_http_started(server->port());
         }
     }
     ~LocalEngine() {

@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 #include <cctype>
 #include <cstdio>
+#include <string_view>
 #include <fmt/format.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -49,8 +50,10 @@ int main(int argc, char** argv) {
     std::string role = "bench", lease, host_id, exec_log, only;
     std::vector<int> hosts, sizes;
     int instances = 0, concurrency = 0, timeout_s = 600;
-    app.add_option("--workload", o.workload, "sequence|fanout|latency|recovery|hosts|history|remote|idle|all")
-        ->check(CLI::IsMember({"sequence", "fanout", "latency", "recovery", "hosts", "history", "remote", "idle", "all"}))
+    app.add_option("--workload", o.workload,
+                   "sequence|fanout|latency|recovery|hosts|history|remote|idle|all, or ui-list|ui-sse (run only when named)")
+        ->check(CLI::IsMember({"sequence", "fanout", "latency", "recovery", "hosts", "history", "remote", "idle", "ui-list",
+                               "ui-sse", "all"}))
         ->capture_default_str();
     app.add_option("--db", o.db, "database to use (kept): a SQLite file, or a PostgreSQL URL (postgresql://user@host:port/db, a database of its own: finished instances there are purged first); default: a fresh temp file per run, removed");
     app.add_option("--sync", o.sync, "full (every commit fsync'd) or normal")
@@ -114,7 +117,8 @@ int main(int argc, char** argv) {
     };
     const Workload all[] = {{"sequence", run_sequence}, {"fanout", run_fanout},   {"latency", run_latency},
                             {"recovery", run_recovery}, {"hosts", run_hosts},     {"history", run_history},
-                            {"remote", run_remote},     {"idle", run_idle}};
+                            {"remote", run_remote},     {"idle", run_idle},       {"ui-list", run_ui_list},
+                            {"ui-sse", run_ui_sse}};
     {
         // Measures the disk and the machine's load before any workload adds its own.
         DbFile probe(o, "probe");
@@ -125,7 +129,7 @@ int main(int argc, char** argv) {
     }
     bool ok = true;
     for (const auto& w : all) {
-        if (o.workload != "all" && o.workload != w.name) continue;
+        if (o.workload != w.name && (o.workload != "all" || std::string_view(w.name).rfind("ui-", 0) == 0)) continue;
         Result r;
         try {
             r = w.run(o);

@@ -8,6 +8,10 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <durable/dashboard.hpp>
+#include <durable/http.hpp>
+#include <optional>
+
 #include "cli/common.hpp"
 #include "orchestrations/orchestrations.hpp"
 #include "server/activity_sequence.hpp"
@@ -21,6 +25,7 @@ namespace {
 struct ServeArgs {
     std::string host_id, lease = "10s", poll = "50ms", log_level = "info", listen = "127.0.0.1:4001";
     std::string grace = "5s";
+    std::string http, http_token_file;  // /metrics, probes and the dashboard, as `worker --http`
     int threads = 16, episode_threads = 1, max_outstanding = 64;
 };
 
@@ -34,6 +39,22 @@ int run_serve(const GlobalOptions& g, const ServeArgs& a) {
 
     if (a.max_outstanding < 1) {
         throw UsageError(fmt::format("--max-outstanding must be at least 1, got {}", a.max_outstanding));
+    }
+    std::optional<http::HttpServer> web;
+    if (!a.http.empty()) {
+        http::HttpOptions ho;
+        ho.listen = a.http.find(':') == std::string::npos ? "127.0.0.1:" + a.http
+                    : a.http.front() == ':'               ? "127.0.0.1" + a.http
+                                                          : a.http;
+        ho.threads = 8;  // the dashboard's live pages hold a thread each (at most 4 of them)
+        try {
+            if (!a.http_token_file.empty()) ho.bearer_token = http::read_token_file(a.http_token_file);
+            web.emplace(ho);
+        } catch (const InvalidInput& e) {
+            throw UsageError(e.what());
+        }
+    } else if (!a.http_token_file.empty()) {
+        throw UsageError("--http-token-file needs --http");
     }
     auto db = open_database(g, false);
     // The example orchestrations and activity_sequence run here; every activity without C++
@@ -58,6 +79,18 @@ int run_serve(const GlobalOptions& g, const ServeArgs& a) {
         host.stop();
         throw;
     }
+    if (web) {
+        http::add_host_routes(*web, host);
+        http::add_dashboard_routes(*web, db, http::DashboardOptions{});
+        try {
+            web->start();
+        } catch (const Error& e) {
+            server.shutdown(grace);
+            host.stop();
+            throw Failure(e.what());
+        }
+        fmt::print("http: listening on {}:{}\n", web->host(), web->port());
+    }
     // One line on stdout for whoever started us (tests read the port from it).
     fmt::print("serving {} on port {}\n", a.listen, server.port());
     std::fflush(stdout);
@@ -67,6 +100,7 @@ int run_serve(const GlobalOptions& g, const ServeArgs& a) {
     int sig = 0;
     sigwait(&stop_signals, &sig);
     spdlog::info("serve {}: {} received, stopping", host.id(), sig == SIGINT ? "SIGINT" : "SIGTERM");
+    if (web) web->stop();
     server.shutdown(grace);
     host.stop();
     spdlog::info("serve {} stopped", host.id());
@@ -96,6 +130,11 @@ void add_serve_command(CLI::App& app, GlobalOptions& g, Commands& commands) {
     sub->add_option("--grace", a->grace, "How long calls in flight may finish when stopping")->capture_default_str();
     sub->add_option("--log-level", a->log_level, "trace, debug, info, warn, error or off (logs go to stderr)")
         ->capture_default_str();
+    sub->add_option("--http", a->http,
+                    "Also serve /metrics, /healthz, /readyz and the dashboard (/, /api/v1/) on this address (host:port; "
+                    "a bare port means 127.0.0.1; port 0 picks a free one, printed on stdout)");
+    sub->add_option("--http-token-file", a->http_token_file,
+                    "Require 'Authorization: Bearer <token>' with the token in this file's first line");
     commands.add(sub, [&g, a] { return run_serve(g, *a); });
 }
 

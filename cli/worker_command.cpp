@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <durable/dashboard.hpp>
 #include <durable/http.hpp>
 #include <durable/otlp.hpp>
 
@@ -80,6 +81,7 @@ int run_worker(const GlobalOptions& g, const WorkerArgs& a) {
     if (!a.http.empty()) {
         http::HttpOptions ho;
         ho.listen = listen_address(a.http);
+        ho.threads = 8;  // the dashboard's live pages hold a thread each (at most 4 of them)
         try {
             if (!a.http_token_file.empty()) ho.bearer_token = http::read_token_file(a.http_token_file);
             server.emplace(ho);
@@ -96,6 +98,7 @@ int run_worker(const GlobalOptions& g, const WorkerArgs& a) {
     host.start();
     if (server) {
         http::add_host_routes(*server, host);
+        http::add_dashboard_routes(*server, db, http::DashboardOptions{});
         try {
             server->start();
         } catch (const Error& e) {
@@ -144,7 +147,7 @@ void add_worker_command(CLI::App& app, GlobalOptions& g, Commands& commands) {
     sub->add_option("--log-level", a->log_level, "trace, debug, info, warn, error or off (logs go to stderr)")
         ->capture_default_str();
     sub->add_option("--http", a->http,
-                    "Serve /metrics, /healthz and /readyz on this address (host:port; a bare port means "
+                    "Serve /metrics, /healthz, /readyz and the dashboard (/, /api/v1/) on this address (host:port; a bare port means "
                     "127.0.0.1; port 0 picks a free one, printed on stdout)");
     sub->add_option("--http-token-file", a->http_token_file,
                     "Require 'Authorization: Bearer <token>' with the token in this file's first line");

@@ -4,7 +4,9 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
+#include <nlohmann/json.hpp>
 #include <fmt/format.h>
 #include <fstream>
 #include <spdlog/spdlog.h>
@@ -35,6 +37,41 @@ bool is_loopback(const std::string& host) {
     return host == "127.0.0.1" || host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
 }
 
+bool is_api(const std::string& path) { return path.rfind("/api/", 0) == 0; }
+
+// An error answer: JSON under /api/ (scripts and the dashboard read it), text elsewhere.
+void set_error(httplib::Response& out, const std::string& path, int status, const std::string& code,
+               const std::string& message) {
+    out.status = status;
+    if (is_api(path)) {
+        nlohmann::json body{{"error", {{"code", code}, {"message", message}}}};
+        out.set_content(body.dump() + "\n", "application/json");
+    } else {
+        out.set_content(message + "\n", "text/plain; charset=utf-8");
+    }
+}
+
+class ChunkSink final : public StreamSink {
+public:
+    ChunkSink(httplib::DataSink& sink, const std::atomic<bool>& stopping) : sink_(sink), stopping_(stopping) {}
+    bool write(std::string_view chunk) override {
+        if (!open()) return false;
+        if (!sink_.write(chunk.data(), chunk.size())) {
+            broken_ = true;
+            return false;
+        }
+        return true;
+    }
+    bool open() const override {
+        return !broken_ && !stopping_.load(std::memory_order_relaxed) && sink_.is_writable();
+    }
+
+private:
+    httplib::DataSink& sink_;
+    const std::atomic<bool>& stopping_;
+    bool broken_ = false;
+};
+
 }  // namespace
 
 std::string Request::header(const std::string& name) const {
@@ -48,6 +85,7 @@ struct HttpServer::Impl {
     struct Route {
         std::string method, path;
         Handler handler;
+        Access access = Access::Token;
     };
     HttpOptions options;
     std::string host;
@@ -56,12 +94,13 @@ struct HttpServer::Impl {
     std::vector<Route> routes;
     std::thread thread;
     bool started = false;
+    std::atomic<bool> stopping{false};  // set by stop(): streams end
 
     const Route* find(const std::string& method, const std::string& path) const {
         const Route* best = nullptr;
         for (const auto& r : routes) {
             if (r.method != method) continue;
-            bool prefix = !r.path.empty() && r.path.back() == '/';
+            bool prefix = r.path.size() > 1 && r.path.back() == '/';  // "/" alone is the root page
             bool match = prefix ? path.rfind(r.path, 0) == 0 : path == r.path;
             if (match && (!best || r.path.size() > best->path.size())) best = &r;
         }
@@ -72,30 +111,33 @@ struct HttpServer::Impl {
         Request req;
         req.method = in.method;
         req.path = in.path;
+        req.raw_path = in.target.substr(0, in.target.find('?'));
         req.body = in.body;
         for (const auto& [k, v] : in.params) req.query.emplace(k, v);
         for (const auto& [k, v] : in.headers) req.headers.emplace(k, v);
         Response res;
-        if (!options.bearer_token.empty()) {
+        const Route* r = find(req.method, req.path);
+        if (!options.bearer_token.empty() && !(r && r->access == Access::Public)) {
             std::string auth = req.header("Authorization");
             const std::string scheme = "Bearer ";
             bool ok = auth.size() > scheme.size() && iequals(auth.substr(0, scheme.size()), scheme) &&
                       same_secret(auth.substr(scheme.size()), options.bearer_token);
             if (!ok) {
-                out.status = 401;
                 out.set_header("WWW-Authenticate", "Bearer");
-                out.set_content("unauthorized: send 'Authorization: Bearer <token>'\n", "text/plain; charset=utf-8");
+                set_error(out, req.path, 401, "unauthorized", "unauthorized: send 'Authorization: Bearer <token>'");
                 return;
             }
         }
-        const Route* r = find(req.method, req.path);
         if (!r) {
             bool other_method = false;
             for (const char* m : {"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"}) {
                 if (m != req.method && find(m, req.path)) other_method = true;
             }
-            out.status = other_method ? 405 : 404;
-            out.set_content(other_method ? "method not allowed\n" : "not found\n", "text/plain; charset=utf-8");
+            if (other_method) {
+                set_error(out, req.path, 405, "method_not_allowed", "method not allowed");
+            } else {
+                set_error(out, req.path, 404, "not_found", "not found");
+            }
             return;
         }
         try {
@@ -108,6 +150,21 @@ struct HttpServer::Impl {
         }
         out.status = res.status;
         for (const auto& [k, v] : res.headers) out.set_header(k, v);
+        if (res.stream) {
+            auto stream = std::move(res.stream);
+            const std::atomic<bool>& stop_flag = stopping;
+            out.set_chunked_content_provider(res.content_type, [stream, &stop_flag](std::size_t, httplib::DataSink& sink) {
+                ChunkSink chunks(sink, stop_flag);
+                try {
+                    stream(chunks);
+                } catch (const std::exception& e) {
+                    spdlog::warn("http: a stream ended with an error: {}", e.what());
+                }
+                sink.done();
+                return true;
+            });
+            return;
+        }
         out.set_content(res.body, res.content_type);
     }
 };
@@ -135,9 +192,9 @@ HttpServer::HttpServer(HttpOptions options) : impl_(std::make_unique<Impl>()) {
 
 HttpServer::~HttpServer() { stop(); }
 
-void HttpServer::route(const std::string& method, const std::string& path, Handler handler) {
+void HttpServer::route(const std::string& method, const std::string& path, Handler handler, Access access) {
     if (impl_->started) throw InvalidInput(fmt::format("route {} {} added after the HTTP server started", method, path));
-    impl_->routes.push_back(Impl::Route{method, path, std::move(handler)});
+    impl_->routes.push_back(Impl::Route{method, path, std::move(handler), access});
 }
 
 void HttpServer::start() {
@@ -146,6 +203,9 @@ void HttpServer::start() {
     int threads = i.options.threads;
     i.server.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<std::size_t>(threads)); };
     i.server.set_read_timeout(std::chrono::seconds(10));
+    // httplib writes headers and body separately: with Nagle's algorithm a keep-alive client's
+    // delayed ACK holds every small answer for ~40 ms.
+    i.server.set_tcp_nodelay(true);
     auto dispatch = [&i](const httplib::Request& req, httplib::Response& res) { i.serve(req, res); };
     i.server.Get(".*", dispatch);
     i.server.Post(".*", dispatch);
@@ -171,9 +231,11 @@ void HttpServer::start() {
 void HttpServer::stop() {
     auto& i = *impl_;
     if (!i.started) return;
+    i.stopping = true;  // streams see it and return; the pool's threads then finish
     i.server.stop();
     if (i.thread.joinable()) i.thread.join();
     i.started = false;
+    i.stopping = false;
 }
 
 int HttpServer::port() const { return impl_->port; }

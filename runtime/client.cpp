@@ -272,6 +272,9 @@ Page Client::query(const QueryFilter& filter, std::size_t page_size, const std::
     };
     if (filter.created_from) f.created_from = ms(*filter.created_from);
     if (filter.created_to) f.created_to = ms(*filter.created_to);
+    f.id_prefix = filter.id_prefix;
+    f.parent_id = filter.parent_id;
+    f.newest_first = filter.newest_first;
     f.after_id = after;
     f.limit = static_cast<int>(page_size) + 1;
     auto rows = detail::store_of(db_)->query_instances(f);
@@ -279,6 +282,20 @@ Page Client::query(const QueryFilter& filter, std::size_t page_size, const std::
     for (std::size_t i = 0; i < rows.size() && i < page_size; ++i) p.instances.push_back(to_state(rows[i]));
     if (rows.size() > page_size && !p.instances.empty()) p.next = p.instances.back().id;
     return p;
+}
+
+std::vector<std::pair<Status, std::int64_t>> Client::count_by_status() const {
+    std::vector<std::pair<Status, std::int64_t>> out;
+    for (auto st : {Status::Pending, Status::Running, Status::Suspended, Status::Completed, Status::Failed,
+                    Status::Terminated}) {
+        out.emplace_back(st, 0);
+    }
+    for (const auto& [st, n] : detail::store_of(db_)->count_by_status()) {
+        for (auto& o : out) {
+            if (o.first == st) o.second = n;
+        }
+    }
+    return out;
 }
 
 std::vector<HistoryEntry> Client::history(const std::string& id, std::int64_t from_seq, int limit) const {

@@ -32,6 +32,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "durable/status.hpp"
@@ -223,7 +224,9 @@ struct InstanceFilter {
     std::optional<std::string> name;
     std::optional<std::string> parent_id;
     std::optional<Millis> created_from, created_to;  // [from, to)
-    std::optional<std::string> after_id;              // keyset paging: ids > after_id
+    std::optional<std::string> after_id;              // keyset paging: ids past after_id (in the order below)
+    std::optional<std::string> id_prefix;             // only ids starting with it (a range of the primary key)
+    bool newest_first = false;                        // ORDER BY id DESC (after_id then means ids < after_id)
     int limit = 100;
 };
 
@@ -357,6 +360,8 @@ public:
                                                 int limit = -1) = 0;
     virtual std::vector<InboxRow> get_inbox(const std::string& id, Millis now) = 0;
     virtual std::vector<InstanceRow> query_instances(const InstanceFilter& filter) = 0;
+    // How many instances there are in each status (statuses with none are left out).
+    virtual std::vector<std::pair<Status, std::int64_t>> count_by_status() = 0;
     // Instances of the orchestrations `code` with visible inbox work whose lease is free or
     // expired, and such instances whose owner left them behind (lease expired with owner set).
     // Instances of other names or recorded versions are not candidates (this host cannot run

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "durable/database.hpp"
@@ -92,6 +93,9 @@ struct QueryFilter {
     std::vector<Status> statuses;
     std::optional<std::string> name;
     std::optional<std::chrono::system_clock::time_point> created_from, created_to;
+    std::optional<std::string> id_prefix;  // only ids that start with it
+    std::optional<std::string> parent_id;  // only sub-orchestrations of this instance
+    bool newest_first = false;             // descending id order (`after` pages towards older ids)
 };
 
 struct Page {
@@ -221,6 +225,8 @@ public:
     // Instances matching `filter`, ordered by id (creation order for generated ids).
     Page query(const QueryFilter& filter, std::size_t page_size = 100,
                const std::optional<std::string>& after = std::nullopt) const;
+    // How many instances there are in each status, every status listed (zeros included).
+    std::vector<std::pair<Status, std::int64_t>> count_by_status() const;
     // The instance's history (its current execution's, after continue_as_new) from
     // `from_seq`, at most `limit` events (-1: all). Throws InstanceNotFound.
     std::vector<HistoryEntry> history(const std::string& id, std::int64_t from_seq = 0, int limit = -1) const;

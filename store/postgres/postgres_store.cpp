@@ -684,6 +684,9 @@ public:
     std::vector<InstanceRow> query_instances(const InstanceFilter& f) override {
         return read("querying instances", [&](pqxx::transaction_base& tx) { return postgres::query_instances(tx, f); });
     }
+    std::vector<std::pair<Status, std::int64_t>> count_by_status() override {
+        return read("counting instances", [&](pqxx::transaction_base& tx) { return postgres::count_by_status(tx); });
+    }
     std::vector<Candidate> find_claimable(const std::string& owner, const std::vector<OrchestrationCode>& names, Millis now,
                                           int limit) override {
         (void)owner;

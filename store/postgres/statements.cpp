@@ -421,10 +421,29 @@ std::vector<InstanceRow> query_instances(pqxx::transaction_base& tx, const Insta
     if (f.created_from) sql += fmt::format(" AND created_at >= {}", *f.created_from);
     if (f.created_to) sql += fmt::format(" AND created_at < {}", *f.created_to);
     // ids are COLLATE "C" (migration 0001): they page in byte order, as SQLite orders them.
-    if (f.after_id) sql += " AND id > " + literal(*f.after_id);
-    sql += fmt::format(" ORDER BY id LIMIT {}", f.limit);
+    if (f.id_prefix) {
+        // LIKE 'prefix%' with the prefix's own wildcards escaped: on COLLATE "C" ids the
+        // planner turns it into a range of the primary key.
+        std::string pattern;
+        for (char ch : *f.id_prefix) {
+            if (ch == '%' || ch == '_' || ch == '\\') pattern += '\\';
+            pattern += ch;
+        }
+        sql += " AND id LIKE " + literal(pattern + "%");
+    }
+    if (f.after_id) sql += (f.newest_first ? " AND id < " : " AND id > ") + literal(*f.after_id);
+    sql += f.newest_first ? " ORDER BY id DESC" : " ORDER BY id";
+    sql += fmt::format(" LIMIT {}", f.limit);
     std::vector<InstanceRow> out;
     for (const auto& r : tx.exec(sql)) out.push_back(read_instance(r));
+    return out;
+}
+
+std::vector<std::pair<Status, std::int64_t>> count_by_status(pqxx::transaction_base& tx) {
+    std::vector<std::pair<Status, std::int64_t>> out;
+    for (const auto& r : tx.exec("SELECT status, count(*) FROM instances GROUP BY status")) {
+        if (auto st = status_from_string(r[0].as<std::string>())) out.emplace_back(*st, r[1].as<std::int64_t>());
+    }
     return out;
 }
 

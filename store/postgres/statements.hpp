@@ -70,6 +70,7 @@ std::vector<HistoryRow> get_history(pqxx::transaction_base& tx, const std::strin
                                     int limit);
 std::vector<InboxRow> get_inbox(pqxx::transaction_base& tx, const std::string& id, Millis now);
 std::vector<InstanceRow> query_instances(pqxx::transaction_base& tx, const InstanceFilter& f);
+std::vector<std::pair<Status, std::int64_t>> count_by_status(pqxx::transaction_base& tx);
 std::vector<Candidate> find_claimable(pqxx::transaction_base& tx, const std::vector<OrchestrationCode>& names, Millis now,
                                       int limit);
 std::vector<std::string> claimable_task_names(pqxx::transaction_base& tx, const std::vector<std::string>& names);

@@ -1,4 +1,5 @@
 // SQL for reading instances, history, inboxes and the audit log.
+#include <algorithm>
 #include <cstring>
 #include <fmt/format.h>
 
@@ -87,6 +88,25 @@ std::vector<InboxRow> get_inbox(Connection& c, const std::string& id, Millis now
 }
 
 std::vector<InstanceRow> query_instances(Connection& c, const InstanceFilter& f) {
+    if (f.statuses.size() > 1) {
+        // `status IN (a, b)` ORDER BY id cannot be read in order from instances_by_status: SQLite
+        // would sort every row of those statuses. One ordered read per status, each at most
+        // `limit` rows, merged, costs a page per status instead.
+        std::vector<InstanceRow> all;
+        for (auto st : f.statuses) {
+            InstanceFilter one = f;
+            one.statuses = {st};
+            auto rows = query_instances(c, one);
+            all.insert(all.end(), std::make_move_iterator(rows.begin()), std::make_move_iterator(rows.end()));
+        }
+        std::sort(all.begin(), all.end(), [&f](const InstanceRow& a, const InstanceRow& b) {
+            return f.newest_first ? a.id > b.id : a.id < b.id;
+        });
+        all.erase(std::unique(all.begin(), all.end(), [](const InstanceRow& a, const InstanceRow& b) { return a.id == b.id; }),
+                  all.end());
+        if (all.size() > static_cast<std::size_t>(std::max(f.limit, 0))) all.resize(static_cast<std::size_t>(f.limit));
+        return all;
+    }
     // Built per call: the filter's shape varies, and a query is not a hot path.
     std::string sql = "SELECT " DURABLE_INSTANCE_COLUMNS " FROM instances WHERE 1 = 1";
     if (!f.statuses.empty()) {
@@ -96,20 +116,39 @@ std::vector<InstanceRow> query_instances(Connection& c, const InstanceFilter& f)
     }
     if (f.name) sql += " AND name = ?";
     if (f.parent_id) sql += " AND parent_id = ?";
+    // An id prefix is a range of the primary key: [prefix, the next string with no such
+    // prefix), compared bytewise as ids are ordered; no upper end when every byte is 0xFF.
+    std::optional<std::string> prefix_end;
+    if (f.id_prefix) {
+        std::string end = *f.id_prefix;
+        while (!end.empty() && static_cast<unsigned char>(end.back()) == 0xFF) end.pop_back();
+        if (!end.empty()) {
+            end.back() = static_cast<char>(static_cast<unsigned char>(end.back()) + 1);
+            prefix_end = end;
+        }
+        sql += prefix_end ? " AND id >= ? AND id < ?" : " AND id >= ?";
+    }
     // A time filter is always a two-sided range (an open end at the extreme): SQLite reads a
     // two-sided range from instances_by_created, but a one-sided one by walking the whole table
     // in id order. With nothing narrower, the keyset term stays off the primary key (`+id`) for
     // the same reason; the cost is then the window's size, never the table's.
     const bool by_created = f.created_from || f.created_to;
-    const bool created_only = by_created && f.statuses.empty() && !f.name && !f.parent_id;
+    const bool created_only = by_created && f.statuses.empty() && !f.name && !f.parent_id && !f.id_prefix;
     if (by_created) sql += " AND created_at >= ? AND created_at < ?";
-    if (f.after_id) sql += created_only ? " AND +id > ?" : " AND id > ?";
-    sql += " ORDER BY id LIMIT ?";
+    if (f.after_id) {
+        sql += created_only ? " AND +id " : " AND id ";
+        sql += f.newest_first ? "< ?" : "> ?";
+    }
+    sql += f.newest_first ? " ORDER BY id DESC LIMIT ?" : " ORDER BY id LIMIT ?";
     SQLite::Statement s(c.db(), sql);
     int i = 1;
     for (auto st : f.statuses) s.bind(i++, std::string(to_string(st)));
     if (f.name) s.bind(i++, *f.name);
     if (f.parent_id) s.bind(i++, *f.parent_id);
+    if (f.id_prefix) {
+        s.bind(i++, *f.id_prefix);
+        if (prefix_end) s.bind(i++, *prefix_end);
+    }
     if (by_created) {
         s.bind(i++, static_cast<std::int64_t>(f.created_from.value_or(std::numeric_limits<Millis>::min())));
         s.bind(i++, static_cast<std::int64_t>(f.created_to.value_or(std::numeric_limits<Millis>::max())));
@@ -118,6 +157,19 @@ std::vector<InstanceRow> query_instances(Connection& c, const InstanceFilter& f)
     s.bind(i, f.limit);
     std::vector<InstanceRow> out;
     while (s.executeStep()) out.push_back(read_instance(s));
+    return out;
+}
+
+std::vector<std::pair<Status, std::int64_t>> count_by_status(Connection& c) {
+    // One count per status, each a range of instances_by_status: no grouping sort.
+    std::vector<std::pair<Status, std::int64_t>> out;
+    auto s = c.stmt("SELECT count(*) FROM instances WHERE status = ?");
+    for (auto st : {Status::Pending, Status::Running, Status::Suspended, Status::Completed, Status::Failed,
+                    Status::Terminated}) {
+        s->reset();
+        s->bind(1, std::string(to_string(st)));
+        if (s->executeStep() && s->getColumn(0).getInt64() > 0) out.emplace_back(st, s->getColumn(0).getInt64());
+    }
     return out;
 }
 

@@ -57,6 +57,7 @@ std::optional<InstanceRow> get_instance(Connection& c, const std::string& id);
 std::vector<HistoryRow> get_history(Connection& c, const std::string& id, std::int64_t from_seq, int limit);
 std::vector<InboxRow> get_inbox(Connection& c, const std::string& id, Millis now);
 std::vector<InstanceRow> query_instances(Connection& c, const InstanceFilter& f);
+std::vector<std::pair<Status, std::int64_t>> count_by_status(Connection& c);
 std::optional<Millis> next_visible_after(Connection& c, Millis now);
 std::vector<AuditEntry> audit_log(Connection& c, const std::optional<std::string>& instance_id, int limit);
 

@@ -207,6 +207,9 @@ public:
     std::vector<InstanceRow> query_instances(const InstanceFilter& f) override {
         return read([&](Connection& c) { return sql::query_instances(c, f); });
     }
+    std::vector<std::pair<Status, std::int64_t>> count_by_status() override {
+        return read([&](Connection& c) { return sql::count_by_status(c); });
+    }
     std::vector<Candidate> find_claimable(const std::string& owner, const std::vector<OrchestrationCode>& names, Millis now,
                                           int limit) override {
         return read([&](Connection& c) { return sql::find_claimable(c, owner, names, now, limit); });

@@ -6,6 +6,7 @@
 #include <csignal>
 #include <future>
 #include <grpcpp/grpcpp.h>
+#include <httplib.h>
 
 #include <durable/durable.hpp>
 
@@ -114,4 +115,30 @@ TEST_CASE("durable serve refuses an address it cannot listen on") {
     CHECK(test::read_text(dir.file("second.err")).find("cannot listen") != std::string::npos);
     first.signal(SIGTERM);
     CHECK(first.wait(30s) == 0);
+}
+
+TEST_CASE("durable serve --http serves /metrics and the dashboard beside the sidecar") {
+    test::TempDir dir;
+    test::Process serve(durable_bin(), {"--db", dir.file("s.db"), "serve", "--listen", "127.0.0.1:0", "--http",
+                                        "127.0.0.1:0", "--log-level", "warn"});
+    auto line = serve.wait_for_prefix("http: listening on 127.0.0.1:", 30s);
+    REQUIRE(line);
+    int port = std::stoi(line->substr(std::string("http: listening on 127.0.0.1:").size()));
+    start_serve(serve);  // the sidecar's line follows
+    httplib::Client c("127.0.0.1", port);
+    c.set_read_timeout(10, 0);
+    auto metrics = c.Get("/metrics");
+    REQUIRE(metrics);
+    CHECK(metrics->status == 200);
+    CHECK(c.Get("/")->status == 200);
+    auto hosts = c.Get("/api/v1/hosts");
+    REQUIRE(hosts);
+    CHECK(hosts->status == 200);
+    CHECK(nlohmann::json::parse(hosts->body)["hosts"].size() == 1);
+    serve.signal(SIGTERM);
+    CHECK(serve.wait(30s) == 0);
+
+    test::Process lonely(durable_bin(), {"--db", dir.file("t.db"), "serve", "--http-token-file", dir.file("none")},
+                         test::ProcessOptions{dir.file("lonely.err")});
+    CHECK(lonely.wait(30s) == 2);  // a token without --http is a usage error
 }

@@ -302,6 +302,7 @@ const std::vector<Planned>& store_statements() {
         {"SELECT id, instance_id, visible_at, control, event FROM inbox WHERE instance_id = ? AND visible_at <= ? "
          "ORDER BY id"},
         {"SELECT MIN(visible_at) FROM inbox WHERE visible_at > ?"},
+        {"SELECT count(*) FROM instances WHERE status = ?"},
         {"SELECT at, actor, action, instance_id, detail FROM audit_log WHERE instance_id = ?1 "
          "ORDER BY id DESC LIMIT ?2"},
         {"SELECT at, actor, action, instance_id, detail FROM audit_log ORDER BY id DESC LIMIT ?2",
@@ -356,10 +357,18 @@ std::vector<Planned> query_shapes() {
         base + " AND status IN (?)" + created + " AND id > ? ORDER BY id LIMIT ?",
         base + " AND status IN (?, ?)" + created + " AND id > ? ORDER BY id LIMIT ?",
         base + " AND name = ?" + created + " AND id > ? ORDER BY id LIMIT ?",
+        // The dashboard's: newest first, id prefixes (a primary-key range), name and status.
+        base + " ORDER BY id DESC LIMIT ?",
+        base + " AND id < ? ORDER BY id DESC LIMIT ?",
+        base + " AND status IN (?) AND id < ? ORDER BY id DESC LIMIT ?",
+        base + " AND status IN (?) AND name = ? AND id < ? ORDER BY id DESC LIMIT ?",
+        base + " AND id >= ? AND id < ? ORDER BY id DESC LIMIT ?",
+        base + " AND name = ? AND id >= ? AND id < ? AND id < ? ORDER BY id DESC LIMIT ?",
     };
     std::vector<Planned> out;
     for (const auto& t : texts) out.push_back(Planned{t});
     out[0].scan_ok = "an unfiltered page reads the primary key in order up to the LIMIT";
+    out[17].scan_ok = "an unfiltered page reads the primary key in order up to the LIMIT";
     return out;
 }
 
@@ -654,4 +663,5 @@ TEST_CASE("no claim, lease or query statement scans a table") {
     auto shapes = query_shapes();
     CHECK(contains(plan_of(shapes[12].sql), "USING INDEX instances_by_created"));  // a time window
     CHECK(contains(plan_of(shapes[13].sql), "USING INDEX instances_by_created"));  // ... and its next page
+    CHECK(contains(plan_of(shapes[20].sql), "USING INDEX instances_by_name_status"));  // the dashboard's name + status
 }

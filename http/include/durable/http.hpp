@@ -14,9 +14,11 @@
 // library serves it.
 //
 // Routes: `route()` registers a handler for an exact path, or for every path under a prefix
-// ending in '/'; later features (the /api/v1 of the dashboard, its UI) add theirs the same way,
+// ending in '/' ("/" itself is exact: the root page); the dashboard (durable/dashboard.hpp) adds /api/v1 and its page the same way,
 // before start(). With a bearer token set, every route needs `Authorization: Bearer <token>`
-// (401 otherwise; probes send the header too).
+// (401 otherwise; probes send the header too), except routes added as Access::Public (static
+// assets with no data in them). Errors under /api/ (401, 404, 405) have JSON bodies
+// ({"error": {"code", "message"}}).
 //
 // Thread safety: configure (route) before start(); start() and stop() from the owning
 // thread. Handlers run on the server's own threads (a small pool) and must be thread-safe.
@@ -27,6 +29,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace durable {
@@ -45,10 +48,21 @@ struct HttpOptions {
 
 struct Request {
     std::string method, path, body;
+    std::string raw_path;  // the path as sent, %-escapes kept (to split ids that hold '/')
     std::map<std::string, std::string> query;      // decoded query parameters
     std::multimap<std::string, std::string> headers;  // names as sent
     // The value of header `name` (case-insensitive), or empty.
     std::string header(const std::string& name) const;
+};
+
+// Where a streamed response writes (Response::stream).
+class StreamSink {
+public:
+    virtual ~StreamSink() = default;
+    // Sends `chunk` now; false when the client is gone (stop writing).
+    virtual bool write(std::string_view chunk) = 0;
+    // False once the client is gone or the server is stopping: the stream must end soon.
+    virtual bool open() const = 0;
 };
 
 struct Response {
@@ -56,9 +70,19 @@ struct Response {
     std::string content_type = "text/plain; charset=utf-8";
     std::string body;
     std::vector<std::pair<std::string, std::string>> headers;
+    // When set, the body is this stream instead of `body` (chunked, not compressed): the server
+    // calls it once, on the request's thread, and it writes until it returns. It must return
+    // soon after sink.open() turns false (the server's stop() waits for it).
+    std::function<void(StreamSink&)> stream;
 };
 
 using Handler = std::function<void(const Request&, Response&)>;
+
+// Who may call a route when a bearer token is set.
+enum class Access {
+    Token,   // only requests carrying the token (every route, unless it says otherwise)
+    Public,  // anyone: for static assets that carry no data (the dashboard's page and script)
+};
 
 class HttpServer {
 public:
@@ -70,7 +94,7 @@ public:
 
     // Serves `handler` for `method` ("GET", "POST", ...) on `path`: exact, or every path under
     // it when it ends in '/'. The longest match wins. Before start() only.
-    void route(const std::string& method, const std::string& path, Handler handler);
+    void route(const std::string& method, const std::string& path, Handler handler, Access access = Access::Token);
     // Binds and starts serving on a thread of its own. Throws durable::Error when the address
     // cannot be bound (in use, not local).
     void start();
