@@ -140,6 +140,7 @@ Result run_recovery(const Options& options);  // W4
 Result run_hosts(const Options& options);     // W5
 Result run_history(const Options& options);   // W6
 Result run_remote(const Options& options);    // W7
+Result run_sidecar(const Options& options);   // W1's shape through the gRPC sidecar (sidecar.cpp)
 
 // The worker role: a host process driven over stdin/stdout by W4 and W5.
 struct WorkerOptions {

@@ -49,7 +49,7 @@ int main(int argc, char** argv) {
     std::string role = "bench", lease, host_id, exec_log, only;
     std::vector<int> hosts, sizes;
     int instances = 0, concurrency = 0, timeout_s = 600;
-    app.add_option("--workload", o.workload, "sequence|fanout|latency|recovery|hosts|history|remote|all")
+    app.add_option("--workload", o.workload, "sequence|fanout|latency|recovery|hosts|history|remote|sidecar|all")
         ->check(CLI::IsMember({"sequence", "fanout", "latency", "recovery", "hosts", "history", "remote", "all"}))
         ->capture_default_str();
     app.add_option("--db", o.db, "database to use (kept): a SQLite file, or a PostgreSQL URL (postgresql://user@host:port/db, a database of its own: finished instances there are purged first); default: a fresh temp file per run, removed");
@@ -114,7 +114,7 @@ int main(int argc, char** argv) {
     };
     const Workload all[] = {{"sequence", run_sequence}, {"fanout", run_fanout},   {"latency", run_latency},
                             {"recovery", run_recovery}, {"hosts", run_hosts},     {"history", run_history},
-                            {"remote", run_remote}};
+                            {"remote", run_remote},     {"sidecar", run_sidecar}};
     {
         // Measures the disk and the machine's load before any workload adds its own.
         DbFile probe(o, "probe");

@@ -92,7 +92,7 @@ ScheduleResult Client::schedule_with_result(const std::string& name, const Json&
     }
     if (options.correlation_id) detail::require_utf8(*options.correlation_id, "the correlation id");
     std::shared_ptr<Host::Impl> host = attachment_ ? attachment_->host.lock() : nullptr;
-    if (host && !host->registry->orchestrator(name)) {
+    if (host && !host->runs_orchestration(name)) {
         // Not this host's code: fine if another live host registers it (it claims the
         // instance); otherwise most likely a typo.
         bool elsewhere = false;

@@ -8,6 +8,11 @@
 // and name); a mismatch makes the execution Failed with a NonDeterminism error naming the
 // history index, what history holds and what the code asked for.
 //
+// An orchestration with no C++ code on a host whose registry has a default orchestrator
+// (remote_orchestrator.hpp) runs in remote mode: no coroutine; the execution keeps the
+// history of its generation, says when a step is due (events the code has not seen) and
+// applies the code's answer (apply_remote) as the coroutine's decisions would be.
+//
 // Not thread-safe: one thread at a time (the host's episode worker).
 #pragma once
 
@@ -23,6 +28,7 @@
 
 #include "durable/context.hpp"
 #include "durable/registry.hpp"
+#include "durable/remote_orchestrator.hpp"
 #include "runtime/failure.hpp"
 #include "runtime/history.hpp"
 
@@ -92,6 +98,20 @@ public:
     std::vector<Decision> take_decisions();
     std::vector<Decision> take_redispatch();
 
+    // ---- remote mode ----
+    bool remote() const { return remote_; }
+    // The step to send now, if the code has not seen every event that matters to it (or this
+    // execution was rebuilt from history on this host, so nothing tells what it has seen).
+    // Marks the events as seen.
+    std::optional<RemoteStep> take_remote_step(std::int64_t now_ms);
+    bool remote_step_due() const;
+    // The step sent last got no answer (the executor gave it up): the next one goes regardless.
+    void resend_remote_step() { remote_resync_ = remote_; }
+    // Applies the code's answer at `now_ms`: its scheduling events join history and become
+    // decisions; its end ends the execution. An answer that contradicts history fails the
+    // execution with a NonDeterminism error.
+    void apply_remote(const RemoteDecisions& d, std::int64_t now_ms);
+
     // ---- FrameOwner ----
     void adopt(std::coroutine_handle<> frame) override;
     void release(std::coroutine_handle<> frame) override;
@@ -159,6 +179,14 @@ private:
     std::unordered_map<void*, std::uint64_t> frames_;  // live frames by address, creation order
     std::uint64_t frame_counter_ = 0;
     std::optional<std::string> nondeterminism_;
+
+    // remote mode
+    bool remote_ = false;
+    std::vector<Json> remote_history_;                    // the generation's history, in order
+    std::size_t remote_seen_ = 0;                         // of it, what the code has seen
+    bool remote_resync_ = false;                          // rebuilt here: the next step goes regardless
+    std::unordered_map<std::int64_t, std::string> remote_ids_;  // task id -> its scheduling event type
+    std::vector<Json> remote_carry_;                      // continue-as-new: the code's carried events
 };
 
 }  // namespace durable::detail

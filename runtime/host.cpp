@@ -169,7 +169,8 @@ void Host::Impl::stop(bool graceful) {
             for (auto& [iid, inst] : instances_) {
                 if (inst->dead) continue;
                 bool work = inst->inflight_activities > 0 || !inst->incoming.empty() || !inst->held.empty() ||
-                            inst->pending_commits > 0 || inst->needs_episode;
+                            inst->pending_commits > 0 || inst->needs_episode || inst->step_out || inst->reply ||
+                            !inst->step_consumed.empty();
                 (work ? busy : idle).push_back(iid);
             }
         }

@@ -36,6 +36,9 @@ namespace durable::store {
 
 using Millis = std::int64_t;
 
+// The one name find_claimable's `names` may hold to mean every orchestration name.
+inline constexpr std::string_view kAnyName = "*";
+
 using durable::Status;
 using durable::to_string;
 using durable::status_from_string;
@@ -275,6 +278,7 @@ public:
     // Instances of the orchestrations `names` with visible inbox work whose lease is free or
     // expired, and such instances whose owner left them behind (lease expired with owner set).
     // Instances of other names are not candidates (this host cannot run them).
+    // `names` == {kAnyName}: instances of every name (a host with remote code for any name).
     virtual std::vector<Candidate> find_claimable(const std::string& owner, const std::vector<std::string>& names,
                                                   Millis now, int limit) = 0;
     // Of `names`, those with at least one visible activity task whose lease is free or expired
