@@ -1,7 +1,7 @@
 // A Durable Task JS worker in a process of its own, for the fault tests (faults.test.js):
 //   node fault_worker.js ADDRESS LOG_FILE NAME
 // Runs "slow_sequence" (input {steps, ms}: `steps` activities one after the other, each
-// sleeping `ms` and returning its step number). Every activity execution is appended to
+// sleeping `ms` and returning "s" and its step number). Every activity execution is appended to
 // LOG_FILE as a JSON line {worker, kind, instance, step}, so a test can count executions
 // across processes.
 "use strict";
@@ -19,7 +19,7 @@ const record = (kind, instance, step) =>
 const work = async (ctx, input) => {
   await new Promise((r) => setTimeout(r, input.ms));
   record("activity", ctx.orchestrationId, input.step);
-  return input.step;
+  return `s${input.step}`;  // not 0: the SDK sends a falsy result as no result
 };
 
 const slow_sequence = async function* (ctx, input) {
