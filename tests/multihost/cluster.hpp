@@ -196,6 +196,16 @@ public:
         return n;
     }
 
+    // The instances some host took over after another host's lease on them expired (the
+    // dispatcher's audit records). Only these may have run an activity more than once.
+    std::set<std::string> taken_over() const {
+        std::set<std::string> out;
+        for (const auto& r : client.audit_log(std::nullopt, 1000000)) {
+            if (r.action == "takeover" && r.instance_id) out.insert(*r.instance_id);
+        }
+        return out;
+    }
+
     std::string stderr_of(const std::string& id) const {
         std::ifstream in(err_path(id));
         std::stringstream s;
