@@ -50,7 +50,7 @@ int main(int argc, char** argv) {
     std::vector<int> hosts, sizes;
     int instances = 0, concurrency = 0, timeout_s = 600;
     app.add_option("--workload", o.workload, "sequence|fanout|latency|recovery|hosts|history|remote|sidecar|all")
-        ->check(CLI::IsMember({"sequence", "fanout", "latency", "recovery", "hosts", "history", "remote", "all"}))
+        ->check(CLI::IsMember({"sequence", "fanout", "latency", "recovery", "hosts", "history", "remote", "sidecar", "all"}))
         ->capture_default_str();
     app.add_option("--db", o.db, "database to use (kept): a SQLite file, or a PostgreSQL URL (postgresql://user@host:port/db, a database of its own: finished instances there are purged first); default: a fresh temp file per run, removed");
     app.add_option("--sync", o.sync, "full (every commit fsync'd) or normal")

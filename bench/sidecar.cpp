@@ -66,7 +66,9 @@ Result run_sidecar(const Options& options) {
     progress(fmt::format("sidecar: {} instances x {} activities through gRPC on {}, {} in flight, sync={}, db {}", n,
                          steps, target, c, options.sync, file.path()));
 
-    server::ProtocolWorker worker(target, 8);
+    // Threads: a completion blocks its thread until the answer is durable (an SDK awaits it
+    // asynchronously); enough of them that the fsync, not the worker, sets the pace.
+    server::ProtocolWorker worker(target, 64);
     worker.orchestrator(kRemoteSequence, remote_sequence);
     worker.activity("step", [](const ::ActivityRequest& a) { return a.input().value(); });
     worker.start();

@@ -318,7 +318,8 @@ void Host::Impl::evict_idle() {
         for (auto& [iid, inst] : instances_) {
             bool is_idle = !inst->running && !inst->queued && inst->incoming.empty() && inst->held.empty() &&
                            inst->inflight_activities == 0 && inst->pending_commits == 0 && !inst->needs_episode &&
-                           !inst->step_out && !inst->reply && inst->step_consumed.empty();
+                           !inst->step_out && !inst->reply && inst->step_consumed.empty() &&
+                           !(inst->exec && (inst->exec->has_new_history() || inst->exec->remote_step_due()));
             if (is_idle) idle.push_back(inst);
         }
         std::sort(idle.begin(), idle.end(), [](auto& a, auto& b) { return a->last_active < b->last_active; });

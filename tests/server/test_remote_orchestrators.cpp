@@ -34,13 +34,14 @@ Task<Json> cpp_parent(OrchestrationContext& ctx, Json input) {
 // A host whose unknown orchestrations and activities go to connected workers, and its server.
 struct Sidecar {
     test::TempDir dir;
-    Database db = Database::open(dir.file("sidecar.db"));
+    Database db;
     std::shared_ptr<server::WorkItemHub> hub = std::make_shared<server::WorkItemHub>(64);
     std::shared_ptr<Registry> registry = std::make_shared<Registry>();
     std::unique_ptr<Host> host;
     std::unique_ptr<server::SidecarServer> server;
 
-    Sidecar() {
+    // `path`: a database another Sidecar uses too (default: a fresh one).
+    explicit Sidecar(const std::string& path = {}) : db(Database::open(path.empty() ? dir.file("sidecar.db") : path)) {
         server::register_activity_sequence(*registry);
         registry->add_activity("cpp_upper", [](std::string s) {
             for (auto& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
@@ -417,4 +418,32 @@ TEST_CASE("a remote orchestration's answer to a terminated instance is refused a
     auto late = worker.answer(complete_with(id, "\"too late\""));
     CHECK(late.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
     CHECK(state_of(c, id).status == Status::Terminated);
+}
+
+TEST_CASE("a host that stops working on an instance withdraws its step, another host takes the instance over") {
+    Sidecar a;
+    RawStream stale(a.target());
+    auto c = a.client();
+    auto id = c.schedule("waiter");
+    ::WorkItem item;
+    REQUIRE(stale.reader->Read(&item));
+    REQUIRE(item.orchestratorrequest().instanceid() == id);
+    // The host goes away without releasing its lease (as a crash would), its server stays.
+    a.host->abandon();
+    auto late = stale.answer(complete_with(id, "\"from the old host\""));
+    CHECK(late.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
+
+    // Another host on the file takes the instance over once the lease has expired.
+    Sidecar b(a.db.path());
+    ProtocolWorker w(b.target());
+    add_all(w);
+    w.start();
+    auto bc = b.client();
+    bc.raise_event(id, "go", Json("from the new host"));
+    auto done = bc.wait_for_completion(id, 60s);
+    CHECK(done.status == Status::Completed);
+    CHECK(done.output == "from the new host");
+    int completions = 0;
+    for (auto& e : events_of(bc, id)) completions += e["t"] == "ExecutionCompleted";
+    CHECK(completions == 1);
 }
