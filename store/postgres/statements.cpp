@@ -204,13 +204,13 @@ const std::vector<WriteStatement>& read_statements() {
         // Only instances of the orchestrations the host runs ($3: their names, a JSON array).
         {"r_orphaned",
          "SELECT id, version FROM instances WHERE lease_owner IS NOT NULL AND lease_expires_at < $1 "
-         "AND status NOT IN " DURABLE_PG_FINAL " AND ($3::text = '[\"*\"]' OR name IN (SELECT "
+         "AND status NOT IN " DURABLE_PG_FINAL " AND ($3::json::text = '[\"*\"]' OR name IN (SELECT "
          "json_array_elements_text($3::json))) ORDER BY lease_expires_at LIMIT $2"},
         {"r_due",
          "SELECT i.id, i.version, i.lease_owner IS NOT NULL FROM inbox b JOIN instances i ON i.id = b.instance_id "
          "WHERE b.visible_at <= $1 AND (i.lease_owner IS NULL OR i.lease_expires_at < $1) "
          "AND (i.status <> 'Suspended' OR b.control) AND i.status NOT IN " DURABLE_PG_FINAL
-         " AND ($3::text = '[\"*\"]' OR i.name IN (SELECT json_array_elements_text($3::json))) "
+         " AND ($3::json::text = '[\"*\"]' OR i.name IN (SELECT json_array_elements_text($3::json))) "
          "ORDER BY b.visible_at LIMIT $2"},
         {"r_claimable_task_names",
          "SELECT n FROM json_array_elements_text($1::json) AS n WHERE EXISTS (SELECT 1 FROM activity_tasks "

@@ -13,11 +13,12 @@ console.log = () => {};
 console.info = () => {};
 console.error = () => {};
 
-const step = async (_ctx, v) => v + 1;
+// Objects, not bare numbers: the SDK sends a falsy input or result (0) as none.
+const step = async (_ctx, s) => ({ v: s.v + 1 });
 const sequence = async function* (ctx, steps) {
-  let v = 0;
-  for (let i = 0; i < steps; i++) v = yield ctx.callActivity(step, v);
-  return { v };
+  let s = { v: 0 };
+  for (let i = 0; i < steps; i++) s = yield ctx.callActivity(step, s);
+  return s;
 };
 
 async function main() {
@@ -42,6 +43,7 @@ async function main() {
       const done = await client.waitForOrchestrationCompletion(id, true, 600);
       if (!done || done.runtimeStatus !== OrchestrationStatus.COMPLETED || JSON.parse(done.serializedOutput).v !== 5) {
         failed++;
+        if (failed === 1) process.stderr.write(`first failure: ${JSON.stringify(done)}\n`);
       }
       latencies.push(Number(process.hrtime.bigint() - t) / 1e6);
     }
