@@ -3,7 +3,6 @@
 //
 // Lease times are milliseconds of the one machine clock every host on this file shares
 // (SQLite's WAL needs all processes on one machine in any case).
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <unordered_set>
 
@@ -106,20 +105,19 @@ std::vector<Candidate> find_claimable(Connection& c, const std::string& owner, c
     // `+name`: the name filter must not steer the planner off the lease and inbox indexes
     // (every instance of a name is no narrower than the due ones).
     const std::string wanted = names_json(names);
-    // Every name: the name filter goes (kept as an always-true term so the statements keep
-    // their shape and bind positions).
+    // Every name (kAnyName): the same statements without the name filter (the parameter is
+    // bound and ignored, so both forms bind alike).
     const bool any = names.size() == 1 && names[0] == kAnyName;
-    const char* name_filter = any ? "(1 OR ? IS NULL)" : "+name IN (SELECT value FROM json_each(?))";
-    const char* i_name_filter = any ? "(1 OR ? IS NULL)" : "+i.name IN (SELECT value FROM json_each(?))";
     std::unordered_set<std::string> seen;
     {
         // First, work a dead (or departed) host left behind: owner set, lease expired. It is
         // the oldest work there is; behind new work it would wait for every backlog to drain.
-        auto s = c.stmt(fmt::format(
-            "SELECT id, version FROM instances WHERE lease_owner IS NOT NULL AND lease_expires_at < ? "
-            "AND status NOT IN ('Completed', 'Failed', 'Terminated') "
-            "AND {} ORDER BY lease_expires_at LIMIT ?",
-            name_filter));
+        auto s = any ? c.stmt("SELECT id, version FROM instances WHERE lease_owner IS NOT NULL AND lease_expires_at < ? "
+                              "AND status NOT IN ('Completed', 'Failed', 'Terminated') "
+                              "AND ? IS NOT NULL ORDER BY lease_expires_at LIMIT ?")
+                     : c.stmt("SELECT id, version FROM instances WHERE lease_owner IS NOT NULL AND lease_expires_at < ? "
+                              "AND status NOT IN ('Completed', 'Failed', 'Terminated') "
+                              "AND +name IN (SELECT value FROM json_each(?)) ORDER BY lease_expires_at LIMIT ?");
         s->bind(1, static_cast<std::int64_t>(now));
         s->bind(2, wanted);
         s->bind(3, limit);
@@ -131,14 +129,20 @@ std::vector<Candidate> find_claimable(Connection& c, const std::string& owner, c
     if (static_cast<int>(out.size()) < limit) {
         // Then due inbox rows in the order they became visible; several rows of one instance
         // count once.
-        auto s = c.stmt(fmt::format(
-            "SELECT i.id, i.version, i.lease_owner IS NOT NULL FROM inbox b JOIN instances i ON i.id = b.instance_id "
-            "WHERE b.visible_at <= ? AND (i.lease_owner IS NULL OR i.lease_expires_at < ?) "
-            "AND (i.status <> 'Suspended' OR b.control = 1) "
-            "AND i.status NOT IN ('Completed', 'Failed', 'Terminated') "
-            "AND {} "
-            "ORDER BY b.visible_at LIMIT ?",
-            i_name_filter));
+        auto s = any ? c.stmt("SELECT i.id, i.version, i.lease_owner IS NOT NULL FROM inbox b JOIN instances i ON "
+                              "i.id = b.instance_id "
+                              "WHERE b.visible_at <= ? AND (i.lease_owner IS NULL OR i.lease_expires_at < ?) "
+                              "AND (i.status <> 'Suspended' OR b.control = 1) "
+                              "AND i.status NOT IN ('Completed', 'Failed', 'Terminated') "
+                              "AND ? IS NOT NULL "
+                              "ORDER BY b.visible_at LIMIT ?")
+                     : c.stmt("SELECT i.id, i.version, i.lease_owner IS NOT NULL FROM inbox b JOIN instances i ON "
+                              "i.id = b.instance_id "
+                              "WHERE b.visible_at <= ? AND (i.lease_owner IS NULL OR i.lease_expires_at < ?) "
+                              "AND (i.status <> 'Suspended' OR b.control = 1) "
+                              "AND i.status NOT IN ('Completed', 'Failed', 'Terminated') "
+                              "AND +i.name IN (SELECT value FROM json_each(?)) "
+                              "ORDER BY b.visible_at LIMIT ?");
         s->bind(1, static_cast<std::int64_t>(now));
         s->bind(2, static_cast<std::int64_t>(now));
         s->bind(3, wanted);
