@@ -37,6 +37,7 @@ int run_hosts(const GlobalOptions& g, const ClusterArgs& a) {
                            {"orchestrations", h.orchestrations},
                            {"activities", h.activities},
                            {"lease_ms", h.lease_ms},
+                           {"versions", h.versions},
                            {"state", host_state(h, now, stale)}});
         }
         fmt::print("{}\n", out.dump(2));
@@ -50,7 +51,18 @@ int run_hosts(const GlobalOptions& g, const ClusterArgs& a) {
                    column(std::to_string(h.pid), 8), column(h.hostname, 16), column(format_time(h.started_at_ms), 23),
                    column(format_relative(h.heartbeat_at_ms, now), 12), h.leases);
         // Who runs what: the names the host registers (it claims only these).
-        fmt::print("    orchestrations: {}\n    activities:     {}\n", names(h.orchestrations), names(h.activities));
+        std::vector<std::string> orchestrations;
+        for (const auto& n : h.orchestrations) {
+            // With the versions it runs, when they are named: "order (v1, v2)".
+            std::vector<std::string> vs;
+            if (auto it = h.versions.find(n); it != h.versions.end()) {
+                for (const auto& v : it->second) {
+                    if (!v.empty()) vs.push_back("v" + v);
+                }
+            }
+            orchestrations.push_back(vs.empty() ? n : fmt::format("{} ({})", n, fmt::join(vs, ", ")));
+        }
+        fmt::print("    orchestrations: {}\n    activities:     {}\n", names(orchestrations), names(h.activities));
     }
     fmt::print(stderr, "{} host{} ('silent': no heartbeat for {})\n", hosts.size(), hosts.size() == 1 ? "" : "s",
                format_duration(stale));

@@ -281,6 +281,7 @@ Json state_to_json(const InstanceState& s) {
     j["completed_at_ms"] = s.completed_at_ms ? Json(*s.completed_at_ms) : Json();
     j["lease_owner"] = s.lease_owner ? Json(*s.lease_owner) : Json();
     j["lease_expires_at_ms"] = s.lease_expires_at_ms;
+    j["version"] = s.version;
     return j;
 }
 

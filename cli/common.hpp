@@ -74,6 +74,7 @@ void add_cluster_commands(CLI::App& app, GlobalOptions& global, Commands& comman
 void add_serve_command(CLI::App& app, GlobalOptions& global, Commands& commands);       // serve (gRPC)
 void add_demo_command(CLI::App& app, GlobalOptions& global, Commands& commands);        // demo
 void add_watch_commands(CLI::App& app, GlobalOptions& global, Commands& commands);      // watch, audit
+void add_schedule_commands(CLI::App& app, GlobalOptions& global, Commands& commands);   // schedule ...
 
 // ---- parsing arguments ----
 

@@ -1,5 +1,5 @@
 // The subcommands that act on instances: start, status, wait, list, raise, terminate,
-// suspend, resume, purge. Each is a thin layer over durable::Client.
+// suspend, resume, rewind, restart, purge. Each is a thin layer over durable::Client.
 #include <algorithm>
 #include <filesystem>
 #include <fmt/format.h>
@@ -15,6 +15,7 @@ void print_state(const InstanceState& s) {
     auto now = now_ms();
     fmt::print("id:          {}\n", s.id);
     fmt::print("name:        {}\n", s.name);
+    if (!s.version.empty()) fmt::print("version:     {}\n", s.version);
     fmt::print("status:      {}\n", to_string(s.status));
     fmt::print("created:     {} ({})\n", format_time(s.created_at_ms), format_relative(s.created_at_ms, now));
     fmt::print("updated:     {} ({})\n", format_time(s.updated_at_ms), format_relative(s.updated_at_ms, now));
@@ -91,7 +92,7 @@ int wait_and_print(const Client& client, const std::string& id, std::chrono::mil
 
 struct StartArgs {
     std::string name;
-    std::optional<std::string> input, input_file, id;
+    std::optional<std::string> input, input_file, id, version;
     bool force = false, wait = false, json = false;
     std::string timeout = "5m", if_exists = "return";
 };
@@ -132,6 +133,7 @@ int run_start(const GlobalOptions& g, const StartArgs& a) {
     ScheduleOptions options;
     options.instance_id = a.id;
     options.if_exists = if_exists;
+    options.version = a.version;
     ScheduleResult r;
     try {
         r = client.schedule_with_result(a.name, input, options);
@@ -149,11 +151,12 @@ int run_start(const GlobalOptions& g, const StartArgs& a) {
         fmt::print(stderr, "instance '{}' had finished: started anew (its old history is gone)\n", r.id);
     }
     fmt::print("{}\n", r.id);
-    if ((r.created || r.replaced) && !live.orchestrations.count(a.name)) {
-        fmt::print(stderr, "note: no live host registers '{}' yet; the instance waits (Pending) until one that does "
+    if ((r.created || r.replaced) && !live.runs(a.name, a.version.value_or(""))) {
+        fmt::print(stderr, "note: no live host registers '{}'{} yet; the instance waits (Pending) until one that does "
                            "starts ({})\n",
-                   a.name, live.hosts == 0 ? "no host is running" : fmt::format("{} live host{}", live.hosts,
-                                                                                live.hosts == 1 ? "" : "s"));
+                   a.name, a.version ? fmt::format(" version '{}'", *a.version) : std::string(),
+                   live.hosts == 0 ? "no host is running" : fmt::format("{} live host{}", live.hosts,
+                                                                        live.hosts == 1 ? "" : "s"));
     }
     if (!a.wait) return kExitOk;
     std::fflush(stdout);
@@ -210,11 +213,12 @@ int run_list(const GlobalOptions& g, const ListArgs& a) {
     auto now = now_ms();
     std::size_t id_width = 36;
     for (const auto& s : page.instances) id_width = std::max(id_width, std::min<std::size_t>(s.id.size(), 64));
-    fmt::print("{}  {}  {}  {}  {}\n", column("ID", id_width), column("NAME", 16), column("STATUS", 10),
-               column("CREATED", 23), "UPDATED");
+    fmt::print("{}  {}  {}  {}  {}  {}\n", column("ID", id_width), column("NAME", 16), column("VERSION", 8),
+               column("STATUS", 10), column("CREATED", 23), "UPDATED");
     for (const auto& s : page.instances) {
         auto why = waiting_reason(live, s);
-        fmt::print("{}  {}  {}  {}  {}{}\n", column(s.id, id_width), column(s.name, 16), column(to_string(s.status), 10),
+        fmt::print("{}  {}  {}  {}  {}  {}{}\n", column(s.id, id_width), column(s.name, 16),
+                   column(s.version.empty() ? "-" : s.version, 8), column(to_string(s.status), 10),
                    column(format_time(s.created_at_ms), 23),
                    why ? column(format_relative(s.updated_at_ms, now), 12) : format_relative(s.updated_at_ms, now),
                    why ? "  (" + *why + ")" : std::string());
@@ -260,6 +264,41 @@ int run_control(const GlobalOptions& g, const ControlArgs& a, const std::string&
         client.resume(a.id, a.reason);
         fmt::print("resuming {}\n", a.id);
     }
+    return kExitOk;
+}
+
+struct RewindArgs {
+    std::string id, reason;
+    bool new_id = false;
+};
+
+int run_rewind(const GlobalOptions& g, const RewindArgs& a) {
+    require_utf8(a.reason, "--reason");
+    Client client(open_database(g, true));
+    require_status(client, a.id, g.db);
+    try {
+        client.rewind(a.id, a.reason);
+    } catch (const InvalidInput& e) {
+        throw Failure(e.what());
+    }
+    fmt::print("rewound {}: it runs again from its failure point\n", a.id);
+    return kExitOk;
+}
+
+int run_restart(const GlobalOptions& g, const RewindArgs& a) {
+    Client client(open_database(g, true));
+    require_status(client, a.id, g.db);
+    RestartOptions options;
+    options.new_id = a.new_id;
+    std::string id;
+    try {
+        id = client.restart(a.id, options);
+    } catch (const InstanceExists& e) {
+        throw Failure(fmt::format("{} (or pass --new-id to start a copy beside it)", e.what()));
+    } catch (const InvalidInput& e) {
+        throw Failure(e.what());
+    }
+    fmt::print("{}\n", id);
     return kExitOk;
 }
 
@@ -317,7 +356,26 @@ void add_instance_commands(CLI::App& app, GlobalOptions& g, Commands& commands) 
             ->capture_default_str();
         sub->add_flag("--json", a->json, "With --wait: print the final state as JSON");
         sub->add_flag("--force", a->force, "Schedule a name this build does not know");
+        sub->add_option("--version", a->version,
+                        "Orchestration version to run (default: the newest a live host registers)");
         commands.add(sub, [&g, a] { return run_start(g, *a); });
+    }
+    {
+        auto a = std::make_shared<RewindArgs>();
+        auto* sub = app.add_subcommand(
+            "rewind", "Put a Failed instance back to work from its failure point (what succeeded is not run again)");
+        sub->add_option("id", a->id, "Instance id")->required();
+        sub->add_option("--reason", a->reason, "Why (recorded in history and the audit log)");
+        commands.add(sub, [&g, a] { return run_rewind(g, *a); });
+    }
+    {
+        auto a = std::make_shared<RewindArgs>();
+        auto* sub = app.add_subcommand(
+            "restart", "Start an instance's orchestration again with the same name, version and input; prints its id");
+        sub->add_option("id", a->id, "Instance id")->required();
+        sub->add_flag("--new-id", a->new_id,
+                      "Give the new instance a new id (default: reuse the id, replacing the finished instance)");
+        commands.add(sub, [&g, a] { return run_restart(g, *a); });
     }
     {
         auto a = std::make_shared<IdArgs>();

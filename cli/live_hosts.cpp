@@ -15,13 +15,19 @@ LiveCode live_code(Database& db) {
         ++out.hosts;
         out.orchestrations.insert(h.orchestrations.begin(), h.orchestrations.end());
         out.activities.insert(h.activities.begin(), h.activities.end());
+        for (const auto& [name, versions] : h.versions) {
+            for (const auto& v : versions) out.versions.emplace(name, v);
+        }
     }
     return out;
 }
 
 std::optional<std::string> waiting_reason(const LiveCode& live, const InstanceState& s) {
-    if (s.status != Status::Pending || live.orchestrations.count(s.name)) return std::nullopt;
-    return fmt::format("waiting for a host that registers '{}'{}", s.name,
+    if (is_terminal(s.status) || live.runs(s.name, s.version)) return std::nullopt;
+    // Held by a live lease: a host is on it (the hosts table may lag behind).
+    if (s.status != Status::Pending && s.lease_owner && s.lease_expires_at_ms >= now_ms()) return std::nullopt;
+    return fmt::format("waiting for a host that registers '{}'{}{}", s.name,
+                       s.version.empty() ? std::string() : fmt::format(" version '{}'", s.version),
                        live.hosts == 0 ? " (no host is running)" : "");
 }
 

@@ -62,6 +62,7 @@ int main(int argc, char** argv) {
     add_cluster_commands(app, global, commands);
     add_demo_command(app, global, commands);
     add_watch_commands(app, global, commands);
+    add_schedule_commands(app, global, commands);
 #ifdef DURABLE_WITH_SERVER
     add_serve_command(app, global, commands);
 #endif

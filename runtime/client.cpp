@@ -2,10 +2,12 @@
 #include <algorithm>
 #include <fmt/format.h>
 #include <future>
+#include <mutex>
 #include <thread>
 
 #include "durable/client.hpp"
 #include "durable/errors.hpp"
+#include "runtime/client_support.hpp"
 #include "runtime/completion_hub.hpp"
 #include "runtime/database_access.hpp"
 #include "runtime/history.hpp"
@@ -17,7 +19,15 @@ namespace durable {
 
 namespace ev = detail::ev;
 
-namespace {
+// The newest version live hosts register, per orchestration name, for a client that has no
+// host of its own: one read of the hosts table a second at most (schedule is a hot path).
+struct detail::VersionCache {
+    std::mutex mu;
+    std::chrono::steady_clock::time_point read_at{};    // guarded by mu
+    std::map<std::string, std::string> newest;           // guarded by mu
+};
+
+namespace detail {
 
 store::WriteResult wait_write(const std::function<void(store::WriteCallback)>& submit) {
     std::promise<store::WriteResult> done;
@@ -62,6 +72,7 @@ InstanceState to_state(const store::InstanceRow& r) {
     s.completed_at_ms = r.completed_at;
     s.lease_owner = r.lease_owner;
     s.lease_expires_at_ms = r.lease_expires_at;
+    s.version = r.orchestration_version.value_or("");
     return s;
 }
 
@@ -72,9 +83,20 @@ std::string actor_name(const std::shared_ptr<detail::ClientAttachment>& a) {
     return fmt::format("client@pid{}", static_cast<long>(getpid()));
 }
 
+}  // namespace detail
+
+namespace {
+
+using detail::actor_name;
+using detail::parse_or;
+using detail::to_state;
+using detail::wait_write;
+using detail::wall_ms;
+
 }  // namespace
 
-Client::Client(Database db) : db_(std::move(db)) {}
+
+Client::Client(Database db) : db_(std::move(db)), versions_(std::make_shared<detail::VersionCache>()) {}
 
 std::string Client::schedule(const std::string& name, const Json& input, const ScheduleOptions& options) {
     return schedule_with_result(name, input, options).id;
@@ -91,25 +113,69 @@ ScheduleResult Client::schedule_with_result(const std::string& name, const Json&
         detail::require_utf8(*options.instance_id, "the instance id");
     }
     if (options.correlation_id) detail::require_utf8(*options.correlation_id, "the correlation id");
+    if (options.version) detail::require_utf8(*options.version, "the orchestration version");
     std::shared_ptr<Host::Impl> host = attachment_ ? attachment_->host.lock() : nullptr;
-    if (host && !host->runs_orchestration(name)) {
+    // A host with a default orchestrator (remote code) runs every name and version.
+    const bool here_has = host && (host->registry->default_orchestrator() != nullptr ||
+                                   (options.version ? host->registry->orchestrator(name, *options.version) != nullptr
+                                                    : host->registry->orchestrator(name) != nullptr));
+    if (host && !here_has) {
         // Not this host's code: fine if another live host registers it (it claims the
         // instance); otherwise most likely a typo.
         bool elsewhere = false;
         auto now = wall_ms(db_, attachment_);
         for (const auto& h : hosts()) {
-            if (h.live_at(now) && std::find(h.orchestrations.begin(), h.orchestrations.end(), name) != h.orchestrations.end()) {
+            if (!h.live_at(now)) continue;
+            if (options.version) {
+                auto it = h.versions.find(name);
+                if (it != h.versions.end() &&
+                    std::find(it->second.begin(), it->second.end(), *options.version) != it->second.end()) {
+                    elsewhere = true;
+                }
+            } else if (std::find(h.orchestrations.begin(), h.orchestrations.end(), name) != h.orchestrations.end()) {
                 elsewhere = true;
             }
         }
         if (!elsewhere) {
             std::string known;
-            for (const auto& n : host->registry->orchestrator_names()) known += (known.empty() ? "" : ", ") + n;
+            for (const auto& n : host->registry->orchestrator_names()) {
+                for (const auto& v : host->registry->orchestrator_versions(n)) {
+                    known += (known.empty() ? "" : ", ") + n + (v.empty() ? "" : " v" + v);
+                }
+            }
+            if (options.version) {
+                throw UnknownOrchestration(fmt::format("no host registers version '{}' of orchestration '{}' (this "
+                                                       "host or any live host); known here: {}",
+                                                       *options.version, name, known));
+            }
             throw UnknownOrchestration(fmt::format("no orchestration named '{}' is registered on this host or any live host; "
                                            "known here: {}",
                                            name, known));
         }
         host = nullptr;  // created unleased, for the host that has it
+    }
+    std::optional<std::string> version = options.version;
+    if (!version && host) version = host->registry->newest_version(name);
+    if (!version) {
+        // The newest a live host registers; none: the first host to run it decides.
+        auto& cache = *versions_;
+        std::lock_guard lock(cache.mu);
+        auto now = std::chrono::steady_clock::now();
+        if (now - cache.read_at > std::chrono::seconds(1)) {
+            cache.newest.clear();
+            auto wall = wall_ms(db_, attachment_);
+            for (const auto& h : hosts()) {
+                if (!h.live_at(wall)) continue;
+                for (const auto& [n, vs] : h.versions) {
+                    for (const auto& v : vs) {
+                        auto it = cache.newest.find(n);
+                        if (it == cache.newest.end() || compare_versions(it->second, v) < 0) cache.newest[n] = v;
+                    }
+                }
+            }
+            cache.read_at = now;
+        }
+        if (auto it = cache.newest.find(name); it != cache.newest.end()) version = it->second;
     }
     std::string in;
     try {
@@ -133,6 +199,7 @@ ScheduleResult Client::schedule_with_result(const std::string& name, const Json&
                                        *options.traceparent));
     }
     inst.trace_parent = options.traceparent;
+    inst.orchestration_version = version;
     inst.actor = actor_name(attachment_);
     auto store = detail::store_of(db_);
     // A finished instance may be purged between the write that found it and the read of its
@@ -376,7 +443,8 @@ std::vector<HostInfo> Client::hosts() const {
     std::vector<HostInfo> out;
     for (auto& h : detail::store_of(db_)->list_hosts()) {
         out.push_back(HostInfo{h.id, h.hostname, h.pid, h.started_at, h.heartbeat_at, h.stopped_at, h.leases,
-                               std::move(h.orchestrations), std::move(h.activities), h.lease_ms});
+                               std::move(h.orchestrations), std::move(h.activities), h.lease_ms,
+                               std::move(h.orchestration_versions)});
     }
     return out;
 }

@@ -32,6 +32,18 @@ bool OrchestrationContext::continue_as_new_suggested() const {
     return exec_.continue_as_new_suggested();
 }
 
+const std::string& OrchestrationContext::version() const {
+    return exec_.info().version;
+}
+
+bool OrchestrationContext::patched(std::string_view patch_id) {
+    return exec_.patched(std::string(patch_id));
+}
+
+void OrchestrationContext::deprecate_patch(std::string_view patch_id) {
+    exec_.deprecate_patch(std::string(patch_id));
+}
+
 void OrchestrationContext::schedule_activity_impl(std::string name, Json input, std::shared_ptr<detail::StateBase> s) {
     Decision d;
     d.kind = Decision::Kind::Activity;

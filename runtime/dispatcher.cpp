@@ -43,6 +43,8 @@ void Host::Impl::adopt_created(const store::NewInstance& created, std::int64_t i
     inst->loaded_at = inst->last_active = clock->steady_now();
     detail::ExecutionInfo info{created.id, created.name, created.execution_id, created.parent_id,
                                created.parent_task_id, {}, {}};
+    info.version = created.orchestration_version.value_or(registry->newest_version(created.name).value_or(""));
+    if (!created.orchestration_version) inst->pin_version = info.version;
     inst->exec = std::make_unique<detail::Execution>(*registry, info, limits, log);
     std::lock_guard lock(mu_);
     if (stopping_ || instances_.count(created.id)) return;  // the lease lapses / it is here already
@@ -229,15 +231,35 @@ void Host::Impl::load_instance(const std::string& iid, bool orphaned) {
     inst->next_seq = history.empty() ? 0 : history.back().seq + 1;
     inst->loaded_at = inst->last_active = clock->steady_now();
     detail::ExecutionInfo info{row->id, row->name, row->execution_id, row->parent_id, row->parent_task_id, {}};
+    // No version yet (it has never run): this host's newest, recorded by its first commit.
+    info.version = row->orchestration_version.value_or(registry->newest_version(row->name).value_or(""));
+    if (!row->orchestration_version) inst->pin_version = info.version;
     inst->exec = std::make_unique<detail::Execution>(*registry, info, limits, log);
+
+    // A rewind marker in the inbox (Client::rewind) is replayed at the end of history, so the
+    // failure it rewinds is left out of the replay; the next commit records it and consumes
+    // its row. (A second marker, from a rewind after a new failure, waits for the next load.)
+    std::optional<std::pair<std::int64_t, Json>> rewind;
+    for (const auto& b : inbox) {
+        if (b.event.find("\"ExecutionRewound\"") == std::string::npos) continue;
+        try {
+            auto e = Json::parse(b.event);
+            if (ev::type_of(e) == ev::kExecutionRewound) {
+                rewind.emplace(b.id, std::move(e));
+                break;
+            }
+        } catch (const std::exception&) {
+        }
+    }
 
     std::vector<detail::Decision> redispatch;
     if (!history.empty()) {
         std::vector<Json> events;
-        events.reserve(history.size());
+        events.reserve(history.size() + 1);
         try {
             for (const auto& h : history) events.push_back(Json::parse(h.event));
-            inst->exec->replay(events);
+            if (rewind) events.push_back(rewind->second);
+            inst->exec->replay(events, rewind ? 1 : 0);
         } catch (const std::exception& e) {
             inst->exec->fail_now("CorruptHistory", fmt::format("the history of instance '{}' could not be read: {}; "
                                                                "restore the database from a backup or purge it",
@@ -261,9 +283,10 @@ void Host::Impl::load_instance(const std::string& iid, bool orphaned) {
             }
             std::vector<detail::Decision> here;
             for (auto& d : redispatch) {
+                if (answered.count(d.id)) continue;  // its result waits in the inbox: no second run
                 if (runs_activity_directly(d.name)) {
                     here.push_back(std::move(d));
-                } else if (!answered.count(d.id)) {
+                } else {
                     inst->redispatch_tasks.push_back(std::move(d));
                 }
             }
@@ -295,6 +318,11 @@ void Host::Impl::load_instance(const std::string& iid, bool orphaned) {
     std::lock_guard lock(mu_);
     if (stopping_) return;  // the lease lapses; another host (or this one, restarted) recovers it
     instances_[iid] = inst;
+    if (rewind && !history.empty()) {
+        delivered_inbox_.insert(rewind->first);
+        inst->delivered.push_back(rewind->first);
+        inst->consume_first.push_back(rewind->first);
+    }
     for (std::size_t i = 0; i < parsed.size(); ++i) {
         auto& [row_id, event] = parsed[i];
         if (delivered_inbox_.count(row_id)) continue;

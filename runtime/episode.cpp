@@ -134,7 +134,7 @@ void Host::Impl::run_episode(const std::shared_ptr<LiveInstance>& inst, std::deq
     auto started = std::chrono::steady_clock::now();
     const store::Millis now = now_ms();
     Execution* ex = inst->exec.get();
-    std::vector<std::int64_t> consumed;
+    std::vector<std::int64_t> consumed = std::exchange(inst->consume_first, {});
     std::vector<std::int64_t> undeliver;
     std::deque<Incoming> hold, release_held;
     Status status = inst->status;
@@ -261,6 +261,7 @@ void Host::Impl::run_episode(const std::shared_ptr<LiveInstance>& inst, std::deq
     outcome.consumed_inbox = consumed;
     auto plan = detail::build_episode_commit(outcome, std::move(decisions), local_code, [] { return new_instance_id(); });
     store::EpisodeCommit& c = plan.commit;
+    c.orchestration_version = std::exchange(inst->pin_version, std::nullopt);
     auto& adopt = plan.local.adopt;
     auto& timers = plan.local.timers;
 

@@ -94,6 +94,7 @@ EpisodePlan build_episode_commit(const EpisodeOutcome& o, std::vector<Decision> 
                     child.trace_parent = o.child_traceparent;
                 }
                 child.start_event = start.dump();
+                if (local.version) child.orchestration_version = local.version(d.name);
                 child.start_at = o.now;
                 if (!local.orchestration || local.orchestration(d.name)) {
                     child.lease_owner = o.host_id;  // created leased to this host: it starts here, no claim
@@ -128,11 +129,11 @@ void merge_pending(PendingCommit& earlier, PendingCommit&& later) {
         // until it is given its merge rule below.
         auto& [instance_id, owner, expected_version, now, reset_history, first_seq, events, consumed_inbox, messages,
                new_instances, tasks, completed_task_rows, status, progressed, execution_id, input, output, error,
-               custom_status, release_lease, lease_expires_at, audit] = earlier.commit;
+               custom_status, release_lease, lease_expires_at, audit, orchestration_version] = earlier.commit;
         auto& [l_instance_id, l_owner, l_expected_version, l_now, l_reset_history, l_first_seq, l_events,
                l_consumed_inbox, l_messages, l_new_instances, l_tasks, l_completed_task_rows, l_status, l_progressed,
                l_execution_id, l_input, l_output, l_error, l_custom_status, l_release_lease, l_lease_expires_at,
-               l_audit] = later.commit;
+               l_audit, l_orchestration_version] = later.commit;
         // Identity and the CAS are the earlier commit's: one version step for both.
         (void)instance_id, (void)owner, (void)expected_version;
         (void)l_instance_id, (void)l_owner, (void)l_expected_version;
@@ -162,6 +163,8 @@ void merge_pending(PendingCommit& earlier, PendingCommit&& later) {
         custom_status = std::move(l_custom_status);
         release_lease = l_release_lease;
         lease_expires_at = l_lease_expires_at;
+        // Recorded once, by the first commit that carries it.
+        if (!orchestration_version) orchestration_version = std::move(l_orchestration_version);
     }
     auto& [commit, consumed, terminal, status, adopt, since] = earlier;
     auto& [l_commit, l_consumed, l_terminal, l_status, l_adopt, l_since] = later;

@@ -61,6 +61,9 @@ struct EpisodePlan {
 struct LocalCode {
     std::function<bool(const std::string& activity)> activity;
     std::function<bool(const std::string& orchestration)> orchestration;
+    // The version a new sub-orchestration records: the newest this host registers (empty
+    // function or nullopt: the first host to run it decides).
+    std::function<std::optional<std::string>(const std::string& orchestration)> version;
 };
 // Fresh execution ids for sub-orchestrations (a parameter so tests can make them predictable).
 using NewId = std::function<std::string()>;

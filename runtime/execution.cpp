@@ -6,6 +6,7 @@
 
 #include "durable/history.hpp"
 #include "runtime/failure.hpp"
+#include "runtime/rewind.hpp"
 
 namespace durable::detail {
 namespace {
@@ -44,6 +45,11 @@ std::uint64_t fnv1a(std::string_view s, std::uint64_t h) {
 
 }  // namespace
 
+const char* const kChangeCodeAdvice =
+    "To change the code of running orchestrations, register the changed code as a new version "
+    "(Registry::add_orchestrator(name, fn, {.version = \"2\"}): instances finish on the version they "
+    "started with) or guard the change with ctx.patched(\"change-id\") so that old histories replay the old path";
+
 Execution::Execution(const Registry& registry, ExecutionInfo info, ExecutionLimits limits,
                      std::shared_ptr<spdlog::logger> log)
     : registry_(registry), info_(std::move(info)), limits_(limits), log_(std::move(log)), ctx_(*this) {
@@ -73,19 +79,44 @@ void Execution::release(std::coroutine_handle<> frame) {
     frames_.erase(frame.address());
 }
 
-void Execution::replay(const std::vector<Json>& history) {
+void Execution::replay(const std::vector<Json>& history, std::size_t new_tail) {
     OwnerScope scope(this);
+    const auto skip = rewound_events(history);
     if (remote_) {
-        remote_history_ = history;
-        remote_seen_ = history.size();
-        remote_resync_ = !history.empty();
+        remote_history_.clear();
+        for (std::size_t i = 0; i < history.size(); ++i) {
+            if (!skip[i]) remote_history_.push_back(history[i]);
+        }
+        remote_seen_ = remote_history_.size();
+        remote_resync_ = !remote_history_.empty();
     }
+    const std::size_t tail_from = history.size() - std::min(new_tail, history.size());
+    last_input_ = 0;
+    outputs_after_last_input_ = false;
+    for (std::size_t i = 0; i < history.size(); ++i) {
+        if (skip[i]) continue;
+        const auto& e = history[i];
+        auto t = ev::type_of(e);
+        if (ev::is_scheduling(t) && e.contains("id")) recorded_[e["id"].get<std::int64_t>()] = e;
+        if (t == ev::kPatchApplied) recorded_patches_.insert(e.value("patch", ""));
+        // What the code made (decisions, markers, its end) against what it was given.
+        bool output = ev::is_scheduling(t) || t == ev::kPatchApplied || t == ev::kExecutionCompleted ||
+                      t == ev::kContinuedAsNew;
+        if (output) {
+            outputs_after_last_input_ = true;
+        } else if (t != ev::kExecutionRewound) {
+            last_input_ = i;
+            outputs_after_last_input_ = false;
+        }
+    }
+    // The new tail goes first into the episode's history: decisions the code makes beyond the
+    // recorded events (after a rewind, with changed code) follow it.
+    for (std::size_t i = tail_from; i < history.size(); ++i) new_history_.push_back(history[i]);
     replaying_ = true;
-    for (const auto& e : history) {
-        if (ev::is_scheduling(ev::type_of(e)) && e.contains("id")) recorded_[e["id"].get<std::int64_t>()] = e;
-    }
     for (std::size_t i = 0; i < history.size() && !nondeterminism_; ++i) {
         ++history_size_;
+        if (skip[i]) continue;
+        replay_index_ = i;
         process(history[i], true, i);
     }
     replaying_ = false;
@@ -144,22 +175,32 @@ void Execution::process(const Json& e, bool recorded, std::size_t index) {
         if (root_.is_done() || finished()) {
             nondeterminism_ = fmt::format(
                 "history event #{} is {}, but the orchestrator's code had already finished at that point; "
-                "the code of '{}' changed since instance '{}' started",
-                index, t, info_.name, info_.instance_id);
+                "the code of '{}' changed since instance '{}' started. {}",
+                index, t, info_.name, info_.instance_id, kChangeCodeAdvice);
             return;
         }
     }
     if (t == ev::kExecutionStarted) {
         start(e);
+    } else if (t == ev::kPatchApplied) {
+        std::string patch = e.value("patch", "");
+        if (recorded && !patches_.count(patch) && !deprecated_patches_.count(patch)) {
+            nondeterminism_ = fmt::format(
+                "history event #{} is PatchApplied '{}', but the code did not call ctx.patched(\"{}\") before that "
+                "point: the code of '{}' changed since instance '{}' started. When no instance that ran without the "
+                "patch remains, keep ctx.deprecate_patch(\"{}\") where ctx.patched was until no history with its "
+                "marker remains either. {}",
+                index, patch, patch, info_.name, info_.instance_id, patch, kChangeCodeAdvice);
+        }
     } else if (ev::is_scheduling(t)) {
         if (!recorded) return;
         auto id = e.value("id", std::int64_t{-1});
         if (id >= next_id_) {
             nondeterminism_ = fmt::format(
                 "history event #{} is {} (task {}), but the code did not schedule it: the code of '{}' "
-                "changed since instance '{}' started. Finish or terminate old instances before deploying "
-                "changed orchestrator code, or register the new code under a new name",
-                index, describe_decision(t, e.value("name", "")), id, info_.name, info_.instance_id);
+                "changed since instance '{}' started. {}",
+                index, describe_decision(t, e.value("name", "")), id, info_.name, info_.instance_id,
+                kChangeCodeAdvice);
         }
     } else if (t == ev::kTaskCompleted || t == ev::kTimerFired || t == ev::kSubOrchestrationCompleted) {
         resolve(e.value("id", std::int64_t{-1}), e, false, recorded, index);
@@ -184,12 +225,19 @@ void Execution::start(const Json& e) {
     info_.trace_parent = e.value("tp", "");
     info_.started_at_ms = e.value("ts", std::int64_t{0});
     if (remote_) return;
-    const OrchestratorFn* fn = registry_.orchestrator(info_.name);
+    const OrchestratorFn* fn = registry_.orchestrator(info_.name, info_.version);
     if (!fn) {
-        fail("UnknownOrchestration",
-             fmt::format("orchestration '{}' is not registered on this host; register it with "
-                         "Registry::add_orchestrator (on every host), or check the name",
-                         info_.name));
+        if (info_.version.empty()) {
+            fail("UnknownOrchestration",
+                 fmt::format("orchestration '{}' is not registered on this host; register it with "
+                             "Registry::add_orchestrator (on every host), or check the name",
+                             info_.name));
+        } else {
+            fail("UnknownOrchestration",
+                 fmt::format("version '{}' of orchestration '{}' is not registered on this host; register it with "
+                             "Registry::add_orchestrator(name, fn, {{.version = \"{}\"}})",
+                             info_.version, info_.name, info_.version));
+        }
         return;
     }
     try {
@@ -263,8 +311,8 @@ void Execution::resolve(std::int64_t id, const Json& e, bool failed, bool record
         if (recorded && id >= next_id_) {
             nondeterminism_ = fmt::format(
                 "history event #{} is {} for task {}, which the code never scheduled: the code of '{}' changed "
-                "since instance '{}' started",
-                index, ev::type_of(e), id, info_.name, info_.instance_id);
+                "since instance '{}' started. {}",
+                index, ev::type_of(e), id, info_.name, info_.instance_id, kChangeCodeAdvice);
         }
         return;  // a duplicate or stale completion
     }
@@ -311,9 +359,9 @@ void Execution::schedule(Decision d, std::shared_ptr<StateBase> state) {
                 if (!nondeterminism_) {
                     nondeterminism_ = fmt::format(
                         "task {} is {} in history, but the code asked for {}: the code of '{}' changed since "
-                        "instance '{}' started",
+                        "instance '{}' started. {}",
                         d.id, describe_decision(rtype, rname), describe_decision(type, d.name), info_.name,
-                        info_.instance_id);
+                        info_.instance_id, kChangeCodeAdvice);
                 }
                 state->set_error(std::make_exception_ptr(NonDeterminism(*nondeterminism_)));
                 return;
@@ -354,7 +402,12 @@ void Execution::schedule(Decision d, std::shared_ptr<StateBase> state) {
             e["input"] = d.input;
             break;
     }
+    // A decision history does not hold is new, even while replaying: the code went beyond
+    // its recorded decisions (after a rewind, with changed code).
+    bool was_replaying = replaying_;
+    replaying_ = false;
     record(std::move(e));
+    replaying_ = was_replaying;
     if (d.kind != Decision::Kind::SendEvent) {
         pending_[d.id] = Pending{d.kind, d.name, std::move(state), false, {}, d.target};
     }
@@ -435,6 +488,29 @@ std::string Execution::new_uuid() {
                        lo & 0xffffffffffffULL);
 }
 
+bool Execution::patched(const std::string& patch) {
+    auto it = patches_.find(patch);
+    if (it != patches_.end()) return it->second;
+    // Replaying recorded events, the marker decides: a history made before the patch has
+    // none. Beyond them the code runs for the first time: the patched path, and the marker.
+    bool on = within_recorded() ? recorded_patches_.count(patch) > 0 : true;
+    patches_[patch] = on;
+    if (on && !recorded_patches_.count(patch)) {
+        Json e = ev::make(ev::kPatchApplied, now_ms_);
+        e["patch"] = patch;
+        bool was_replaying = replaying_;
+        replaying_ = false;
+        record(std::move(e));
+        replaying_ = was_replaying;
+        recorded_patches_.insert(patch);
+    }
+    return on;
+}
+
+void Execution::deprecate_patch(const std::string& patch) {
+    deprecated_patches_.insert(patch);
+}
+
 std::vector<Json> Execution::take_new_history() {
     return std::exchange(new_history_, {});
 }
@@ -489,7 +565,10 @@ namespace {
 
 // Events a remote step carries: all but suspend / resume, which the host applies itself
 // (a suspended instance gets no step).
-bool sent_to_code(std::string_view t) { return t != ev::kExecutionSuspended && t != ev::kExecutionResumed; }
+bool sent_to_code(std::string_view t) {
+    return t != ev::kExecutionSuspended && t != ev::kExecutionResumed && t != ev::kPatchApplied &&
+           t != ev::kExecutionRewound;
+}
 
 // Events that call for a step: what the code has not decided on yet.
 bool needs_decision(std::string_view t) {

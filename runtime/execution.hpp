@@ -6,7 +6,10 @@
 // sub-orchestrations, sent events) become new history events and Decisions the host acts
 // on. During replay each decision must match the recorded one with the same task id (type
 // and name); a mismatch makes the execution Failed with a NonDeterminism error naming the
-// history index, what history holds and what the code asked for.
+// history index, what history holds and what the code asked for, and how to change code
+// safely (versions, patches). Patch markers (ctx.patched) are answered from history while the
+// code reproduces recorded events and recorded anew beyond them; events a rewind left out
+// (runtime/rewind.hpp) are skipped.
 //
 // An orchestration with no C++ code on a host whose registry has a default orchestrator
 // (remote_orchestrator.hpp) runs in remote mode: no coroutine; the execution keeps the
@@ -21,6 +24,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <spdlog/logger.h>
 #include <string>
 #include <unordered_map>
@@ -58,7 +62,11 @@ struct ExecutionInfo {
     std::string correlation_id;       // from the start event; default the instance id
     std::string trace_parent;         // W3C traceparent from the start event ("tp"); may be empty
     std::int64_t started_at_ms = 0;   // the start event's time
+    std::string version;              // the orchestration version the instance runs ("" unversioned)
 };
+
+// Appended to every non-determinism message: what to do instead of changing code in place.
+extern const char* const kChangeCodeAdvice;
 
 class Execution final : public FrameOwner {
 public:
@@ -71,8 +79,11 @@ public:
     Execution& operator=(const Execution&) = delete;
 
     // Re-runs recorded history. Afterwards `take_redispatch()` lists activities recorded as
-    // scheduled that have no result yet. A mismatch leaves the execution Failed.
-    void replay(const std::vector<Json>& history);
+    // scheduled that have no result yet. A mismatch leaves the execution Failed. The last
+    // `new_tail` events are not in the store yet (a rewind marker from the inbox): they are
+    // replayed as the others and join the episode's new history. Events a rewind left out
+    // (runtime/rewind.hpp) are skipped.
+    void replay(const std::vector<Json>& history, std::size_t new_tail = 0);
     // Applies a new event; it joins the episode's new history (if it belongs here).
     void apply_new(Json event, std::int64_t now_ms);
     // Fails the execution now (poison, a host-side limit), recording why.
@@ -126,6 +137,8 @@ public:
     void cancel_event_wait(const std::string& name, const std::shared_ptr<StateBase>& state);
     void request_continue_as_new(Json input, bool keep_events);
     void set_custom_status(Json status);
+    bool patched(const std::string& patch);
+    void deprecate_patch(const std::string& patch);
     spdlog::logger& log() { return *log_; }
     std::size_t max_payload_bytes() const { return limits_.max_payload_bytes; }
 
@@ -140,6 +153,12 @@ private:
     void terminate(const Json& reason);
     void destroy_frames();
     void record(Json e);
+    // Mid-replay: the code has recorded events still to reproduce (inputs it has not been
+    // given yet, or decisions it made after the last input). Beyond them it runs for the
+    // first time.
+    bool within_recorded() const {
+        return replaying_ && (replay_index_ < last_input_ || (replay_index_ == last_input_ && outputs_after_last_input_));
+    }
 
     const Registry& registry_;
     ExecutionInfo info_;
@@ -179,6 +198,13 @@ private:
     std::unordered_map<void*, std::uint64_t> frames_;  // live frames by address, creation order
     std::uint64_t frame_counter_ = 0;
     std::optional<std::string> nondeterminism_;
+
+    // Patches: each id's answer once asked (ctx.patched), the markers history holds, and the
+    // ids the code declared deprecated (their markers may stay in history unasked).
+    std::map<std::string, bool> patches_;
+    std::set<std::string> recorded_patches_, deprecated_patches_;
+    std::size_t replay_index_ = 0, last_input_ = 0;  // during replay
+    bool outputs_after_last_input_ = false;
 
     // remote mode
     bool remote_ = false;

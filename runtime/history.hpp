@@ -31,6 +31,11 @@ inline constexpr std::string_view kContinuedAsNew = "ContinuedAsNew";
 inline constexpr std::string_view kExecutionTerminated = "ExecutionTerminated";
 inline constexpr std::string_view kExecutionSuspended = "ExecutionSuspended";
 inline constexpr std::string_view kExecutionResumed = "ExecutionResumed";
+// A patch marker: the execution reached ctx.patched("patch") for the first time ("patch").
+inline constexpr std::string_view kPatchApplied = "PatchApplied";
+// Client::rewind: the events from the failure that failed the instance up to this marker
+// are left out of replay ("from": the first one's seq, "reason"); see runtime/rewind.hpp.
+inline constexpr std::string_view kExecutionRewound = "ExecutionRewound";
 
 inline std::string_view type_of(const Json& e) {
     auto it = e.find("t");

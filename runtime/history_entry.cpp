@@ -7,7 +7,7 @@ namespace durable {
 
 namespace {
 
-constexpr std::array<std::pair<EventType, std::string_view>, 16> kNames{{
+constexpr std::array<std::pair<EventType, std::string_view>, 18> kNames{{
     {EventType::ExecutionStarted, "ExecutionStarted"},
     {EventType::TaskScheduled, "TaskScheduled"},
     {EventType::TaskCompleted, "TaskCompleted"},
@@ -24,6 +24,8 @@ constexpr std::array<std::pair<EventType, std::string_view>, 16> kNames{{
     {EventType::ExecutionTerminated, "ExecutionTerminated"},
     {EventType::ExecutionSuspended, "ExecutionSuspended"},
     {EventType::ExecutionResumed, "ExecutionResumed"},
+    {EventType::PatchApplied, "PatchApplied"},
+    {EventType::ExecutionRewound, "ExecutionRewound"},
 }};
 
 const Json* field(const Json& e, const char* key) {

@@ -61,6 +61,9 @@ Host::Impl::Impl(Database db_, std::shared_ptr<const Registry> registry_, HostOp
                                        options.lease_duration.count()));
     }
     orchestration_names = registry->orchestrator_names();
+    for (const auto& name : orchestration_names) {
+        for (const auto& v : registry->orchestrator_versions(name)) orchestration_code.emplace_back(name, v);
+    }
     for (const auto& name : registry->activity_names()) {
         local_activity_names.push_back(name);
         const auto* a = registry->activity(name);
@@ -77,6 +80,7 @@ Host::Impl::Impl(Database db_, std::shared_ptr<const Registry> registry_, HostOp
     }
     local_code.activity = [this](const std::string& n) { return runs_activity_directly(n); };
     local_code.orchestration = [this](const std::string& n) { return runs_orchestration(n); };
+    local_code.version = [this](const std::string& n) { return this->registry->newest_version(n); };
 }
 
 store::HostRow Host::Impl::host_row(store::Millis now, std::optional<store::Millis> stopped) const {
@@ -90,6 +94,7 @@ store::HostRow Host::Impl::host_row(store::Millis now, std::optional<store::Mill
     row.heartbeat_at = now;
     row.stopped_at = stopped;
     row.orchestrations = orchestration_names;
+    for (const auto& c : orchestration_code) row.orchestration_versions[c.name].push_back(c.version);
     row.activities = local_activity_names;
     row.lease_ms = lease_ms();
     return row;
@@ -124,6 +129,14 @@ void Host::Impl::start() {
     }
     dispatcher_thread_ = named("durable-disp", [this] { dispatcher_loop(); });
     renewer_thread_ = named("durable-renew", [this] { renewer_loop(); });
+    if (options.run_schedules) {
+        detail::Scheduler::Options so;
+        so.host_id = id;
+        so.poll = options.schedule_poll_interval;
+        // Instances a tick created are for any host; this one looks for them at once.
+        scheduler = std::make_unique<detail::Scheduler>(store, clock, log, metrics, so, [this] { wake_dispatcher(); });
+        scheduler->start();
+    }
 }
 
 void Host::Impl::stop(bool graceful) {
@@ -135,6 +148,7 @@ void Host::Impl::stop(bool graceful) {
         dispatcher_stop_ = true;
     }
     dispatch_cv_.notify_all();
+    if (scheduler) scheduler->stop();  // 1. no schedule ticks are fired either
     if (dispatcher_thread_.joinable()) dispatcher_thread_.join();
     {
         // 2. running episodes finish; queued ones are abandoned.

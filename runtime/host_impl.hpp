@@ -9,6 +9,7 @@
 //     runs on one thread: no handoff, no wake-up between steps);
 //   the dispatcher finds and claims work and delivers inbox events;
 //   the renewer renews leases and fences the host when renewal fails;
+//   the scheduler fires due schedule ticks (runtime/scheduler.hpp; HostOptions::run_schedules);
 //   the store's commit thread runs commit callbacks (on_committed).
 // An instance's Execution is touched only by the episode worker that set its `running` flag,
 // or by the loader before the instance is published. Everything else in LiveInstance and
@@ -36,6 +37,7 @@
 #include "runtime/database_access.hpp"
 #include "runtime/execution.hpp"
 #include "runtime/lease_timing.hpp"
+#include "runtime/scheduler.hpp"
 #include "store/store.hpp"
 
 namespace durable {
@@ -70,6 +72,11 @@ struct LiveInstance {
     // Activities scheduled in history with no result, that this host does not run: the next
     // episode writes their task rows. Set by the loader; owned by the worker that set `running`.
     std::vector<detail::Decision> redispatch_tasks;
+    // Set by the loader, owned by the worker that set `running`: the version this host
+    // records for an instance that had none (its first commit writes it), and inbox rows the
+    // loader applied itself (a rewind marker, replayed with history) for the next commit.
+    std::optional<std::string> pin_version;
+    std::vector<std::int64_t> consume_first;
     // On the host's clock (Impl::clock->steady_now()), as every lease decision.
     std::chrono::steady_clock::time_point loaded_at, last_active;
     // Remote code (remote_orchestrator.hpp): a step is out (guarded by mu_); its reply, once
@@ -128,8 +135,8 @@ struct Host::Impl : std::enable_shared_from_this<Host::Impl> {
     bool remote_blocked_locked(const LiveInstance& inst) const;
     // Sends the step `exec` says is due, unless one is out. Called without mu_.
     void send_remote_step(const std::shared_ptr<LiveInstance>& inst);
-    // The names find_claimable looks for: every name while remote code is connected.
-    std::vector<std::string> claim_names() const;
+    // The code find_claimable looks for: every name and version while remote code is connected.
+    std::vector<store::OrchestrationCode> claim_names() const;
     void on_committed(const std::shared_ptr<LiveInstance>& inst, const store::WriteResult& r,
                       std::vector<std::int64_t> consumed, bool terminal, Status status,
                       std::vector<std::string> adopt);
@@ -214,6 +221,7 @@ struct Host::Impl : std::enable_shared_from_this<Host::Impl> {
     CancellationToken stop_token;
     std::vector<std::string> local_activity_names;   // every activity this host registers
     std::vector<std::string> orchestration_names;     // every orchestration this host registers
+    std::vector<store::OrchestrationCode> orchestration_code;  // every (name, version) it registers
     std::unordered_set<std::string> direct_activities;  // registered and unlimited: run under the instance lease
     std::unordered_map<std::string, int> max_concurrent;  // registered with a limit
     detail::LocalCode local_code;                      // for the episode-commit builder
@@ -260,6 +268,7 @@ struct Host::Impl : std::enable_shared_from_this<Host::Impl> {
     // Until then readiness reports the host as recently fenced (clock->steady_now()); guarded by mu_.
     std::chrono::steady_clock::time_point fenced_until_{};
 
+    std::unique_ptr<detail::Scheduler> scheduler;  // fires schedule ticks (HostOptions::run_schedules)
     std::vector<std::thread> episode_threads_, activity_threads_;
     std::thread dispatcher_thread_, renewer_thread_;
 };

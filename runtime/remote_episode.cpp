@@ -47,10 +47,10 @@ bool Host::Impl::remote_blocked_locked(const LiveInstance& inst) const {
     return true;
 }
 
-std::vector<std::string> Host::Impl::claim_names() const {
+std::vector<store::OrchestrationCode> Host::Impl::claim_names() const {
     auto* remote = registry->default_orchestrator();
-    if (remote && remote->available()) return {std::string(store::kAnyName)};
-    return orchestration_names;
+    if (remote && remote->available()) return {store::OrchestrationCode(std::string(store::kAnyName))};
+    return orchestration_code;
 }
 
 void Host::Impl::send_remote_step(const std::shared_ptr<LiveInstance>& inst) {

@@ -94,6 +94,7 @@ grpc::Status SidecarService::StartInstance(grpc::ServerContext* ctx, const ::Cre
             auto ms = to_ms(req->scheduledstarttimestamp());
             if (ms > 0) so.start_at = from_ms(ms);  // epoch 0: now
         }
+        if (req->has_version() && !req->version().value().empty()) so.version = req->version().value();
         so.correlation_id = audit.correlation_id();
         // Ids are not reused: a start with an id in use is refused, atomically with the create.
         so.if_exists = IfExists::Fail;

@@ -47,6 +47,7 @@ void fill_state(const InstanceState& s, bool with_io, ::OrchestrationState* out)
     out->set_instanceid(s.id);
     out->set_name(s.name);
     out->set_orchestrationstatus(to_proto(s.status));
+    if (!s.version.empty()) out->mutable_version()->set_value(s.version);
     set_timestamp(out->mutable_createdtimestamp(), s.created_at_ms);
     set_timestamp(out->mutable_lastupdatedtimestamp(), s.updated_at_ms);
     if (!s.custom_status.is_null()) out->mutable_customstatus()->set_value(custom_status_text(s.custom_status));

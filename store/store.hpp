@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -59,6 +60,9 @@ struct InstanceRow {
     Millis lease_expires_at = 0;
     std::int64_t recoveries = 0;  // takeovers in a row without progress
     std::optional<std::string> trace_parent;  // W3C traceparent the instance's spans hang under
+    // The version of its orchestration's code the instance runs ("" unversioned); nullopt
+    // until a host first runs it (that host records the newest version it registers).
+    std::optional<std::string> orchestration_version;
 };
 
 // One history event (the store may keep the events of one commit in one row; reads give
@@ -93,6 +97,7 @@ struct NewInstance {
     std::string actor;         // for the audit log; empty: no audit entry
     std::optional<std::string> trace_parent;  // W3C traceparent of the creating call
     bool replace_finished = false;
+    std::optional<std::string> orchestration_version;  // nullopt: the first host to run it decides
 };
 
 struct NewMessage {
@@ -141,6 +146,8 @@ struct EpisodeCommit {
     bool release_lease = false;            // on completion / idle eviction
     Millis lease_expires_at = 0;           // when not releasing: keep/extend to this
     std::vector<AuditEntry> audit;
+    // Records the version the instance runs, if it has none yet (its first episode).
+    std::optional<std::string> orchestration_version;
 };
 
 // What a write achieved. `error` is set when the transaction failed (the write had no
@@ -182,6 +189,29 @@ struct HostRow {
     // lease duration (live: a heartbeat within two leases and not stopped).
     std::vector<std::string> orchestrations, activities;
     Millis lease_ms = 10'000;
+    // Per orchestration name, the versions the host registers ("" unversioned).
+    std::map<std::string, std::vector<std::string>> orchestration_versions;
+};
+
+// One orchestration code a host runs: a name and one registered version of it ("" for an
+// unversioned registration). A host claims an instance only if it runs the instance's name
+// and recorded version (or the instance has no version yet).
+struct OrchestrationCode {
+    OrchestrationCode(std::string n, std::string v = {}) : name(std::move(n)), version(std::move(v)) {}
+    OrchestrationCode(const char* n) : name(n) {}  // unversioned; lets {"name"} lists convert
+    std::string name, version;
+};
+
+// Puts a Failed instance back to work (Client::rewind): `messages` go to its inbox (the
+// rewind marker first), the instance becomes Running with its output, error and completion
+// time cleared and no lease, so that a host that runs its code claims it. Applied only if
+// the instance is still Failed with `next_seq` as its next history seq.
+struct Rewind {
+    std::string instance_id;
+    std::int64_t next_seq = 0;
+    std::vector<NewMessage> messages;
+    Millis now = 0;
+    std::optional<AuditEntry> audit;
 };
 
 struct InstanceFilter {
@@ -213,6 +243,36 @@ struct ChangeRow {
     std::string instance_id, name;
     Status status = Status::Running;
     std::int64_t first_seq = 0, count = 0;
+};
+
+// A recurring schedule (cron) that starts instances of one orchestration. The runtime
+// decides what each tick does; the store keeps the row and applies a step atomically.
+struct ScheduleRow {
+    std::string id, cron, orchestration;
+    std::optional<std::string> input;        // JSON text
+    std::string overlap = "skip";            // skip, buffer_one, allow_all
+    Millis catchup_window_ms = 0, jitter_ms = 0;
+    bool paused = false;
+    std::optional<std::string> note;         // why it was paused
+    std::optional<Millis> next_fire;         // the next tick not yet handled (none: it never fires again)
+    std::optional<Millis> last_fire;         // the last tick handled
+    std::optional<std::string> last_instance_id;  // the instance it started last
+    std::optional<Millis> buffered_tick;     // buffer_one: a tick waiting for last_instance_id to finish
+    std::int64_t fired = 0;                  // instances started (ticks and triggers)
+    std::int64_t missed = 0;                 // ticks older than the catch-up window, skipped
+    std::int64_t skipped = 0;                // ticks skipped by the overlap policy
+    std::int64_t version = 0;                // bumped by every update (the CAS token)
+    Millis created_at = 0, updated_at = 0;
+};
+
+// One step of a schedule, applied in one transaction under a CAS on its version: the row's
+// new state (`row.version` is the version the step was computed from) and the instances its
+// ticks start, each created only if its id is free (a tick's id derives from its time, so a
+// tick cannot start twice).
+struct ScheduleUpdate {
+    ScheduleRow row;
+    std::vector<NewInstance> instances;
+    std::vector<AuditEntry> audit;
 };
 
 struct StoreStats {
@@ -265,6 +325,20 @@ public:
     virtual void purge_instance(std::string id, WriteCallback cb) = 0;  // count = instances purged
     virtual void purge_instances(PurgeFilter filter, Millis now, WriteCallback cb) = 0;
     virtual void append_audit(AuditEntry entry, WriteCallback cb) = 0;
+    // Applies the rewinds (an instance and its failed sub-orchestrations) in one transaction,
+    // all or none: conflict=true (nothing written) when one of them is not Failed any more or
+    // its history has moved on. count = instances rewound.
+    virtual void rewind_instances(std::vector<Rewind> rewinds, WriteCallback cb) = 0;
+
+    // ---- schedules ----
+    // Inserts the schedule; conflict=true (nothing written) when the id exists.
+    virtual void create_schedule(ScheduleRow row, std::optional<AuditEntry> audit, WriteCallback cb) = 0;
+    // Applies `update` if the schedule's version is still update.row.version (it becomes
+    // version + 1): the row, then the instances (ids = those created), then the audit entries.
+    // conflict=true (nothing written) when the version moved or the schedule is gone.
+    virtual void update_schedule(ScheduleUpdate update, WriteCallback cb) = 0;
+    // Deletes the schedule (its instances stay); count = 1 if there was one.
+    virtual void delete_schedule(std::string id, std::optional<AuditEntry> audit, WriteCallback cb) = 0;
 
     // Blocks until every write submitted before the call is durable.
     virtual void flush() = 0;
@@ -275,11 +349,12 @@ public:
                                                 int limit = -1) = 0;
     virtual std::vector<InboxRow> get_inbox(const std::string& id, Millis now) = 0;
     virtual std::vector<InstanceRow> query_instances(const InstanceFilter& filter) = 0;
-    // Instances of the orchestrations `names` with visible inbox work whose lease is free or
+    // Instances of the orchestrations `code` with visible inbox work whose lease is free or
     // expired, and such instances whose owner left them behind (lease expired with owner set).
-    // Instances of other names are not candidates (this host cannot run them).
-    // `names` == {kAnyName}: instances of every name (a host with remote code for any name).
-    virtual std::vector<Candidate> find_claimable(const std::string& owner, const std::vector<std::string>& names,
+    // Instances of other names or recorded versions are not candidates (this host cannot run
+    // them); instances without a version yet are, for any version of their name.
+    // `code` == {kAnyName}: instances of every name and version (a host with remote code).
+    virtual std::vector<Candidate> find_claimable(const std::string& owner, const std::vector<OrchestrationCode>& code,
                                                   Millis now, int limit) = 0;
     // Of `names`, those with at least one visible activity task whose lease is free or expired
     // (a read, so that a host finds out cheaply whether claim_tasks would get anything).
@@ -299,6 +374,13 @@ public:
     virtual std::vector<ChangeRow> read_changes(std::int64_t after_seq, int limit) = 0;
     // The seq of the newest change-feed row (0 when none): where a live follower starts.
     virtual std::int64_t change_feed_head() = 0;
+    virtual std::optional<ScheduleRow> get_schedule(const std::string& id) = 0;
+    virtual std::vector<ScheduleRow> list_schedules() = 0;  // by id
+    // Schedules with work at `now`, not paused: at most `limit` with a tick due (next_fire <=
+    // now, the most overdue first), then at most `limit` others with a buffered tick waiting.
+    virtual std::vector<ScheduleRow> due_schedules(Millis now, int limit) = 0;
+    // The earliest next_fire of the schedules that are not paused (none: nothing to wait for).
+    virtual std::optional<Millis> next_schedule_fire() = 0;
     // Checks, through a new connection, that the database can be opened and read now (for a
     // readiness probe: an open connection keeps working on a file deleted or made unreadable
     // under it). Throws StoreError saying what failed.

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -18,6 +19,7 @@
 
 #include "durable/database.hpp"
 #include "durable/history.hpp"
+#include "durable/schedule.hpp"
 #include "durable/status.hpp"
 
 namespace durable {
@@ -26,6 +28,7 @@ using Json = nlohmann::json;
 
 namespace detail {
 struct ClientAttachment;
+struct VersionCache;
 }
 
 struct InstanceState {
@@ -38,6 +41,9 @@ struct InstanceState {
     std::optional<std::int64_t> completed_at_ms;
     std::optional<std::string> lease_owner;
     std::int64_t lease_expires_at_ms = 0;
+    // The version of its orchestration's code the instance runs ("" unversioned, or not
+    // decided yet: the first host to run it records the newest version it registers).
+    std::string version;
 };
 
 // What scheduling a caller-chosen id that exists already does (ScheduleOptions::if_exists).
@@ -68,6 +74,16 @@ struct ScheduleOptions {
     // join that trace under the caller's span, on every host, across takeovers. Throws
     // InvalidInput if it is not a valid traceparent. None: the instance starts its own trace.
     std::optional<std::string> traceparent;
+    // The version of the orchestration's code to run (see OrchestratorSettings). Default: the
+    // newest version the attached host registers, else the newest a live host registers,
+    // else the newest version of the first host that runs it.
+    std::optional<std::string> version;
+};
+
+struct RestartOptions {
+    // false: the new instance takes the old one's id (which must have finished; it and its
+    // history are replaced). true: it gets a new generated id and the old one stays.
+    bool new_id = false;
 };
 
 struct QueryFilter {
@@ -99,6 +115,9 @@ struct HostInfo {
     std::vector<std::string> orchestrations;    // names it registers: it claims only these
     std::vector<std::string> activities;        // activity names it runs
     std::int64_t lease_ms = 0;                  // its lease duration (it heartbeats every half lease)
+    // Per orchestration name, the versions it registers ("" unversioned): it claims only
+    // instances of these versions.
+    std::map<std::string, std::vector<std::string>> versions;
 
     // Live: not stopped, and heard from within two of its leases.
     bool live_at(std::int64_t now_ms) const { return !stopped_at_ms && heartbeat_at_ms + 2 * lease_ms >= now_ms; }
@@ -157,6 +176,17 @@ public:
     // Pauses the instance; events wait in its inbox until resume().
     void suspend(const std::string& id, const std::string& reason = {});
     void resume(const std::string& id, const std::string& reason = {});
+    // Puts a Failed instance back to Running from its failure point: the result of the
+    // activity or sub-orchestration whose failure failed it is left out of its replay and that
+    // task runs again (a failed sub-orchestration is rewound too); everything that succeeded
+    // before is kept, not run again. History keeps everything and records the rewind (an
+    // ExecutionRewound event with `reason`). A host that runs the instance's version picks it
+    // up. Throws InstanceNotFound, or InvalidInput when the instance is not Failed.
+    void rewind(const std::string& id, const std::string& reason = {});
+    // Starts the instance's orchestration again: a new instance with the same name, version
+    // and input (under the same id, replacing the finished one, or a new id); returns its id.
+    // Throws InstanceNotFound, or InstanceExists when it keeps the id of a running instance.
+    std::string restart(const std::string& id, const RestartOptions& options = {});
     // Deletes a finished instance and its history; false if there was none. Throws
     // InvalidInput for an instance still running.
     bool purge(const std::string& id);
@@ -188,10 +218,35 @@ public:
     std::vector<AuditRecord> audit_log(const std::optional<std::string>& instance_id = std::nullopt,
                                        int limit = 100) const;
 
+    // ---- schedules (durable/schedule.hpp) ----
+    // Stores a schedule; its first tick is the first cron time after now. Creating one that
+    // exists with the same definition returns it (an idempotent retry). Throws InvalidInput
+    // for an empty id or orchestration, a malformed cron expression (the message names the
+    // field), a negative window or jitter, an oversized input, or an id that exists with a
+    // different definition (delete it first).
+    ScheduleInfo create_schedule(const ScheduleSpec& spec);
+    // The schedule, or nullopt if there is none.
+    std::optional<ScheduleInfo> get_schedule(const std::string& id) const;
+    // Every schedule, by id.
+    std::vector<ScheduleInfo> list_schedules() const;
+    // Stops firing ticks (ticks that pass while paused are neither fired nor counted);
+    // `reason` is kept as its note. Throws ScheduleNotFound.
+    ScheduleInfo pause_schedule(const std::string& id, const std::string& reason = {});
+    // Fires again from the first cron time after now. Throws ScheduleNotFound.
+    ScheduleInfo resume_schedule(const std::string& id);
+    // Starts an instance of the schedule now, paused or not and whatever the overlap policy
+    // (an operator's "run it now"); it becomes the schedule's last instance. Returns its id,
+    // `<schedule id>@trigger-<uuid>`. Throws ScheduleNotFound.
+    std::string trigger_schedule(const std::string& id);
+    // Deletes the schedule (the instances it started stay); false if there was none.
+    bool delete_schedule(const std::string& id);
+
 private:
     friend class Host;  // Host::client() attaches its clients
     Database db_;
     std::shared_ptr<detail::ClientAttachment> attachment_;
+    // Live hosts' newest versions per name, looked up at most once a second (client.cpp).
+    std::shared_ptr<detail::VersionCache> versions_;
 };
 
 // A new time-ordered instance id (UUIDv7).

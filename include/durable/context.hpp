@@ -77,6 +77,22 @@ public:
     std::string new_uuid();
     // True when history has grown past the host's suggestion: call continue_as_new soon.
     bool continue_as_new_suggested() const;
+    // The version of the orchestration's code this instance runs ("" unversioned); see
+    // OrchestratorSettings in registry.hpp.
+    const std::string& version() const;
+
+    // Patches: a small fix to running code without a new version.
+    //   if (ctx.patched("fix-tax-rounding")) { new code } else { old code }
+    // True for an execution that reaches this point for the first time (a PatchApplied marker
+    // is recorded in its history) or whose history holds the marker; false when replaying a
+    // history recorded before the patch, so instances in flight keep the old path. The same
+    // answer for every later call with this id in the execution. Ids are any strings; use
+    // each for one change.
+    bool patched(std::string_view patch_id);
+    // Once no instance that ran without the patch remains: remove the old branch and put this
+    // where ctx.patched(patch_id) was, so histories that hold the marker still replay. Remove
+    // it too when no history with the marker remains.
+    void deprecate_patch(std::string_view patch_id);
 
     // Schedules activity `name` with `input`; its result converts to T.
     template <class T = Json, class I = Json>

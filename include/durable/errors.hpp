@@ -24,6 +24,12 @@ public:
     using Error::Error;
 };
 
+// No schedule with the given id exists (never created, or deleted).
+class ScheduleNotFound : public Error {
+public:
+    using Error::Error;
+};
+
 // Scheduling a caller-chosen id that exists already, with IfExists::Fail (or
 // IfExists::Restart while the existing instance still runs).
 class InstanceExists : public Error {

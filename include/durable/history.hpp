@@ -57,6 +57,8 @@ enum class EventType {
     ExecutionTerminated,
     ExecutionSuspended,
     ExecutionResumed,
+    PatchApplied,      // ctx.patched(id) was first reached: {"patch": id}
+    ExecutionRewound,  // Client::rewind: {"reason", "from": first seq left out of replay}
     Unknown,  // a type this build does not know (written by a newer durable)
 };
 

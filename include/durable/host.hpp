@@ -60,6 +60,11 @@ struct HostOptions {
     std::size_t suggest_continue_as_new_at = 10'000;
     std::size_t max_payload_bytes = 256 * 1024;
     ResiliencePolicy default_activity_policy{};            // for activities without their own
+    // Fire the ticks of due schedules (durable/schedule.hpp) on this host. The host looks at
+    // the schedules when the earliest is due, when a client of this process changes one, and
+    // at least this often (for schedules other processes change).
+    bool run_schedules = true;
+    std::chrono::milliseconds schedule_poll_interval{1'000};
     std::shared_ptr<Clock> clock;                          // default: SystemClock
     std::shared_ptr<spdlog::logger> logger;                // default: spdlog's default logger
     SpanSink span_sink;                                    // receives a span per episode and activity

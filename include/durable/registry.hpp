@@ -237,12 +237,27 @@ ActivityFn wrap_activity(std::string name, F f) {
 
 }  // namespace detail
 
+// How an orchestrator is registered. `version` names one version of the orchestration's
+// code ("" when the orchestration is not versioned). Several versions of one name may be
+// registered side by side; an instance records the version it started with and always runs
+// that version's code, so code whose decisions changed gets a new version instead of
+// breaking the instances in flight (see README, "Changing code while instances run").
+// Versions are ordered segment by segment on '.', numerically where both segments are
+// numbers ("2" < "10" < "10.1"), "" first of all.
+struct OrchestratorSettings {
+    std::string version;
+};
+
+// Orders orchestration versions as OrchestratorSettings describes: negative, zero or positive.
+int compare_versions(std::string_view a, std::string_view b);
+
 class Registry {
 public:
-    // Registers orchestrator `name`. Replaces an earlier registration of the same name.
+    // Registers version `settings.version` of orchestrator `name`. Replaces an earlier
+    // registration of the same name and version; other versions stay.
     template <class F>
-    Registry& add_orchestrator(std::string name, F f) {
-        orchestrators_[name] = [f = std::move(f)](OrchestrationContext& ctx, Json input) {
+    Registry& add_orchestrator(std::string name, F f, OrchestratorSettings settings = {}) {
+        orchestrators_[name][settings.version] = [f = std::move(f)](OrchestrationContext& ctx, Json input) {
             return detail::run_orchestrator(f, ctx, std::move(input));
         };
         return *this;
@@ -259,10 +274,22 @@ public:
         return *this;
     }
 
+    // The newest registered version of orchestrator `name`, or null.
     const OrchestratorFn* orchestrator(std::string_view name) const {
         auto it = orchestrators_.find(name);
-        return it == orchestrators_.end() ? nullptr : &it->second;
+        return it == orchestrators_.end() || it->second.empty() ? nullptr : &it->second.rbegin()->second;
     }
+    // Version `version` of orchestrator `name`, or null.
+    const OrchestratorFn* orchestrator(std::string_view name, std::string_view version) const {
+        auto it = orchestrators_.find(name);
+        if (it == orchestrators_.end()) return nullptr;
+        auto v = it->second.find(version);
+        return v == it->second.end() ? nullptr : &v->second;
+    }
+    // The versions of `name` registered, oldest first (empty when the name is not).
+    std::vector<std::string> orchestrator_versions(std::string_view name) const;
+    // The newest version of `name` registered, or nullopt when the name is not.
+    std::optional<std::string> newest_version(std::string_view name) const;
     // Runs every activity that is not registered by name: a `durable serve` process hands
     // those to its connected workers. ActivityContext::name() says which one was called.
     Registry& set_default_activity(ActivityFn fn, ActivitySettings settings = {}) {
@@ -292,7 +319,11 @@ public:
     Registry filtered(const std::function<bool(bool orchestrator, const std::string& name)>& keep) const;
 
 private:
-    std::map<std::string, OrchestratorFn, std::less<>> orchestrators_;
+    struct VersionLess {
+        using is_transparent = void;
+        bool operator()(std::string_view a, std::string_view b) const { return compare_versions(a, b) < 0; }
+    };
+    std::map<std::string, std::map<std::string, OrchestratorFn, VersionLess>, std::less<>> orchestrators_;
     std::map<std::string, ActivityEntry, std::less<>> activities_;
     std::map<std::string, std::shared_ptr<SharedResource>, std::less<>> resources_;
     std::optional<ActivityEntry> default_activity_;

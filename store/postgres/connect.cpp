@@ -91,6 +91,9 @@ std::shared_ptr<pqxx::connection> connect(const std::string& conninfo, Role role
                 tx.exec("CREATE TEMP TABLE pending_changes (ord BIGSERIAL, at BIGINT, instance_id TEXT, name TEXT, "
                         "status TEXT, first_seq BIGINT, count BIGINT) ON COMMIT DELETE ROWS");
                 for (const auto& s : write_statements()) tx.exec(fmt::format("PREPARE {} AS {}", s.name, s.sql));
+                for (const auto& s : schedule_write_statements()) {
+                    tx.exec(fmt::format("PREPARE {} AS {}", s.name, s.sql));
+                }
             }
         }
         if (role == Role::Reader) {

@@ -142,6 +142,14 @@ nlohmann::json json_strings(const std::vector<std::string>& v) {
     return a;
 }
 
+void opt_num(Call& c, const std::optional<Millis>& v) {
+    if (v) {
+        c.num(*v);
+    } else {
+        c.null();
+    }
+}
+
 nlohmann::json opt_json(const std::optional<std::string>& v) {
     return v ? nlohmann::json(*v) : nlohmann::json();
 }
@@ -238,6 +246,7 @@ public:
                     .num(inst.parent_task_id).num(inst.now).opt(inst.lease_owner)
                     .num(inst.lease_owner ? inst.lease_expires_at : 0).num(inst.start_at).text(inst.start_event)
                     .text(inst.actor).flag(inst.replace_finished).opt(inst.trace_parent)
+                    .opt(inst.orchestration_version)
                     .done();
         w.pre = std::move(replace);
         w.parse = [id = inst.id](const pqxx::result& r, WriteResult& out) {
@@ -293,7 +302,8 @@ public:
                             {"lease_owner", opt_json(k.lease_owner)},
                             {"lease_expires_at", k.lease_owner ? k.lease_expires_at : 0}, {"start_at", k.start_at},
                             {"start_event", k.start_event}, {"actor", k.actor},
-                            {"trace_parent", opt_json(k.trace_parent)}});
+                            {"trace_parent", opt_json(k.trace_parent)},
+                            {"orchestration_version", opt_json(k.orchestration_version)}});
         }
         auto tasks = nlohmann::json::array();
         for (const auto& t : e.tasks) {
@@ -313,7 +323,7 @@ public:
                     .flag(terminal).flag(e.release_lease).num(e.lease_expires_at).flag(e.progressed)
                     .flag(e.reset_history).num(e.first_seq).opt(pack_events(e.events))
                     .text(bigint_array(e.consumed_inbox)).json(messages).json(kids).json(tasks).json(audit)
-                    .num(static_cast<std::int64_t>(e.events.size()))
+                    .num(static_cast<std::int64_t>(e.events.size())).opt(e.orchestration_version)
                     .done();
         const auto expected = e.expected_version;
         w.parse = [expected](const pqxx::result& r, WriteResult& out) {
@@ -402,6 +412,40 @@ public:
         enqueue(std::move(w), std::move(cb));
     }
 
+    void rewind_instances(std::vector<Rewind> rewinds, WriteCallback cb) override {
+        Write w;
+        auto rs = nlohmann::json::array();
+        auto messages = nlohmann::json::array();
+        auto audit = nlohmann::json::array();
+        for (const auto& rw : rewinds) {
+            rs.push_back({{"id", rw.instance_id}, {"next_seq", rw.next_seq}, {"now", rw.now}});
+            for (const auto& m : rw.messages) {
+                messages.push_back({{"instance_id", m.instance_id}, {"visible_at", m.visible_at},
+                                    {"control", m.control}, {"event", m.event}});
+            }
+            if (rw.audit) {
+                const auto& a = *rw.audit;
+                audit.push_back({{"at", a.at}, {"actor", a.actor}, {"action", a.action},
+                                 {"instance_id", opt_json(a.instance_id)}, {"detail", opt_json(a.detail)}});
+            }
+        }
+        std::vector<std::string> ids;
+        for (const auto& rw : rewinds) ids.push_back(rw.instance_id);
+        w.sql = Call("durable_rewind").json(rs).json(messages).json(audit).done();
+        w.parse = [ids = std::move(ids)](const pqxx::result& r, WriteResult& out) {
+            auto n = r.empty() ? 0 : r[0][0].as<std::int64_t>();
+            if (n == 0 && !ids.empty()) {
+                out.conflict = true;
+                return;
+            }
+            out.ok = true;
+            out.count = n;
+            out.ids = ids;
+        };
+        w.on_doubt = OnDoubt::Fail;
+        enqueue(std::move(w), std::move(cb));
+    }
+
     void heartbeat(HostRow h, WriteCallback cb) override {
         Write w;
         Call c("durable_heartbeat");
@@ -412,6 +456,7 @@ public:
             c.null();
         }
         c.text(nlohmann::json(h.orchestrations).dump()).text(nlohmann::json(h.activities).dump()).num(h.lease_ms);
+        c.text(nlohmann::json(h.orchestration_versions).dump());
         w.sql = c.done();
         w.parse = [](const pqxx::result&, WriteResult& out) { out.ok = true; };
         enqueue(std::move(w), std::move(cb));
@@ -522,6 +567,93 @@ public:
         enqueue(std::move(w), std::move(cb));
     }
 
+    // Schedules: every write runs again after an unknown outcome; a create or step that had
+    // landed then answers "conflict", which its caller settles by reading the row.
+    void create_schedule(ScheduleRow row, std::optional<AuditEntry> audit, WriteCallback cb) override {
+        Write w;
+        Call c("durable_schedule_create");
+        c.text(row.id).text(row.cron).text(row.orchestration).opt(row.input).text(row.overlap)
+            .num(row.catchup_window_ms).num(row.jitter_ms).flag(row.paused).opt(row.note);
+        opt_num(c, row.next_fire);
+        opt_num(c, row.last_fire);
+        c.opt(row.last_instance_id);
+        opt_num(c, row.buffered_tick);
+        c.num(row.fired).num(row.missed).num(row.skipped).num(row.created_at).num(row.updated_at);
+        if (audit) {
+            c.num(audit->at).text(audit->actor).text(audit->action).opt(audit->detail);
+        } else {
+            c.num(0).null().null().null();
+        }
+        w.sql = c.done();
+        w.parse = [](const pqxx::result& r, WriteResult& out) {
+            if (r.empty() || r[0][0].is_null()) {
+                out.conflict = true;
+                return;
+            }
+            out.ok = true;
+            out.count = 1;
+        };
+        w.on_doubt = OnDoubt::Rerun;
+        enqueue(std::move(w), std::move(cb));
+    }
+
+    void update_schedule(ScheduleUpdate u, WriteCallback cb) override {
+        const auto& row = u.row;
+        auto kids = nlohmann::json::array();
+        for (const auto& k : u.instances) {
+            kids.push_back({{"id", k.id}, {"name", k.name}, {"execution_id", k.execution_id},
+                            {"input", opt_json(k.input)}, {"now", k.now}, {"start_at", k.start_at},
+                            {"start_event", k.start_event}, {"actor", k.actor},
+                            {"trace_parent", opt_json(k.trace_parent)}});
+        }
+        auto audit = nlohmann::json::array();
+        for (const auto& a : u.audit) {
+            audit.push_back({{"at", a.at}, {"actor", a.actor}, {"action", a.action},
+                             {"instance_id", opt_json(a.instance_id)}, {"detail", opt_json(a.detail)}});
+        }
+        Write w;
+        Call c("durable_schedule_update");
+        c.text(row.id).text(row.cron).text(row.orchestration).opt(row.input).text(row.overlap)
+            .num(row.catchup_window_ms).num(row.jitter_ms).flag(row.paused).opt(row.note);
+        opt_num(c, row.next_fire);
+        opt_num(c, row.last_fire);
+        c.opt(row.last_instance_id);
+        opt_num(c, row.buffered_tick);
+        c.num(row.fired).num(row.missed).num(row.skipped).num(row.updated_at).num(row.version).json(kids).json(audit);
+        w.sql = c.done();
+        w.parse = [expected = row.version](const pqxx::result& r, WriteResult& out) {
+            if (r.empty() || r[0][0].as<std::int64_t>() == 0) {
+                out.conflict = true;
+                return;
+            }
+            out.ok = true;
+            out.new_version = expected + 1;
+            if (!r[0][1].is_null()) {
+                for (const auto& id : nlohmann::json::parse(r[0][1].c_str())) out.ids.push_back(id.get<std::string>());
+            }
+        };
+        w.on_doubt = OnDoubt::Rerun;
+        enqueue(std::move(w), std::move(cb));
+    }
+
+    void delete_schedule(std::string id, std::optional<AuditEntry> audit, WriteCallback cb) override {
+        Write w;
+        Call c("durable_schedule_delete");
+        c.text(id);
+        if (audit) {
+            c.num(audit->at).text(audit->actor).text(audit->action).opt(audit->detail);
+        } else {
+            c.num(0).null().null().null();
+        }
+        w.sql = c.done();
+        w.parse = [](const pqxx::result& r, WriteResult& out) {
+            out.ok = true;
+            out.count = r.empty() ? 0 : r[0][0].as<std::int64_t>();
+        };
+        w.on_doubt = OnDoubt::Rerun;
+        enqueue(std::move(w), std::move(cb));
+    }
+
     void append_audit(AuditEntry a, WriteCallback cb) override {
         Write w;
         w.sql = Call("durable_audit").num(a.at).text(a.actor).text(a.action).opt(a.instance_id).opt(a.detail).done();
@@ -552,7 +684,7 @@ public:
     std::vector<InstanceRow> query_instances(const InstanceFilter& f) override {
         return read("querying instances", [&](pqxx::transaction_base& tx) { return postgres::query_instances(tx, f); });
     }
-    std::vector<Candidate> find_claimable(const std::string& owner, const std::vector<std::string>& names, Millis now,
+    std::vector<Candidate> find_claimable(const std::string& owner, const std::vector<OrchestrationCode>& names, Millis now,
                                           int limit) override {
         (void)owner;
         return read("finding claimable work",
@@ -580,6 +712,19 @@ public:
     std::vector<AuditEntry> audit_log(const std::optional<std::string>& instance_id, int limit) override {
         return read("reading the audit log",
                     [&](pqxx::transaction_base& tx) { return postgres::audit_log(tx, instance_id, limit); });
+    }
+    std::optional<ScheduleRow> get_schedule(const std::string& id) override {
+        return read("reading a schedule", [&](pqxx::transaction_base& tx) { return postgres::get_schedule(tx, id); });
+    }
+    std::vector<ScheduleRow> list_schedules() override {
+        return read("listing schedules", [&](pqxx::transaction_base& tx) { return postgres::list_schedules(tx); });
+    }
+    std::vector<ScheduleRow> due_schedules(Millis now, int limit) override {
+        return read("finding due schedules",
+                    [&](pqxx::transaction_base& tx) { return postgres::due_schedules(tx, now, limit); });
+    }
+    std::optional<Millis> next_schedule_fire() override {
+        return read("reading schedules", [&](pqxx::transaction_base& tx) { return postgres::next_schedule_fire(tx); });
     }
     std::int64_t change_counter() override { return changes_.load() + commits_.load(); }
     std::vector<ChangeRow> read_changes(std::int64_t after_seq, int limit) override {

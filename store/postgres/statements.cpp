@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
 #include <unordered_set>
@@ -29,9 +30,9 @@ const std::vector<WriteStatement>& write_statements() {
          "SELECT count(*) FROM i"},
         {"durable_create",
          "WITH ins AS (INSERT INTO instances (id, name, status, execution_id, input, parent_id, parent_task_id, "
-         "created_at, updated_at, version, lease_owner, lease_expires_at, trace_parent) "
+         "created_at, updated_at, version, lease_owner, lease_expires_at, trace_parent, orchestration_version) "
          "VALUES ($1::text, $2::text, 'Pending', $3::text, $4::text, $5::text, $6::bigint, $7::bigint, $7::bigint, 0, "
-         "$8::text, $9::bigint, $14::text) ON CONFLICT (id) DO NOTHING RETURNING id), "
+         "$8::text, $9::bigint, $14::text, $15::text) ON CONFLICT (id) DO NOTHING RETURNING id), "
          "box AS (INSERT INTO inbox (instance_id, visible_at, control, event) "
          "SELECT id, $10::bigint, false, $11::text FROM ins RETURNING id), "
          "aud AS (INSERT INTO audit_log (at, actor, action, instance_id, detail) "
@@ -55,7 +56,8 @@ const std::vector<WriteStatement>& write_statements() {
          "updated_at = $10::bigint, completed_at = CASE WHEN $11::boolean THEN $10::bigint ELSE NULL END, "
          "lease_owner = CASE WHEN $12::boolean THEN NULL ELSE lease_owner END, "
          "lease_expires_at = CASE WHEN $12::boolean THEN 0 ELSE GREATEST(lease_expires_at, $13::bigint) END, "
-         "recoveries = CASE WHEN $14::boolean THEN 0 ELSE recoveries END "
+         "recoveries = CASE WHEN $14::boolean THEN 0 ELSE recoveries END, "
+         "orchestration_version = COALESCE(orchestration_version, $24::text) "
          "WHERE id = $1::text AND version = $3::bigint AND lease_owner = $2::text RETURNING id, name), "
          // The change-feed row waits in the session's pending_changes for its seq, given at
          // the end of the transaction (durable_number_changes).
@@ -70,11 +72,13 @@ const std::vector<WriteStatement>& write_statements() {
          "consumed AS (DELETE FROM inbox WHERE instance_id = $1::text AND ($11::boolean OR id = ANY($18::bigint[])) "
          "AND EXISTS (SELECT 1 FROM cas)), "
          "kids AS (INSERT INTO instances (id, name, status, execution_id, input, parent_id, parent_task_id, "
-         "created_at, updated_at, version, lease_owner, lease_expires_at, trace_parent) "
+         "created_at, updated_at, version, lease_owner, lease_expires_at, trace_parent, orchestration_version) "
          "SELECT k.id, k.name, 'Pending', k.execution_id, k.input, k.parent_id, k.parent_task_id, k.now, k.now, 0, "
-         "k.lease_owner, COALESCE(k.lease_expires_at, 0), k.trace_parent FROM cas, json_to_recordset($20::json) AS "
+         "k.lease_owner, COALESCE(k.lease_expires_at, 0), k.trace_parent, k.orchestration_version FROM cas, "
+         "json_to_recordset($20::json) AS "
          "k(id text, name text, execution_id text, input text, parent_id text, parent_task_id bigint, now bigint, "
-         "lease_owner text, lease_expires_at bigint, trace_parent text) ON CONFLICT (id) DO NOTHING RETURNING id), "
+         "lease_owner text, lease_expires_at bigint, trace_parent text, orchestration_version text) "
+         "ON CONFLICT (id) DO NOTHING RETURNING id), "
          "kid_starts AS (INSERT INTO inbox (instance_id, visible_at, control, event) "
          "SELECT k.id, k.start_at, false, k.start_event FROM json_to_recordset($20::json) AS k(id text, "
          "start_at bigint, start_event text) WHERE k.id IN (SELECT id FROM kids)), "
@@ -121,11 +125,33 @@ const std::vector<WriteStatement>& write_statements() {
          "SELECT count(*) FROM r"},
         {"durable_heartbeat",
          "INSERT INTO hosts (id, hostname, pid, started_at, heartbeat_at, stopped_at, orchestrations, activities, "
-         "lease_ms) VALUES ($1::text, $2::text, $3::bigint, $4::bigint, $5::bigint, $6::bigint, $7::text, $8::text, "
-         "$9::bigint) "
+         "lease_ms, orchestration_versions) VALUES ($1::text, $2::text, $3::bigint, $4::bigint, $5::bigint, $6::bigint, "
+         "$7::text, $8::text, $9::bigint, $10::text) "
          "ON CONFLICT (id) DO UPDATE SET heartbeat_at = EXCLUDED.heartbeat_at, stopped_at = EXCLUDED.stopped_at, "
          "pid = EXCLUDED.pid, hostname = EXCLUDED.hostname, orchestrations = EXCLUDED.orchestrations, "
-         "activities = EXCLUDED.activities, lease_ms = EXCLUDED.lease_ms"},
+         "activities = EXCLUDED.activities, lease_ms = EXCLUDED.lease_ms, "
+         "orchestration_versions = EXCLUDED.orchestration_versions"},
+        // Rewinds ($1: instance id, next seq, now), all or none: every instance is locked, must
+        // still be Failed with its history where the caller saw it; then each becomes Running,
+        // unleased, with its inbox messages ($2) and audit entries ($3).
+        {"durable_rewind",
+         "WITH r AS (SELECT * FROM json_to_recordset($1::json) AS r(id text, next_seq bigint, now bigint)), "
+         "locked AS (SELECT i.id, i.status, i.execution_id FROM instances i WHERE i.id IN (SELECT id FROM r) "
+         "FOR UPDATE), "
+         "good AS (SELECT r.id FROM r JOIN locked l ON l.id = r.id AND l.status = 'Failed' "
+         "WHERE r.next_seq > COALESCE((SELECT max(h.seq) FROM history h WHERE h.instance_id = r.id "
+         "AND h.execution_id = l.execution_id), -1)), "
+         "go AS (SELECT (SELECT count(*) FROM good) = (SELECT count(*) FROM r) AS ok), "
+         "up AS (UPDATE instances i SET status = 'Running', output = NULL, error = NULL, completed_at = NULL, "
+         "updated_at = r.now, lease_owner = NULL, lease_expires_at = 0, recoveries = 0, version = i.version + 1 "
+         "FROM r WHERE i.id = r.id AND (SELECT ok FROM go) RETURNING i.id), "
+         "box AS (INSERT INTO inbox (instance_id, visible_at, control, event) "
+         "SELECT m.instance_id, m.visible_at, m.control, m.event FROM json_to_recordset($2::json) AS "
+         "m(instance_id text, visible_at bigint, control boolean, event text) WHERE (SELECT ok FROM go)), "
+         "aud AS (INSERT INTO audit_log (at, actor, action, instance_id, detail) "
+         "SELECT a.at, a.actor, a.action, a.instance_id, a.detail FROM json_to_recordset($3::json) AS "
+         "a(at bigint, actor text, action text, instance_id text, detail text) WHERE (SELECT ok FROM go)) "
+         "SELECT count(*) FROM up"},
         {"durable_claim_tasks",
          "WITH pick AS (SELECT id FROM activity_tasks WHERE name IN (SELECT json_array_elements_text($1::json)) "
          "AND visible_at <= $3::bigint AND (lease_owner IS NULL OR lease_expires_at < $3::bigint) "
@@ -204,14 +230,18 @@ const std::vector<WriteStatement>& read_statements() {
         // Only instances of the orchestrations the host runs ($3: their names, a JSON array).
         {"r_orphaned",
          "SELECT id, version FROM instances WHERE lease_owner IS NOT NULL AND lease_expires_at < $1 "
-         "AND status NOT IN " DURABLE_PG_FINAL " AND ($3::json::text = '[\"*\"]' OR name IN (SELECT "
-         "json_array_elements_text($3::json))) ORDER BY lease_expires_at LIMIT $2"},
+         "AND status NOT IN " DURABLE_PG_FINAL " AND ($3::json::text = '[\"*\"]' OR (name IN (SELECT "
+         "json_array_elements_text($3::json)) "
+         "AND (orchestration_version IS NULL OR name || chr(31) || orchestration_version IN "
+         "(SELECT json_array_elements_text($4::json))))) "
+         "ORDER BY lease_expires_at LIMIT $2"},
         {"r_due",
          "SELECT i.id, i.version, i.lease_owner IS NOT NULL FROM inbox b JOIN instances i ON i.id = b.instance_id "
          "WHERE b.visible_at <= $1 AND (i.lease_owner IS NULL OR i.lease_expires_at < $1) "
          "AND (i.status <> 'Suspended' OR b.control) AND i.status NOT IN " DURABLE_PG_FINAL
-         " AND ($3::json::text = '[\"*\"]' OR i.name IN (SELECT json_array_elements_text($3::json))) "
-         "ORDER BY b.visible_at LIMIT $2"},
+         " AND ($3::json::text = '[\"*\"]' OR (i.name IN (SELECT json_array_elements_text($3::json)) "
+         "AND (i.orchestration_version IS NULL OR i.name || chr(31) || i.orchestration_version IN "
+         "(SELECT json_array_elements_text($4::json))))) ORDER BY b.visible_at LIMIT $2"},
         {"r_claimable_task_names",
          "SELECT n FROM json_array_elements_text($1::json) AS n WHERE EXISTS (SELECT 1 FROM activity_tasks "
          "WHERE name = n AND visible_at <= $2 AND (lease_owner IS NULL OR lease_expires_at < $2))"},
@@ -222,7 +252,7 @@ const std::vector<WriteStatement>& read_statements() {
         {"r_hosts",
          "SELECT h.id, h.hostname, h.pid, h.started_at, h.heartbeat_at, h.stopped_at, "
          "(SELECT count(*) FROM instances i WHERE i.lease_owner = h.id AND i.lease_expires_at >= $1), "
-         "h.orchestrations, h.activities, h.lease_ms FROM hosts h ORDER BY h.started_at"},
+         "h.orchestrations, h.activities, h.lease_ms, h.orchestration_versions FROM hosts h ORDER BY h.started_at"},
         {"r_leases",
          "SELECT " DURABLE_PG_INSTANCE_COLUMNS
          " FROM instances WHERE lease_owner IS NOT NULL ORDER BY lease_owner, id LIMIT 10000"},
@@ -314,6 +344,7 @@ InstanceRow read_instance(const pqxx::row& r) {
     i.lease_expires_at = r[15].as<std::int64_t>();
     i.recoveries = r[16].as<std::int64_t>();
     i.trace_parent = opt_text(r[17]);
+    i.orchestration_version = opt_text(r[18]);
     return i;
 }
 
@@ -385,19 +416,26 @@ std::vector<InstanceRow> query_instances(pqxx::transaction_base& tx, const Insta
     return out;
 }
 
-std::vector<Candidate> find_claimable(pqxx::transaction_base& tx, const std::vector<std::string>& names, Millis now,
-                                      int limit) {
+std::vector<Candidate> find_claimable(pqxx::transaction_base& tx, const std::vector<OrchestrationCode>& code,
+                                      Millis now, int limit) {
     std::vector<Candidate> out;
-    if (names.empty()) return out;
+    if (code.empty()) return out;
+    // Names, and name-version keys joined by a unit separator (as the SQLite store's).
+    std::vector<std::string> names, keys;
+    for (const auto& k : code) {
+        if (std::find(names.begin(), names.end(), k.name) == names.end()) names.push_back(k.name);
+        keys.push_back(k.name + '\x1f' + k.version);
+    }
     const std::string wanted = nlohmann::json(names).dump();
+    const std::string wanted_keys = nlohmann::json(keys).dump();
     std::unordered_set<std::string> seen;
     // First, work a dead (or departed) host left behind: the oldest work there is.
-    for (const auto& r : tx.exec_prepared("r_orphaned", static_cast<std::int64_t>(now), limit, wanted)) {
+    for (const auto& r : tx.exec_prepared("r_orphaned", static_cast<std::int64_t>(now), limit, wanted, wanted_keys)) {
         auto id = r[0].as<std::string>();
         if (seen.insert(id).second) out.push_back(Candidate{id, r[1].as<std::int64_t>(), true});
     }
     if (static_cast<int>(out.size()) < limit) {
-        for (const auto& r : tx.exec_prepared("r_due", static_cast<std::int64_t>(now), limit * 4, wanted)) {
+        for (const auto& r : tx.exec_prepared("r_due", static_cast<std::int64_t>(now), limit * 4, wanted, wanted_keys)) {
             if (static_cast<int>(out.size()) >= limit) break;
             auto id = r[0].as<std::string>();
             if (seen.insert(id).second) out.push_back(Candidate{id, r[1].as<std::int64_t>(), r[2].as<bool>()});
@@ -470,6 +508,11 @@ std::vector<HostRow> list_hosts(pqxx::transaction_base& tx, Millis now) {
         h.orchestrations = names_from_json(r[7].as<std::string>());
         h.activities = names_from_json(r[8].as<std::string>());
         h.lease_ms = r[9].as<std::int64_t>();
+        try {
+            auto v = nlohmann::json::parse(r[10].as<std::string>());
+            if (v.is_object()) h.orchestration_versions = v.get<std::map<std::string, std::vector<std::string>>>();
+        } catch (const std::exception&) {
+        }
         out.push_back(std::move(h));
     }
     return out;

@@ -31,6 +31,9 @@ const std::vector<WriteStatement>& write_statements();
 // A statement of the readers, prepared by name on every reader connection.
 const std::vector<WriteStatement>& read_statements();
 
+// The schedule statements of the writer (schedules.cpp), prepared with write_statements().
+const std::vector<WriteStatement>& schedule_write_statements();
+
 // Builds `EXECUTE name(arg, ...)` with each argument as an escaped literal.
 class Call {
 public:
@@ -57,7 +60,7 @@ std::string literal(std::string_view v);
 #define DURABLE_PG_INSTANCE_COLUMNS                                                              \
     "id, name, status, execution_id, input, output, error, custom_status, parent_id, "          \
     "parent_task_id, created_at, updated_at, completed_at, version, lease_owner, lease_expires_at, recoveries, "  \
-    "trace_parent"
+    "trace_parent, orchestration_version"
 InstanceRow read_instance(const pqxx::row& r);
 std::optional<std::string> opt_text(const pqxx::field& f);
 
@@ -67,7 +70,7 @@ std::vector<HistoryRow> get_history(pqxx::transaction_base& tx, const std::strin
                                     int limit);
 std::vector<InboxRow> get_inbox(pqxx::transaction_base& tx, const std::string& id, Millis now);
 std::vector<InstanceRow> query_instances(pqxx::transaction_base& tx, const InstanceFilter& f);
-std::vector<Candidate> find_claimable(pqxx::transaction_base& tx, const std::vector<std::string>& names, Millis now,
+std::vector<Candidate> find_claimable(pqxx::transaction_base& tx, const std::vector<OrchestrationCode>& names, Millis now,
                                       int limit);
 std::vector<std::string> claimable_task_names(pqxx::transaction_base& tx, const std::vector<std::string>& names,
                                               Millis now);
@@ -81,5 +84,11 @@ std::vector<HostRow> list_hosts(pqxx::transaction_base& tx, Millis now);
 std::vector<InstanceRow> list_leases(pqxx::transaction_base& tx);
 std::vector<AuditEntry> audit_log(pqxx::transaction_base& tx, const std::optional<std::string>& instance_id,
                                   int limit);
+
+// Schedules (schedules.cpp).
+std::optional<ScheduleRow> get_schedule(pqxx::transaction_base& tx, const std::string& id);
+std::vector<ScheduleRow> list_schedules(pqxx::transaction_base& tx);
+std::vector<ScheduleRow> due_schedules(pqxx::transaction_base& tx, Millis now, int limit);
+std::optional<Millis> next_schedule_fire(pqxx::transaction_base& tx);
 
 }  // namespace durable::store::postgres

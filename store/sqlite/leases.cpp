@@ -3,6 +3,7 @@
 //
 // Lease times are milliseconds of the one machine clock every host on this file shares
 // (SQLite's WAL needs all processes on one machine in any case).
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <unordered_set>
 
@@ -12,6 +13,19 @@ namespace durable::store::sqlite::sql {
 
 std::string names_json(const std::vector<std::string>& names) {
     return nlohmann::json(names).dump();
+}
+
+std::string versions_json(const std::map<std::string, std::vector<std::string>>& versions) {
+    return nlohmann::json(versions).dump();
+}
+
+std::map<std::string, std::vector<std::string>> versions_from_json(const std::string& text) {
+    try {
+        auto j = nlohmann::json::parse(text);
+        if (j.is_object()) return j.get<std::map<std::string, std::vector<std::string>>>();
+    } catch (const std::exception&) {
+    }
+    return {};
 }
 
 std::vector<std::string> names_from_json(const std::string& text) {
@@ -98,29 +112,41 @@ void release_leases(Connection& c, const std::string& owner, const std::vector<s
     r.ok = true;
 }
 
-std::vector<Candidate> find_claimable(Connection& c, const std::string& owner, const std::vector<std::string>& names,
+std::vector<Candidate> find_claimable(Connection& c, const std::string& owner, const std::vector<OrchestrationCode>& code,
                                       Millis now, int limit) {
     std::vector<Candidate> out;
-    if (names.empty()) return out;
+    if (code.empty()) return out;
     // `+name`: the name filter must not steer the planner off the lease and inbox indexes
-    // (every instance of a name is no narrower than the due ones).
+    // (every instance of a name is no narrower than the due ones). The version filter: an
+    // instance without a version yet, or one whose name and version (joined by a unit
+    // separator, which names and versions do not hold) the host registers.
+    std::vector<std::string> names, keys;
+    for (const auto& k : code) {
+        if (std::find(names.begin(), names.end(), k.name) == names.end()) names.push_back(k.name);
+        keys.push_back(k.name + '\x1f' + k.version);
+    }
     const std::string wanted = names_json(names);
-    // Every name (kAnyName): the same statements without the name filter (the parameter is
-    // bound and ignored, so both forms bind alike).
-    const bool any = names.size() == 1 && names[0] == kAnyName;
+    const std::string wanted_keys = names_json(keys);
+    // Every name and version (kAnyName, a host with remote code): the same statements without
+    // the name and version filters (their parameters are bound and ignored, so both forms
+    // bind alike).
+    const bool any = code.size() == 1 && code[0].name == kAnyName;
     std::unordered_set<std::string> seen;
     {
         // First, work a dead (or departed) host left behind: owner set, lease expired. It is
         // the oldest work there is; behind new work it would wait for every backlog to drain.
         auto s = any ? c.stmt("SELECT id, version FROM instances WHERE lease_owner IS NOT NULL AND lease_expires_at < ? "
                               "AND status NOT IN ('Completed', 'Failed', 'Terminated') "
-                              "AND ? IS NOT NULL ORDER BY lease_expires_at LIMIT ?")
+                              "AND ? IS NOT NULL AND ? IS NOT NULL ORDER BY lease_expires_at LIMIT ?")
                      : c.stmt("SELECT id, version FROM instances WHERE lease_owner IS NOT NULL AND lease_expires_at < ? "
                               "AND status NOT IN ('Completed', 'Failed', 'Terminated') "
-                              "AND +name IN (SELECT value FROM json_each(?)) ORDER BY lease_expires_at LIMIT ?");
+                              "AND +name IN (SELECT value FROM json_each(?)) "
+                              "AND (orchestration_version IS NULL OR name || char(31) || orchestration_version IN "
+                              "(SELECT value FROM json_each(?))) ORDER BY lease_expires_at LIMIT ?");
         s->bind(1, static_cast<std::int64_t>(now));
         s->bind(2, wanted);
-        s->bind(3, limit);
+        s->bind(3, wanted_keys);
+        s->bind(4, limit);
         while (s->executeStep() && static_cast<int>(out.size()) < limit) {
             std::string id = s->getColumn(0).getString();
             if (seen.insert(id).second) out.push_back(Candidate{id, s->getColumn(1).getInt64(), true});
@@ -134,7 +160,7 @@ std::vector<Candidate> find_claimable(Connection& c, const std::string& owner, c
                               "WHERE b.visible_at <= ? AND (i.lease_owner IS NULL OR i.lease_expires_at < ?) "
                               "AND (i.status <> 'Suspended' OR b.control = 1) "
                               "AND i.status NOT IN ('Completed', 'Failed', 'Terminated') "
-                              "AND ? IS NOT NULL "
+                              "AND ? IS NOT NULL AND ? IS NOT NULL "
                               "ORDER BY b.visible_at LIMIT ?")
                      : c.stmt("SELECT i.id, i.version, i.lease_owner IS NOT NULL FROM inbox b JOIN instances i ON "
                               "i.id = b.instance_id "
@@ -142,11 +168,14 @@ std::vector<Candidate> find_claimable(Connection& c, const std::string& owner, c
                               "AND (i.status <> 'Suspended' OR b.control = 1) "
                               "AND i.status NOT IN ('Completed', 'Failed', 'Terminated') "
                               "AND +i.name IN (SELECT value FROM json_each(?)) "
+                              "AND (i.orchestration_version IS NULL OR i.name || char(31) || i.orchestration_version IN "
+                              "(SELECT value FROM json_each(?))) "
                               "ORDER BY b.visible_at LIMIT ?");
         s->bind(1, static_cast<std::int64_t>(now));
         s->bind(2, static_cast<std::int64_t>(now));
         s->bind(3, wanted);
-        s->bind(4, limit * 4);
+        s->bind(4, wanted_keys);
+        s->bind(5, limit * 4);
         while (s->executeStep() && static_cast<int>(out.size()) < limit) {
             std::string id = s->getColumn(0).getString();
             if (seen.insert(id).second) {
@@ -295,7 +324,7 @@ std::vector<HostRow> list_hosts(Connection& c, Millis now) {
     auto s = c.stmt(
         "SELECT h.id, h.hostname, h.pid, h.started_at, h.heartbeat_at, h.stopped_at, "
         "(SELECT COUNT(*) FROM instances i WHERE i.lease_owner = h.id AND i.lease_expires_at >= ?), "
-        "h.orchestrations, h.activities, h.lease_ms "
+        "h.orchestrations, h.activities, h.lease_ms, h.orchestration_versions "
         "FROM hosts h ORDER BY h.started_at");
     s->bind(1, static_cast<std::int64_t>(now));
     while (s->executeStep()) {
@@ -310,6 +339,7 @@ std::vector<HostRow> list_hosts(Connection& c, Millis now) {
         h.orchestrations = names_from_json(s->getColumn(7).getString());
         h.activities = names_from_json(s->getColumn(8).getString());
         h.lease_ms = s->getColumn(9).getInt64();
+        h.orchestration_versions = versions_from_json(s->getColumn(10).getString());
         out.push_back(std::move(h));
     }
     return out;

@@ -28,6 +28,7 @@ InstanceRow read_instance(SQLite::Statement& s) {
     r.lease_expires_at = s.getColumn(15).getInt64();
     r.recoveries = s.getColumn(16).getInt64();
     r.trace_parent = col_opt(s, 17);
+    r.orchestration_version = col_opt(s, 18);
     return r;
 }
 

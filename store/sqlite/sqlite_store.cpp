@@ -149,10 +149,29 @@ public:
         enqueue([filter = std::move(filter)](Connection& c, WriteResult& r) { sql::purge_instances(c, filter, r); },
                 std::move(cb));
     }
+    void rewind_instances(std::vector<Rewind> rewinds, WriteCallback cb) override {
+        enqueue([rewinds = std::move(rewinds)](Connection& c, WriteResult& r) { sql::rewind_instances(c, rewinds, r); },
+                std::move(cb));
+    }
     void append_audit(AuditEntry entry, WriteCallback cb) override {
         enqueue([entry = std::move(entry)](Connection& c, WriteResult& r) {
             sql::append_audit(c, entry);
             r.ok = true;
+        }, std::move(cb));
+    }
+
+    void create_schedule(ScheduleRow row, std::optional<AuditEntry> audit, WriteCallback cb) override {
+        enqueue([row = std::move(row), audit = std::move(audit)](Connection& c, WriteResult& r) {
+            sql::create_schedule(c, row, audit, r);
+        }, std::move(cb));
+    }
+    void update_schedule(ScheduleUpdate update, WriteCallback cb) override {
+        enqueue([u = std::move(update)](Connection& c, WriteResult& r) { sql::update_schedule(c, u, r); },
+                std::move(cb));
+    }
+    void delete_schedule(std::string id, std::optional<AuditEntry> audit, WriteCallback cb) override {
+        enqueue([id = std::move(id), audit = std::move(audit)](Connection& c, WriteResult& r) {
+            sql::delete_schedule(c, id, audit, r);
         }, std::move(cb));
     }
 
@@ -176,7 +195,7 @@ public:
     std::vector<InstanceRow> query_instances(const InstanceFilter& f) override {
         return read([&](Connection& c) { return sql::query_instances(c, f); });
     }
-    std::vector<Candidate> find_claimable(const std::string& owner, const std::vector<std::string>& names, Millis now,
+    std::vector<Candidate> find_claimable(const std::string& owner, const std::vector<OrchestrationCode>& names, Millis now,
                                           int limit) override {
         return read([&](Connection& c) { return sql::find_claimable(c, owner, names, now, limit); });
     }
@@ -199,6 +218,18 @@ public:
     }
     std::vector<AuditEntry> audit_log(const std::optional<std::string>& instance_id, int limit) override {
         return read([&](Connection& c) { return sql::audit_log(c, instance_id, limit); });
+    }
+    std::optional<ScheduleRow> get_schedule(const std::string& id) override {
+        return read([&](Connection& c) { return sql::get_schedule(c, id); });
+    }
+    std::vector<ScheduleRow> list_schedules() override {
+        return read([&](Connection& c) { return sql::list_schedules(c); });
+    }
+    std::vector<ScheduleRow> due_schedules(Millis now, int limit) override {
+        return read([&](Connection& c) { return sql::due_schedules(c, now, limit); });
+    }
+    std::optional<Millis> next_schedule_fire() override {
+        return read([&](Connection& c) { return sql::next_schedule_fire(c); });
     }
     std::int64_t change_counter() override {
         std::lock_guard lock(version_mu_);

@@ -62,8 +62,8 @@ void create_instance(Connection& c, const NewInstance& inst, WriteResult& r) {
     {
         auto s = c.stmt(
             "INSERT INTO instances (id, name, status, execution_id, input, parent_id, parent_task_id, "
-            "created_at, updated_at, version, lease_owner, lease_expires_at, trace_parent) "
-            "VALUES (?, ?, 'Pending', ?, ?, ?, ?, ?, ?, 0, ?, ?, ?) ON CONFLICT (id) DO NOTHING");
+            "created_at, updated_at, version, lease_owner, lease_expires_at, trace_parent, orchestration_version) "
+            "VALUES (?, ?, 'Pending', ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING");
         s->bind(1, inst.id);
         s->bind(2, inst.name);
         s->bind(3, inst.execution_id);
@@ -75,6 +75,7 @@ void create_instance(Connection& c, const NewInstance& inst, WriteResult& r) {
         bind_opt(*s, 9, inst.lease_owner);
         s->bind(10, static_cast<std::int64_t>(inst.lease_owner ? inst.lease_expires_at : 0));
         bind_opt(*s, 11, inst.trace_parent);
+        bind_opt(*s, 12, inst.orchestration_version);
         s->exec();
     }
     r.ok = true;
@@ -139,7 +140,8 @@ void commit_episode(Connection& c, const EpisodeCommit& e, WriteResult& r) {
             "completed_at = CASE WHEN ? THEN ? ELSE NULL END, "
             "lease_owner = CASE WHEN ? THEN NULL ELSE lease_owner END, "
             "lease_expires_at = CASE WHEN ? THEN 0 ELSE MAX(lease_expires_at, ?) END, "
-            "recoveries = CASE WHEN ? THEN 0 ELSE recoveries END "
+            "recoveries = CASE WHEN ? THEN 0 ELSE recoveries END, "
+            "orchestration_version = COALESCE(orchestration_version, ?) "
             "WHERE id = ? AND version = ? AND lease_owner = ?");
         bool terminal = is_terminal(e.status);
         s->bind(1, std::string(to_string(e.status)));
@@ -155,9 +157,10 @@ void commit_episode(Connection& c, const EpisodeCommit& e, WriteResult& r) {
         s->bind(11, e.release_lease ? 1 : 0);
         s->bind(12, static_cast<std::int64_t>(e.lease_expires_at));
         s->bind(13, e.progressed ? 1 : 0);
-        s->bind(14, e.instance_id);
-        s->bind(15, static_cast<std::int64_t>(e.expected_version));
-        s->bind(16, e.owner);
+        bind_opt(*s, 14, e.orchestration_version);
+        s->bind(15, e.instance_id);
+        s->bind(16, static_cast<std::int64_t>(e.expected_version));
+        s->bind(17, e.owner);
         s->exec();
     }
     if (c.changes() == 0) {
@@ -299,10 +302,11 @@ void purge_instances(Connection& c, const PurgeFilter& f, WriteResult& r) {
 void heartbeat(Connection& c, const HostRow& h) {
     auto s = c.stmt(
         "INSERT INTO hosts (id, hostname, pid, started_at, heartbeat_at, stopped_at, orchestrations, activities, "
-        "lease_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "lease_ms, orchestration_versions) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, stopped_at = excluded.stopped_at, "
         "pid = excluded.pid, hostname = excluded.hostname, orchestrations = excluded.orchestrations, "
-        "activities = excluded.activities, lease_ms = excluded.lease_ms");
+        "activities = excluded.activities, lease_ms = excluded.lease_ms, "
+        "orchestration_versions = excluded.orchestration_versions");
     s->bind(1, h.id);
     s->bind(2, h.hostname);
     s->bind(3, static_cast<std::int64_t>(h.pid));
@@ -316,7 +320,42 @@ void heartbeat(Connection& c, const HostRow& h) {
     s->bind(7, names_json(h.orchestrations));
     s->bind(8, names_json(h.activities));
     s->bind(9, static_cast<std::int64_t>(h.lease_ms));
+    s->bind(10, versions_json(h.orchestration_versions));
     s->exec();
+}
+
+void rewind_instances(Connection& c, const std::vector<Rewind>& rewinds, WriteResult& r) {
+    // All or none: check every instance first (still Failed, history where the caller saw it).
+    for (const auto& rw : rewinds) {
+        auto s = c.stmt(
+            "SELECT status, (SELECT MAX(seq) FROM history WHERE instance_id = ?1) FROM instances WHERE id = ?1");
+        s->bind(1, rw.instance_id);
+        if (!s->executeStep() || s->getColumn(0).getString() != "Failed") {
+            r.conflict = true;
+            return;
+        }
+        // A history row holds the events of one commit from its seq on: the caller's next seq
+        // is past the last row's first seq.
+        std::int64_t last_row = s->getColumn(1).isNull() ? -1 : s->getColumn(1).getInt64();
+        if (rw.next_seq <= last_row) {
+            r.conflict = true;
+            return;
+        }
+    }
+    for (const auto& rw : rewinds) {
+        auto s = c.stmt(
+            "UPDATE instances SET status = 'Running', output = NULL, error = NULL, completed_at = NULL, "
+            "updated_at = ?, lease_owner = NULL, lease_expires_at = 0, recoveries = 0, version = version + 1 "
+            "WHERE id = ? AND status = 'Failed'");
+        s->bind(1, static_cast<std::int64_t>(rw.now));
+        s->bind(2, rw.instance_id);
+        s->exec();
+        for (const auto& m : rw.messages) insert_inbox(c, m);
+        if (rw.audit) append_audit(c, *rw.audit);
+        r.ids.push_back(rw.instance_id);
+    }
+    r.ok = true;
+    r.count = static_cast<std::int64_t>(rewinds.size());
 }
 
 }  // namespace durable::store::sqlite::sql

@@ -49,6 +49,7 @@ struct HostConfig {
     std::vector<std::string> env;  // extra NAME=value environment entries
     // Names the host registers: "a,b", "none", or empty for all of test_host's.
     std::string orchestrations, activities;
+    std::string order_versions;  // "1,2": the versions of `order` it registers (empty: none)
 };
 
 struct ActivityRun {
@@ -137,6 +138,10 @@ public:
         if (c.max_active > 0) {
             args.push_back("--max-active");
             args.push_back(std::to_string(c.max_active));
+        }
+        if (!c.order_versions.empty()) {
+            args.push_back("--order-versions");
+            args.push_back(c.order_versions);
         }
         if (!c.orchestrations.empty()) {
             args.push_back("--orchestrations");

@@ -2,6 +2,7 @@
 //
 //   test_host --db FILE --host-id ID --lease-ms N [--poll-ms N] [--activity-ms N] [--threads N]
 //             [--max-active N] [--log FILE] [--orchestrations a,b|none] [--activities a,b|none]
+//             [--order-versions 1,2]
 //
 // Runs one durable::Host on FILE with these orchestrations registered:
 //   seq5           five sequential "step" activities (each sleeps --activity-ms, honouring
@@ -11,6 +12,9 @@
 //                  cancellation token; output: "done".
 //   traced         the sub-orchestration traced_child (whose "flaky" activity fails its first
 //                  in-process attempt and succeeds on the retry), then "long" for input["ms"].
+//   order          with --order-versions, each version listed: a "step", a wait for the event
+//                  "go", then one "step" (version 1) or two (version 2); output "v1" / "v2" and
+//                  the version the context reports ("v1/1"). Without the flag: not registered.
 // With OTEL_EXPORTER_OTLP_ENDPOINT (or _TRACES_ENDPOINT) set, spans are exported there (OTLP/HTTP).
 // --orchestrations / --activities register only the names listed ("none": none of them), for
 // split deployments: orchestration hosts, activity workers, old binaries.
@@ -42,7 +46,7 @@ using namespace durable;
 namespace {
 
 struct Args {
-    std::string db, host_id, log, orchestrations, activities;
+    std::string db, host_id, log, orchestrations, activities, order_versions;
     int lease_ms = 1000, poll_ms = 50, activity_ms = 0, threads = 4, max_active = 0;
 };
 
@@ -71,6 +75,21 @@ Task<int> seq5(OrchestrationContext& ctx, Json) {
 Task<int> v2(OrchestrationContext& ctx, Json) {
     int n = co_await ctx.call_activity<int>("step", 0);
     co_return co_await ctx.call_activity<int>("step", n);
+}
+
+Task<std::string> order_v1(OrchestrationContext& ctx, Json) {
+    int n = co_await ctx.call_activity<int>("step", 0);
+    co_await ctx.wait_for_external_event<Json>("go");
+    n = co_await ctx.call_activity<int>("step", n);
+    co_return "v1/" + ctx.version();
+}
+
+Task<std::string> order_v2(OrchestrationContext& ctx, Json) {
+    int n = co_await ctx.call_activity<int>("step", 0);
+    co_await ctx.wait_for_external_event<Json>("go");
+    n = co_await ctx.call_activity<int>("step", n);
+    n = co_await ctx.call_activity<int>("step", n);
+    co_return "v2/" + ctx.version();
 }
 
 Task<std::string> long_activity(OrchestrationContext& ctx, Json input) {
@@ -146,6 +165,8 @@ bool parse(int argc, char** argv, Args& a) {
                 a.orchestrations = v;
             } else if (k == "--activities") {
                 a.activities = v;
+            } else if (k == "--order-versions") {
+                a.order_versions = v;
             } else if (k == "--max-active") {
                 a.max_active = std::stoi(v);
             } else {
@@ -166,7 +187,7 @@ int main(int argc, char** argv) {
         std::fprintf(stderr,
                      "usage: test_host --db FILE --host-id ID --lease-ms N [--poll-ms N] [--activity-ms N] "
                      "[--threads N] [--max-active N] [--log FILE] [--orchestrations a,b|none] "
-                     "[--activities a,b|none]\n");
+                     "[--activities a,b|none] [--order-versions 1,2]\n");
         return 2;
     }
     // Every thread the host starts inherits this mask; SIGTERM is taken by sigwait below.
@@ -212,6 +233,14 @@ int main(int argc, char** argv) {
             [&](bool orchestrator, const std::string& name) {
                 return keeps(orchestrator ? args.orchestrations : args.activities, name);
             }));
+        for (std::size_t from = 0; !args.order_versions.empty() && from <= args.order_versions.size();) {
+            auto comma = args.order_versions.find(',', from);
+            auto v = args.order_versions.substr(from, comma == std::string::npos ? std::string::npos : comma - from);
+            if (v == "1") registry->add_orchestrator("order", order_v1, {.version = "1"});
+            if (v == "2") registry->add_orchestrator("order", order_v2, {.version = "2"});
+            if (comma == std::string::npos) break;
+            from = comma + 1;
+        }
         Host host(db, registry, options);
         host.start();
         std::printf("ready\n");

@@ -166,6 +166,7 @@ std::vector<std::string> prepared_statements(const std::string& file) {
     ss << in.rdbuf();
     const std::string src = ss.str();
     const std::string columns_macro = "DURABLE_INSTANCE_COLUMNS";
+    const std::string schedule_macro = "DURABLE_SCHEDULE_COLUMNS";
     std::vector<std::string> out;
     for (std::size_t at = src.find("stmt("); at != std::string::npos; at = src.find("stmt(", at + 1)) {
         std::size_t i = at + 5;
@@ -181,6 +182,9 @@ std::vector<std::string> prepared_statements(const std::string& file) {
             } else if (src.compare(i, columns_macro.size(), columns_macro) == 0) {
                 sql += DURABLE_INSTANCE_COLUMNS;
                 i += columns_macro.size();
+            } else if (src.compare(i, schedule_macro.size(), schedule_macro) == 0) {
+                sql += DURABLE_SCHEDULE_COLUMNS;
+                i += schedule_macro.size();
             } else {
                 REQUIRE_MESSAGE(src[i] == ')', "unexpected text in a stmt() call in " << file << ": "
                                                                                   << src.substr(i, 40));
@@ -199,6 +203,7 @@ struct Planned {
 };
 
 #define COLS DURABLE_INSTANCE_COLUMNS
+#define SCOLS DURABLE_SCHEDULE_COLUMNS
 
 // Copies of the statements in store/sqlite/{leases,writes,reads}.cpp.
 const std::vector<Planned>& store_statements() {
@@ -228,11 +233,11 @@ const std::vector<Planned>& store_statements() {
          "WHERE b.visible_at <= ? AND (i.lease_owner IS NULL OR i.lease_expires_at < ?) "
          "AND (i.status <> 'Suspended' OR b.control = 1) "
          "AND i.status NOT IN ('Completed', 'Failed', 'Terminated') "
-         "AND ? IS NOT NULL "
+         "AND ? IS NOT NULL AND ? IS NOT NULL "
          "ORDER BY b.visible_at LIMIT ?"},
         {"SELECT id, version FROM instances WHERE lease_owner IS NOT NULL AND lease_expires_at < ? "
          "AND status NOT IN ('Completed', 'Failed', 'Terminated') "
-         "AND ? IS NOT NULL ORDER BY lease_expires_at LIMIT ?"},
+         "AND ? IS NOT NULL AND ? IS NOT NULL ORDER BY lease_expires_at LIMIT ?"},
         {"SELECT b.id, b.instance_id, b.visible_at, b.control, b.event FROM instances i "
          "JOIN inbox b ON b.instance_id = i.id AND b.visible_at <= ? "
          "WHERE i.lease_owner = ? ORDER BY b.id LIMIT ?"},
@@ -307,6 +312,21 @@ const std::vector<Planned>& store_statements() {
         {"SELECT seq, at FROM change_feed ORDER BY seq LIMIT 2000",
          "the oldest rows in rowid order: the scan stops at the LIMIT"},
         {"DELETE FROM change_feed WHERE seq < ?"},
+        // schedules.cpp
+        {"INSERT INTO schedules (" SCOLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?) "
+         "ON CONFLICT (id) DO NOTHING"},
+        {"UPDATE schedules SET cron = ?, orchestration = ?, input = ?, overlap = ?, catchup_window_ms = ?, "
+         "jitter_ms = ?, paused = ?, note = ?, next_fire = ?, last_fire = ?, last_instance_id = ?, "
+         "buffered_tick = ?, fired = ?, missed = ?, skipped = ?, updated_at = ?, version = version + 1 "
+         "WHERE id = ? AND version = ?"},
+        {"DELETE FROM schedules WHERE id = ?"},
+        {"SELECT " SCOLS " FROM schedules WHERE id = ?"},
+        {"SELECT " SCOLS " FROM schedules ORDER BY id",
+         "a list of every schedule, in primary-key order (schedules are few)", false},
+        {"SELECT " SCOLS " FROM schedules WHERE paused = 0 AND next_fire <= ? ORDER BY next_fire LIMIT ?"},
+        {"SELECT " SCOLS " FROM schedules WHERE buffered_tick IS NOT NULL AND paused = 0 AND "
+         "(next_fire IS NULL OR next_fire > ?) ORDER BY buffered_tick LIMIT ?"},
+        {"SELECT MIN(next_fire) FROM schedules WHERE paused = 0"},
     };
     return all;
 }
@@ -423,6 +443,7 @@ TEST_CASE("a pre-lease file is upgraded and keeps its data") {
     CHECK(!row->lease_owner);
     CHECK(row->lease_expires_at == 0);
     CHECK(row->recoveries == 0);
+    CHECK(row->orchestration_version == "");  // it ran unversioned code: it keeps running it
     CHECK(store->get_instance("old-2")->status == durable::Status::Completed);
     auto history = store->get_history("old-1");
     REQUIRE(history.size() == 2);
@@ -575,7 +596,7 @@ TEST_CASE("the test's copies of the store's SQL match the code") {
     std::set<std::string> copies;
     for (const auto& p : store_statements()) copies.insert(p.sql);
     std::set<std::string> in_code;
-    for (auto file : {"leases.cpp", "writes.cpp", "reads.cpp", "change_feed.cpp"}) {
+    for (auto file : {"leases.cpp", "writes.cpp", "reads.cpp", "change_feed.cpp", "schedules.cpp"}) {
         for (auto& sql : prepared_statements(std::string(DURABLE_SOURCE_DIR) + "/store/sqlite/" + file)) {
             CHECK_MESSAGE(copies.count(sql) == 1, file << " prepares a statement this test does not check; copy it "
                                                        "into store_statements() and check its plan:\n"
@@ -614,6 +635,21 @@ TEST_CASE("no claim, lease or query statement scans a table") {
     CHECK(contains(plan_of(store_statements()[8].sql), "USING INDEX inbox_by_instance"));
     CHECK(contains(plan_of(store_statements()[1].sql), "USING INDEX instances_by_lease_owner"));  // renewal
     CHECK(contains(plan_of(store_statements()[9].sql), "USING INDEX activity_tasks_by_name"));    // task claims
+    auto by_sql = [&](const std::string& start) {
+        for (const auto& p : store_statements()) {
+            if (p.sql.rfind(start, 0) == 0) return p.sql;
+        }
+        FAIL("no statement starts with " << start);
+        return std::string();
+    };
+    // The scheduler's looks: due ticks and buffered ticks, each through its partial index, in order.
+    auto due = plan_of(by_sql("SELECT " SCOLS " FROM schedules WHERE paused = 0 AND next_fire <= ?"));
+    CHECK(contains(due, "USING INDEX schedules_next_fire"));
+    CHECK_FALSE(contains(due, "TEMP B-TREE"));
+    auto buffered = plan_of(by_sql("SELECT " SCOLS " FROM schedules WHERE buffered_tick IS NOT NULL"));
+    CHECK(contains(buffered, "USING INDEX schedules_buffered_tick"));
+    CHECK_FALSE(contains(buffered, "TEMP B-TREE"));
+    CHECK(contains(plan_of("SELECT MIN(next_fire) FROM schedules WHERE paused = 0"), "schedules_next_fire"));
     auto shapes = query_shapes();
     CHECK(contains(plan_of(shapes[12].sql), "USING INDEX instances_by_created"));  // a time window
     CHECK(contains(plan_of(shapes[13].sql), "USING INDEX instances_by_created"));  // ... and its next page

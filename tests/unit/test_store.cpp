@@ -594,7 +594,7 @@ TEST_CASE_TEMPLATE("find_claimable with kAnyName finds instances of every name, 
     auto store = env.open();
     REQUIRE(create(*store, new_instance("a", "written_in_js")).ok);
     REQUIRE(create(*store, new_instance("b", "orch")).ok);
-    const std::vector<std::string> any{std::string(kAnyName)};
+    const std::vector<OrchestrationCode> any{OrchestrationCode(std::string(kAnyName))};
     auto found = store->find_claimable("h1", any, kNow, 10);
     std::vector<std::string> ids;
     for (auto& c : found) ids.push_back(c.id);
