@@ -148,6 +148,7 @@ Result run_remote(const Options& options);    // W7
 Result run_idle(const Options& options);      // W8
 Result run_ui_list(const Options& options);   // ui-list: the dashboard's instance list on 1M instances
 Result run_ui_sse(const Options& options);    // ui-sse: W1 with and without the event stream
+Result run_sidecar(const Options& options);   // W1's shape through the gRPC sidecar (sidecar.cpp)
 
 // The worker role: a host process driven over stdin/stdout by W4 and W5.
 struct WorkerOptions {

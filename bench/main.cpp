@@ -51,8 +51,8 @@ int main(int argc, char** argv) {
     std::vector<int> hosts, sizes;
     int instances = 0, concurrency = 0, timeout_s = 600;
     app.add_option("--workload", o.workload,
-                   "sequence|fanout|latency|recovery|hosts|history|remote|idle|all, or ui-list|ui-sse (run only when named)")
-        ->check(CLI::IsMember({"sequence", "fanout", "latency", "recovery", "hosts", "history", "remote", "idle", "ui-list",
+                   "sequence|fanout|latency|recovery|hosts|history|remote|idle|sidecar|all, or ui-list|ui-sse (run only when named)")
+        ->check(CLI::IsMember({"sequence", "fanout", "latency", "recovery", "hosts", "history", "remote", "idle", "sidecar", "ui-list",
                                "ui-sse", "all"}))
         ->capture_default_str();
     app.add_option("--db", o.db, "database to use (kept): a SQLite file, or a PostgreSQL URL (postgresql://user@host:port/db, a database of its own: finished instances there are purged first); default: a fresh temp file per run, removed");
@@ -118,7 +118,7 @@ int main(int argc, char** argv) {
     const Workload all[] = {{"sequence", run_sequence}, {"fanout", run_fanout},   {"latency", run_latency},
                             {"recovery", run_recovery}, {"hosts", run_hosts},     {"history", run_history},
                             {"remote", run_remote},     {"idle", run_idle},       {"ui-list", run_ui_list},
-                            {"ui-sse", run_ui_sse}};
+                            {"sidecar", run_sidecar},   {"ui-sse", run_ui_sse}};
     {
         // Measures the disk and the machine's load before any workload adds its own.
         DbFile probe(o, "probe");

@@ -16,6 +16,7 @@
 #include "orchestrations/orchestrations.hpp"
 #include "server/activity_sequence.hpp"
 #include "server/remote_activity.hpp"
+#include "server/remote_orchestrator.hpp"
 #include "server/sidecar_server.hpp"
 #include "server/work_items.hpp"
 
@@ -57,12 +58,13 @@ int run_serve(const GlobalOptions& g, const ServeArgs& a) {
         throw UsageError("--http-token-file needs --http");
     }
     auto db = open_database(g, false);
-    // The example orchestrations and activity_sequence run here; every activity without C++
-    // code goes to the connected workers.
+    // The example orchestrations and activity_sequence run here; every orchestration and
+    // activity without C++ code goes to the connected workers.
     auto hub = std::make_shared<server::WorkItemHub>(static_cast<std::size_t>(a.max_outstanding));
     auto registry = orchestrations::make_registry();
     server::register_activity_sequence(*registry);
     registry->set_default_activity(server::remote_activity(hub));
+    registry->set_default_orchestrator(server::remote_orchestrator(hub));
     Host host(db, registry, options);
     orchestrations::set_host_label(host.id());
     host.start();

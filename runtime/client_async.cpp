@@ -173,8 +173,10 @@ void Client::schedule_async(const std::string& name, const Json& input, const Sc
     if (options.correlation_id) detail::require_utf8(*options.correlation_id, "the correlation id");
     if (options.version) detail::require_utf8(*options.version, "the orchestration version");
     std::shared_ptr<Host::Impl> host = attachment_ ? attachment_->host.lock() : nullptr;
-    const bool here_has = host && (options.version ? host->registry->orchestrator(name, *options.version) != nullptr
-                                                   : host->registry->orchestrator(name) != nullptr);
+    // A host with a default orchestrator (remote code) runs every name and version.
+    const bool here_has = host && (host->registry->default_orchestrator() != nullptr ||
+                                   (options.version ? host->registry->orchestrator(name, *options.version) != nullptr
+                                                    : host->registry->orchestrator(name) != nullptr));
     if (host && !here_has) {
         // Not this host's code: fine if another live host registers it (it claims the
         // instance); otherwise most likely a typo.

@@ -126,10 +126,11 @@ bool Host::Impl::poll_once() {
         std::lock_guard lock(mu_);
         at_capacity_ = active >= options.max_active_instances;
     }
-    if (accepting && active < options.max_active_instances && !orchestration_names.empty()) {
+    const auto names = claim_names();
+    if (accepting && active < options.max_active_instances && !names.empty()) {
         int room = static_cast<int>(std::min<std::size_t>(options.max_active_instances - active,
                                                           static_cast<std::size_t>(options.claim_batch)));
-        auto candidates = store->find_claimable(id, orchestration_code, now, room * 2);
+        auto candidates = store->find_claimable(id, names, now, room * 2);
         if (!candidates.empty()) {
             // Take a random share: hosts looking at the same candidates collide less.
             static thread_local std::mt19937 rng{std::random_device{}()};
@@ -302,7 +303,9 @@ void Host::Impl::load_instance(const std::string& iid, bool orphaned) {
         redispatch.clear();
         inst->redispatch_tasks.clear();
     }
-    inst->needs_episode = inst->exec->has_new_history() || inst->exec->finished() || !inst->redispatch_tasks.empty();
+    // Remote code rebuilt here is sent a step at once: nothing tells what it saw on the last owner.
+    inst->needs_episode = inst->exec->has_new_history() || inst->exec->finished() || !inst->redispatch_tasks.empty() ||
+                          inst->exec->remote_step_due();
 
     std::vector<std::pair<std::int64_t, Json>> parsed;
     for (const auto& b : inbox) {
@@ -342,7 +345,9 @@ void Host::Impl::evict_idle() {
         std::vector<std::shared_ptr<LiveInstance>> idle;
         for (auto& [iid, inst] : instances_) {
             bool is_idle = !inst->running && !inst->queued && inst->incoming.empty() && inst->held.empty() &&
-                           inst->inflight_activities == 0 && inst->pending_commits == 0 && !inst->needs_episode;
+                           inst->inflight_activities == 0 && inst->pending_commits == 0 && !inst->needs_episode &&
+                           !inst->step_out && !inst->reply && inst->step_consumed.empty() &&
+                           !(inst->exec && (inst->exec->has_new_history() || inst->exec->remote_step_due()));
             if (is_idle) idle.push_back(inst);
         }
         std::sort(idle.begin(), idle.end(), [](auto& a, auto& b) { return a->last_active < b->last_active; });

@@ -19,7 +19,7 @@ using detail::Execution;
 namespace ev = detail::ev;
 
 void Host::Impl::enqueue_locked(const std::shared_ptr<LiveInstance>& inst) {
-    if (inst->queued || inst->running || inst->dead) return;
+    if (inst->queued || inst->running || inst->dead || remote_blocked_locked(*inst)) return;
     inst->queued = true;
     ready_.push_back(inst);
     work_cv_.notify_one();
@@ -37,6 +37,15 @@ void Host::Impl::drop_locked(const std::shared_ptr<LiveInstance>& inst, const ch
     inst->incoming.clear();
     inst->held.clear();
     if (inst->activities_token) inst->activities_token->cancel();  // its running activities stop
+    if (inst->step_out) {
+        // Its remote step is fenced: a reply that comes later changes nothing.
+        inst->step_out = false;
+        if (auto* remote = registry->default_orchestrator()) remote->withdraw(inst->id);
+    }
+    if (inst->reply) {
+        if (inst->reply->applied) inst->reply->applied(false, fmt::format("host {} dropped the instance: {}", id, why));
+        inst->reply.reset();
+    }
     if (!inst->running) inst->exec.reset();
     log->warn("host {}: dropped instance {} from memory: {}", id, inst->id, why);
     // Give the lease up too, orphaned (expired, owner kept) so any host, this one included,
@@ -67,10 +76,19 @@ void Host::Impl::run_instance_locked(std::unique_lock<std::mutex>& lock, const s
         drop_locked(inst, "its lease was not renewed in time (self-fenced)");
         return;
     }
+    if (remote_blocked_locked(*inst)) return;  // its step's reply brings the next episode
     inst->running = true;
     ++running_episodes_;
     std::deque<Incoming> events;
-    events.swap(inst->incoming);
+    if (inst->step_out && !inst->reply) {
+        // A step is out: only control events now; the rest wait for the step's reply (the code
+        // must see events in the order history records them).
+        std::deque<Incoming> rest;
+        for (auto& in : inst->incoming) (ev::is_control(ev::type_of(in.event)) ? events : rest).push_back(std::move(in));
+        inst->incoming.swap(rest);
+    } else {
+        events.swap(inst->incoming);
+    }
     lock.unlock();
     try {
         run_episode(inst, std::move(events));
@@ -86,8 +104,8 @@ void Host::Impl::run_instance_locked(std::unique_lock<std::mutex>& lock, const s
     --running_episodes_;
     if (inst->dead) {
         graveyard = std::move(inst->exec);
-    } else if (!inst->incoming.empty() || inst->needs_episode) {
-        enqueue_locked(inst);
+    } else if (!inst->incoming.empty() || inst->needs_episode || inst->reply) {
+        enqueue_locked(inst);  // a remote step's reply may have come while this episode ran
     }
     if (graveyard) {
         lock.unlock();
@@ -112,6 +130,10 @@ Status status_of(Execution::State s, bool suspended) {
 }  // namespace
 
 void Host::Impl::run_episode(const std::shared_ptr<LiveInstance>& inst, std::deque<Incoming> events) {
+    if (inst->exec->remote()) {
+        run_remote_episode(inst, std::move(events));
+        return;
+    }
     auto started = std::chrono::steady_clock::now();
     const store::Millis now = now_ms();
     Execution* ex = inst->exec.get();

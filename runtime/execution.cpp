@@ -53,7 +53,9 @@ const char* const kChangeCodeAdvice =
 
 Execution::Execution(const Registry& registry, ExecutionInfo info, ExecutionLimits limits,
                      std::shared_ptr<spdlog::logger> log)
-    : registry_(registry), info_(std::move(info)), limits_(limits), log_(std::move(log)), ctx_(*this) {}
+    : registry_(registry), info_(std::move(info)), limits_(limits), log_(std::move(log)), ctx_(*this) {
+    remote_ = registry_.orchestrator(info_.name) == nullptr && registry_.default_orchestrator() != nullptr;
+}
 
 Execution::~Execution() {
     destroy_frames();
@@ -81,6 +83,14 @@ void Execution::release(std::coroutine_handle<> frame) {
 void Execution::replay(const std::vector<Json>& history, std::size_t new_tail) {
     OwnerScope scope(this);
     const auto skip = rewound_events(history);
+    if (remote_) {
+        remote_history_.clear();
+        for (std::size_t i = 0; i < history.size(); ++i) {
+            if (!skip[i]) remote_history_.push_back(history[i]);
+        }
+        remote_seen_ = remote_history_.size();
+        remote_resync_ = !remote_history_.empty();
+    }
     const std::size_t tail_from = history.size() - std::min(new_tail, history.size());
     last_input_ = 0;
     outputs_after_last_input_ = false;
@@ -139,6 +149,7 @@ void Execution::apply_new(Json e, std::int64_t now_ms) {
 void Execution::record(Json e) {
     if (!replaying_) {
         ++history_size_;
+        if (remote_) remote_history_.push_back(e);
         new_history_.push_back(std::move(e));
     }
 }
@@ -146,6 +157,21 @@ void Execution::record(Json e) {
 void Execution::process(const Json& e, bool recorded, std::size_t index) {
     auto t = ev::type_of(e);
     if (auto ts = e.find("ts"); ts != e.end() && ts->is_number_integer()) now_ms_ = ts->get<std::int64_t>();
+    if (remote_) {
+        // No code here to check against: the code elsewhere replays what it is sent.
+        if (t == ev::kExecutionStarted) {
+            start(e);
+        } else if (ev::is_scheduling(t)) {
+            remote_ids_[e.value("id", std::int64_t{-1})] = std::string(t);
+        } else if (t == ev::kExecutionTerminated) {
+            terminate(e.value("reason", Json()));
+        } else if (t == ev::kExecutionSuspended) {
+            suspended_ = true;
+        } else if (t == ev::kExecutionResumed) {
+            suspended_ = false;
+        }
+        return;
+    }
     if (recorded && state_ != State::Running && t != ev::kExecutionStarted && !ev::is_control(t)) {
         if (root_.is_done() || finished()) {
             nondeterminism_ = fmt::format(
@@ -200,6 +226,7 @@ void Execution::start(const Json& e) {
     info_.trace_parent = e.value("tp", "");
     info_.sampled = detail::execution_sampled(info_.trace_parent, e.value("sampled", true));
     info_.started_at_ms = e.value("ts", std::int64_t{0});
+    if (remote_) return;
     const OrchestratorFn* fn = registry_.orchestrator(info_.name, info_.version);
     if (!fn) {
         if (info_.version.empty()) {
@@ -390,6 +417,7 @@ void Execution::schedule(Decision d, std::shared_ptr<StateBase> state) {
 }
 
 void Execution::deliver_event(const Json& e) {
+    if (remote_) return;  // the code elsewhere keeps its own buffer
     std::string name = e.value("name", "");
     Json input = e.value("input", Json());
     auto it = event_waiters_.find(name);
@@ -423,6 +451,15 @@ void Execution::cancel_event_wait(const std::string& name, const std::shared_ptr
 
 std::vector<Json> Execution::carried_events() const {
     std::vector<Json> out;
+    if (remote_) {
+        for (const auto& c : remote_carry_) {
+            Json e = c;
+            e["ts"] = now_ms_;
+            e.erase("x");
+            out.push_back(std::move(e));
+        }
+        return out;
+    }
     if (!can_keep_events_) return out;
     for (const auto& b : buffered_order_) {
         Json e = ev::make(ev::kEventRaised, now_ms_);
@@ -487,6 +524,29 @@ std::vector<Decision> Execution::take_decisions() {
 std::vector<Decision> Execution::take_redispatch() {
     std::vector<Decision> out;
     if (finished()) return out;
+    if (remote_) {
+        // Activities history schedules without a result: the code's decisions stand, the
+        // calls run again here (at least once).
+        std::map<std::int64_t, const Json*> open;
+        for (const auto& e : remote_history_) {
+            auto t = ev::type_of(e);
+            auto id = e.value("id", std::int64_t{-1});
+            if (t == ev::kTaskScheduled) {
+                open[id] = &e;
+            } else if (t == ev::kTaskCompleted || t == ev::kTaskFailed) {
+                open.erase(id);
+            }
+        }
+        for (auto& [id, e] : open) {
+            Decision d;
+            d.kind = Decision::Kind::Activity;
+            d.id = id;
+            d.name = e->value("name", "");
+            d.input = e->value("input", Json());
+            out.push_back(std::move(d));
+        }
+        return out;
+    }
     for (auto& [id, p] : pending_) {
         if (p.recorded && p.kind == Decision::Kind::Activity) {
             Decision d;
@@ -498,6 +558,153 @@ std::vector<Decision> Execution::take_redispatch() {
         }
     }
     return out;
+}
+
+}  // namespace durable::detail
+
+namespace durable::detail {
+namespace {
+
+// Events a remote step carries: all but suspend / resume, which the host applies itself
+// (a suspended instance gets no step).
+bool sent_to_code(std::string_view t) {
+    return t != ev::kExecutionSuspended && t != ev::kExecutionResumed && t != ev::kPatchApplied &&
+           t != ev::kExecutionRewound;
+}
+
+// Events that call for a step: what the code has not decided on yet.
+bool needs_decision(std::string_view t) {
+    return sent_to_code(t) && !ev::is_scheduling(t) && t != ev::kExecutionCompleted && t != ev::kContinuedAsNew &&
+           t != ev::kExecutionTerminated;
+}
+
+Decision::Kind kind_of(std::string_view t) {
+    if (t == ev::kTaskScheduled) return Decision::Kind::Activity;
+    if (t == ev::kTimerCreated) return Decision::Kind::Timer;
+    if (t == ev::kSubOrchestrationCreated) return Decision::Kind::SubOrchestration;
+    return Decision::Kind::SendEvent;
+}
+
+}  // namespace
+
+bool Execution::remote_step_due() const {
+    if (!remote_ || state_ != State::Running || suspended_) return false;
+    if (remote_resync_) return true;
+    for (std::size_t i = remote_seen_; i < remote_history_.size(); ++i) {
+        if (needs_decision(ev::type_of(remote_history_[i]))) return true;
+    }
+    return false;
+}
+
+std::optional<RemoteStep> Execution::take_remote_step(std::int64_t now_ms) {
+    if (!remote_step_due()) return std::nullopt;
+    RemoteStep step;
+    step.instance_id = info_.instance_id;
+    step.name = info_.name;
+    step.execution_id = info_.execution_id;
+    step.now_ms = now_ms;
+    for (std::size_t i = 0; i < remote_history_.size(); ++i) {
+        const auto& e = remote_history_[i];
+        if (!sent_to_code(ev::type_of(e))) continue;
+        (i < remote_seen_ ? step.past : step.fresh).push_back(e);
+    }
+    remote_seen_ = remote_history_.size();
+    remote_resync_ = false;
+    return step;
+}
+
+void Execution::apply_remote(const RemoteDecisions& d, std::int64_t now_ms) {
+    if (finished()) return;
+    now_ms_ = now_ms;
+    OwnerScope scope(this);
+    for (const auto& s : d.scheduled) {
+        auto t = ev::type_of(s);
+        std::int64_t id = s.value("id", std::int64_t{-1});
+        if (!ev::is_scheduling(t) || id < 0) {
+            fail("InvalidAction", fmt::format("the orchestrator's code answered with '{}' (task {}), which is not a "
+                                              "scheduling action",
+                                              t, id));
+            return;
+        }
+        if (auto it = remote_ids_.find(id); it != remote_ids_.end()) {
+            if (it->second == t) continue;  // history has it already
+            fail("NonDeterminism",
+                 fmt::format("task {} is {} in history, but the code of '{}' asked for {} with that id: the code "
+                             "changed since instance '{}' started",
+                             id, it->second, info_.name, describe_decision(t, s.value("name", "")), info_.instance_id));
+            return;
+        }
+        Decision dec;
+        dec.kind = kind_of(t);
+        dec.id = id;
+        dec.name = s.value("name", "");
+        dec.input = s.value("input", Json());
+        dec.fire_at = s.value("fire_at", std::int64_t{0});
+        dec.target = s.value("instance", "");
+        if (dec.input.dump().size() > limits_.max_payload_bytes) {
+            fail("PayloadTooLarge", fmt::format("the input of {} is larger than the {}-byte limit; pass a reference "
+                                                "to the data instead",
+                                                describe_decision(t, dec.name), limits_.max_payload_bytes));
+            return;
+        }
+        Json e = s;
+        e["ts"] = now_ms;
+        if (dec.kind == Decision::Kind::SubOrchestration && dec.target.empty()) {
+            // Derived from the parent, its generation and the task id, as for C++ code.
+            dec.target = fmt::format("{}:{}:{}", info_.instance_id, info_.execution_id.substr(0, 8), dec.id);
+            e["instance"] = dec.target;
+        }
+        remote_ids_[id] = std::string(t);
+        record(std::move(e));
+        decisions_.push_back(std::move(dec));
+    }
+    if (d.custom_status) custom_status_ = *d.custom_status;
+    switch (d.end) {
+        case RemoteDecisions::End::None:
+            break;
+        case RemoteDecisions::End::Completed: {
+            output_ = d.result;
+            if (output_.dump().size() > limits_.max_payload_bytes) {
+                fail("PayloadTooLarge", fmt::format("the output of instance '{}' is larger than the {}-byte limit; "
+                                                    "return a reference to the data instead of the data",
+                                                    info_.instance_id, limits_.max_payload_bytes));
+                return;
+            }
+            state_ = State::Completed;
+            Json e = ev::make(ev::kExecutionCompleted, now_ms_);
+            e["status"] = "Completed";
+            e["result"] = output_;
+            record(std::move(e));
+            break;
+        }
+        case RemoteDecisions::End::Failed:
+            fail_with(d.error.is_object() ? d.error : ev::error_json("Error", d.error.dump()));
+            break;
+        case RemoteDecisions::End::Terminated: {
+            Json e = ev::make(ev::kExecutionTerminated, now_ms_);
+            e["reason"] = d.terminate_reason;
+            record(std::move(e));
+            terminate(Json(d.terminate_reason));
+            break;
+        }
+        case RemoteDecisions::End::ContinuedAsNew: {
+            can_requested_ = true;
+            can_input_ = d.result;
+            remote_carry_ = d.carryover;
+            state_ = State::ContinuedAsNew;
+            Json e = ev::make(ev::kContinuedAsNew, now_ms_);
+            e["input"] = can_input_;
+            record(std::move(e));
+            break;
+        }
+    }
+    if (!finished() && history_size_ > limits_.max_history_events) {
+        fail("HistoryTooLarge",
+             fmt::format("the history of instance '{}' passed {} events; continue as new periodically",
+                         info_.instance_id, limits_.max_history_events));
+    }
+    // The code's own decisions are known to it: the next step has them in its past events.
+    remote_seen_ = remote_history_.size();
 }
 
 }  // namespace durable::detail

@@ -11,6 +11,11 @@
 // code reproduces recorded events and recorded anew beyond them; events a rewind left out
 // (runtime/rewind.hpp) are skipped.
 //
+// An orchestration with no C++ code on a host whose registry has a default orchestrator
+// (remote_orchestrator.hpp) runs in remote mode: no coroutine; the execution keeps the
+// history of its generation, says when a step is due (events the code has not seen) and
+// applies the code's answer (apply_remote) as the coroutine's decisions would be.
+//
 // Not thread-safe: one thread at a time (the host's episode worker).
 #pragma once
 
@@ -27,6 +32,7 @@
 
 #include "durable/context.hpp"
 #include "durable/registry.hpp"
+#include "durable/remote_orchestrator.hpp"
 #include "runtime/failure.hpp"
 #include "runtime/history.hpp"
 
@@ -103,6 +109,20 @@ public:
     std::vector<Json> take_new_history();
     std::vector<Decision> take_decisions();
     std::vector<Decision> take_redispatch();
+
+    // ---- remote mode ----
+    bool remote() const { return remote_; }
+    // The step to send now, if the code has not seen every event that matters to it (or this
+    // execution was rebuilt from history on this host, so nothing tells what it has seen).
+    // Marks the events as seen.
+    std::optional<RemoteStep> take_remote_step(std::int64_t now_ms);
+    bool remote_step_due() const;
+    // The step sent last got no answer (the executor gave it up): the next one goes regardless.
+    void resend_remote_step() { remote_resync_ = remote_; }
+    // Applies the code's answer at `now_ms`: its scheduling events join history and become
+    // decisions; its end ends the execution. An answer that contradicts history fails the
+    // execution with a NonDeterminism error.
+    void apply_remote(const RemoteDecisions& d, std::int64_t now_ms);
 
     // ---- FrameOwner ----
     void adopt(std::coroutine_handle<> frame) override;
@@ -186,6 +206,14 @@ private:
     std::set<std::string> recorded_patches_, deprecated_patches_;
     std::size_t replay_index_ = 0, last_input_ = 0;  // during replay
     bool outputs_after_last_input_ = false;
+
+    // remote mode
+    bool remote_ = false;
+    std::vector<Json> remote_history_;                    // the generation's history, in order
+    std::size_t remote_seen_ = 0;                         // of it, what the code has seen
+    bool remote_resync_ = false;                          // rebuilt here: the next step goes regardless
+    std::unordered_map<std::int64_t, std::string> remote_ids_;  // task id -> its scheduling event type
+    std::vector<Json> remote_carry_;                      // continue-as-new: the code's carried events
 };
 
 }  // namespace durable::detail

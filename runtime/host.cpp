@@ -165,6 +165,16 @@ void Host::Impl::stop(bool graceful) {
     for (auto& t : activity_threads_) t.join();
     episode_threads_.clear();
     activity_threads_.clear();
+    if (auto* remote = registry->default_orchestrator()) {
+        // Remote steps still out, or answered and not applied, are given up: their answers
+        // are refused; the next owner sends the step again.
+        std::lock_guard lock(mu_);
+        for (auto& [iid, inst] : instances_) {
+            if (inst->step_out) remote->withdraw(iid);
+            if (inst->reply && inst->reply->applied) inst->reply->applied(false, "the host is stopping");
+            inst->reply.reset();
+        }
+    }
     if (graceful) {
         // 4. every commit is submitted (lingering ones too) and durable. No thread runs an
         // episode now, so the lingering commits are this thread's to submit.
@@ -184,7 +194,10 @@ void Host::Impl::stop(bool graceful) {
             for (auto& [iid, inst] : instances_) {
                 if (inst->dead) continue;
                 bool work = inst->inflight_activities > 0 || !inst->incoming.empty() || !inst->held.empty() ||
-                            inst->pending_commits > 0 || inst->needs_episode;
+                            inst->pending_commits > 0 || inst->needs_episode || inst->step_out || inst->reply ||
+                            !inst->step_consumed.empty() ||
+                            // remote code: events applied but not committed (a step the stop refused)
+                            (inst->exec && (inst->exec->has_new_history() || inst->exec->remote_step_due()));
                 (work ? busy : idle).push_back(iid);
             }
         }

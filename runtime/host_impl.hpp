@@ -79,6 +79,12 @@ struct LiveInstance {
     std::vector<std::int64_t> consume_first;
     // On the host's clock (Impl::clock->steady_now()), as every lease decision.
     std::chrono::steady_clock::time_point loaded_at, last_active;
+    // Remote code (remote_orchestrator.hpp): a step is out (guarded by mu_); its reply, once
+    // it came (guarded by mu_); inbox rows applied by the step's episode, consumed by the
+    // commit that carries the reply (owned by the worker that set `running`).
+    bool step_out = false;
+    std::optional<RemoteReply> reply;
+    std::vector<std::int64_t> step_consumed;
 };
 
 struct ActivityWork {
@@ -122,6 +128,16 @@ struct Host::Impl : std::enable_shared_from_this<Host::Impl> {
     // mu_ on entry and on return.
     void run_instance_locked(std::unique_lock<std::mutex>& lock, const std::shared_ptr<LiveInstance>& inst);
     void run_episode(const std::shared_ptr<LiveInstance>& inst, std::deque<Incoming> events);
+    // The episode of an instance whose code is remote (remote_episode.cpp): applies the reply
+    // to its step, if one came, and the events; commits; sends the next step.
+    void run_remote_episode(const std::shared_ptr<LiveInstance>& inst, std::deque<Incoming> events);
+    // Whether `inst` may run an episode now: not while its step is out, unless a reply came
+    // or a control event (terminate, suspend, resume) waits. Guarded by mu_.
+    bool remote_blocked_locked(const LiveInstance& inst) const;
+    // Sends the step `exec` says is due, unless one is out. Called without mu_.
+    void send_remote_step(const std::shared_ptr<LiveInstance>& inst);
+    // The code find_claimable looks for: every name and version while remote code is connected.
+    std::vector<store::OrchestrationCode> claim_names() const;
     void on_committed(const std::shared_ptr<LiveInstance>& inst, const store::WriteResult& r,
                       std::vector<std::int64_t> consumed, bool terminal, Status status,
                       std::vector<std::string> adopt);
@@ -179,7 +195,9 @@ struct Host::Impl : std::enable_shared_from_this<Host::Impl> {
         if (direct_activities.count(name) > 0) return true;
         return registry->has_default_activity() && max_concurrent.count(name) == 0;
     }
-    bool runs_orchestration(const std::string& name) const { return registry->orchestrator(name) != nullptr; }
+    bool runs_orchestration(const std::string& name) const {
+        return registry->orchestrator(name) != nullptr || registry->default_orchestrator() != nullptr;
+    }
     // This host's row in the hosts table (names, lease), for its heartbeats.
     store::HostRow host_row(store::Millis now, std::optional<store::Millis> stopped) const;
 

@@ -46,7 +46,8 @@ SidecarService::SidecarService(Database db, Host& host, std::shared_ptr<const Re
       hub_(std::move(hub)) {}
 
 Client& SidecarService::client_for(const std::string& name) {
-    return registry_->orchestrator(name) ? host_client_ : plain_client_;
+    // A default orchestrator (remote code) runs every name here: created leased to this host.
+    return registry_->orchestrator(name) || registry_->default_orchestrator() ? host_client_ : plain_client_;
 }
 
 template <class Body>

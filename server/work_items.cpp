@@ -10,6 +10,7 @@ struct WorkItemHub::Stream {
     std::deque<std::string> to_send;       // guarded by the hub's mu_: assigned, not yet taken by next()
     std::vector<std::string> outstanding;  // guarded by the hub's mu_: assigned, not yet answered (to_send too)
     bool ended = false;                    // guarded by the hub's mu_
+    std::string peer;                      // set at open
 };
 
 std::string activity_key(const std::string& instance_id, std::int64_t task_id) {
@@ -20,10 +21,11 @@ std::string orchestrator_key(const std::string& instance_id) { return "o:" + ins
 
 WorkItemHub::WorkItemHub(std::size_t max_outstanding) : max_(std::max<std::size_t>(1, max_outstanding)) {}
 
-std::shared_ptr<WorkItemHub::Stream> WorkItemHub::open_stream() {
+std::shared_ptr<WorkItemHub::Stream> WorkItemHub::open_stream(std::string peer) {
     std::lock_guard lock(mu_);
     if (streams_ended_) return nullptr;
     auto s = std::make_shared<Stream>();
+    s->peer = std::move(peer);
     streams_.push_back(s);
     assign_locked();
     return s;
@@ -117,12 +119,16 @@ void WorkItemHub::withdraw(const std::string& key) {
     assign_locked();  // a place on a stream may have come free
 }
 
-bool WorkItemHub::complete(const std::string& key, WorkResult r) {
+bool WorkItemHub::complete(const std::string& key, WorkResult r, const std::string& peer) {
     Done done;
     {
         std::lock_guard lock(mu_);
         auto it = items_.find(key);
         if (it == items_.end() || stopped_) return false;
+        if (!peer.empty() && key.starts_with("o:")) {
+            const Stream* s = it->second.stream;
+            if (!s || s->ended || s->peer != peer) return false;
+        }
         detach_locked(key, it->second);
         done = std::move(it->second.done);
         items_.erase(it);

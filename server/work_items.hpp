@@ -14,6 +14,10 @@
 // is fenced: complete() returns false and nothing changes. An item given back and sent again
 // may be answered by either worker, once: activities run at least once.
 //
+// An orchestrator item is answered by the stream it was sent on: an answer from another peer,
+// or one that comes while the item waits to be sent again after its stream ended, is fenced
+// too (the step goes out again, whole, to the next stream).
+//
 // Stopping happens in two steps: end_streams() (no new stream, open ones end), then stop()
 // (every item still queued or outstanding is refused, its producer told so).
 //
@@ -44,6 +48,8 @@ struct WorkResult {
     ::ActivityResponse activity;
     ::OrchestratorResponse orchestrator;
     std::string refused;  // why, when Refused
+    // Orchestrator answers: told once whether the answer was committed (see RemoteReply::applied).
+    std::function<void(bool committed, const std::string& why)> applied;
 };
 
 std::string activity_key(const std::string& instance_id, std::int64_t task_id);
@@ -58,8 +64,9 @@ public:
     explicit WorkItemHub(std::size_t max_outstanding = 64);
 
     // ---- worker streams ----
-    // A new stream, or null once end_streams() was called.
-    std::shared_ptr<Stream> open_stream();
+    // A new stream for the worker at `peer` (gRPC's peer address; answers to its orchestrator
+    // items must come from it), or null once end_streams() was called.
+    std::shared_ptr<Stream> open_stream(std::string peer = {});
     // The next item for `s`, waiting until `until`; nullopt on timeout, or when the stream
     // was ended (ended(s) then says so).
     std::optional<::WorkItem> next(const std::shared_ptr<Stream>& s, std::chrono::steady_clock::time_point until);
@@ -75,8 +82,9 @@ public:
     void withdraw(const std::string& key);
 
     // ---- answers ----
-    // Completes the item of `key` with `r`; false when no such item is queued or outstanding.
-    bool complete(const std::string& key, WorkResult r);
+    // Completes the item of `key` with `r`; false when no such item is queued or outstanding,
+    // or (an orchestrator item, `peer` given) it is not out on a stream of `peer`.
+    bool complete(const std::string& key, WorkResult r, const std::string& peer = {});
 
     // ---- stopping ----
     void end_streams();

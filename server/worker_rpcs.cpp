@@ -1,6 +1,7 @@
 // The worker RPCs of TaskHubSidecarService: a stream of work items per worker, and the
 // answers that complete them (see work_items.hpp for backpressure, give-back and fencing).
 #include <fmt/format.h>
+#include <future>
 
 #include "server/call_audit.hpp"
 #include "server/sidecar_service.hpp"
@@ -11,7 +12,7 @@ grpc::Status SidecarService::GetWorkItems(grpc::ServerContext* ctx, const ::GetW
                                           grpc::ServerWriter<::WorkItem>* writer) {
     CallAudit audit(ctx, plain_client_, options_.actor, "GetWorkItems");
     if (stopping()) return audit.finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is stopping"));
-    auto stream = hub_->open_stream();
+    auto stream = hub_->open_stream(ctx->peer());
     if (!stream) return audit.finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is stopping"));
     // The headers go out at once, so the worker knows it is connected before any item.
     writer->SendInitialMetadata();
@@ -58,17 +59,40 @@ grpc::Status SidecarService::CompleteActivityTask(grpc::ServerContext*, const ::
     return grpc::Status::OK;
 }
 
-grpc::Status SidecarService::CompleteOrchestratorTask(grpc::ServerContext*, const ::OrchestratorResponse* resp,
+grpc::Status SidecarService::CompleteOrchestratorTask(grpc::ServerContext* ctx, const ::OrchestratorResponse* resp,
                                                       ::CompleteTaskResponse*) {
     if (resp->instanceid().empty()) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "instanceId is empty");
+    // The answer is committed (or refused) before the call returns: OK means durable.
+    auto outcome = std::make_shared<std::promise<std::pair<bool, std::string>>>();
+    auto committed = outcome->get_future();
     WorkResult r;
     r.kind = WorkResult::Kind::Orchestrator;
     r.orchestrator = *resp;
-    if (!hub_->complete(orchestrator_key(resp->instanceid()), std::move(r))) {
+    r.applied = [outcome](bool ok, const std::string& why) { outcome->set_value({ok, why}); };
+    if (!hub_->complete(orchestrator_key(resp->instanceid()), std::move(r), ctx->peer())) {
         return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                            fmt::format("no orchestrator work item is out for instance '{}' (answered already, "
-                                        "withdrawn because the instance moved, or sent by another server); this "
-                                        "completion changes nothing",
+                            fmt::format("no orchestrator work item for instance '{}' is out on this worker's stream "
+                                        "(answered already, withdrawn because the instance moved to another host or "
+                                        "finished, given back because the stream ended, or sent by another server); "
+                                        "this completion changes nothing",
+                                        resp->instanceid()));
+    }
+    outcome.reset();  // the runtime holds the only setter now: a dropped answer breaks the promise
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (committed.wait_for(options_.wait_slice) != std::future_status::ready) {
+        if (ctx->IsCancelled() || std::chrono::steady_clock::now() > deadline) {
+            return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                                fmt::format("the answer for instance '{}' was taken but not yet recorded; if it is "
+                                            "lost, the step is sent again",
+                                            resp->instanceid()));
+        }
+    }
+    try {
+        auto [ok, why] = committed.get();
+        if (!ok) return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, why);
+    } catch (const std::future_error&) {
+        return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                            fmt::format("the answer for instance '{}' was dropped: the host stopped working on it",
                                         resp->instanceid()));
     }
     return grpc::Status::OK;

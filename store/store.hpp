@@ -41,6 +41,9 @@ namespace durable::store {
 
 using Millis = std::int64_t;
 
+// The one name find_claimable's `names` may hold to mean every orchestration name.
+inline constexpr std::string_view kAnyName = "*";
+
 using durable::Status;
 using durable::to_string;
 using durable::status_from_string;
@@ -366,6 +369,7 @@ public:
     // expired, and such instances whose owner left them behind (lease expired with owner set).
     // Instances of other names or recorded versions are not candidates (this host cannot run
     // them); instances without a version yet are, for any version of their name.
+    // `code` == {kAnyName}: instances of every name and version (a host with remote code).
     virtual std::vector<Candidate> find_claimable(const std::string& owner, const std::vector<OrchestrationCode>& code,
                                                   Millis now, int limit) = 0;
     // Of `names`, those with at least one visible activity task whose lease is free or expired

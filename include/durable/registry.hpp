@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "durable/context.hpp"
+#include "durable/remote_orchestrator.hpp"
 #include "durable/resilience.hpp"
 #include "durable/shared_provider.hpp"
 #include "durable/task.hpp"
@@ -296,6 +297,14 @@ public:
         return *this;
     }
     bool has_default_activity() const { return default_activity_.has_value(); }
+    // Runs every orchestration that is not registered by name (see remote_orchestrator.hpp):
+    // a `durable serve` process hands those to its connected workers, step by step.
+    Registry& set_default_orchestrator(std::shared_ptr<RemoteOrchestrator> remote) {
+        default_orchestrator_ = std::move(remote);
+        return *this;
+    }
+    // The default orchestrator, or null.
+    RemoteOrchestrator* default_orchestrator() const { return default_orchestrator_.get(); }
     // The activity registered as `name`, else the default one, else null.
     const ActivityEntry* activity(std::string_view name) const {
         auto it = activities_.find(name);
@@ -318,6 +327,7 @@ private:
     std::map<std::string, ActivityEntry, std::less<>> activities_;
     std::map<std::string, std::shared_ptr<SharedResource>, std::less<>> resources_;
     std::optional<ActivityEntry> default_activity_;
+    std::shared_ptr<RemoteOrchestrator> default_orchestrator_;
 };
 
 }  // namespace durable

@@ -242,17 +242,18 @@ const std::vector<WriteStatement>& read_statements() {
         // Only instances of the orchestrations the host runs ($3: their names, a JSON array).
         {"r_orphaned",
          "SELECT id, version FROM instances WHERE lease_owner IS NOT NULL AND lease_expires_at < $1 "
-         "AND status NOT IN " DURABLE_PG_FINAL " AND name IN (SELECT json_array_elements_text($3::json)) "
+         "AND status NOT IN " DURABLE_PG_FINAL " AND ($3::json::text = '[\"*\"]' OR (name IN (SELECT "
+         "json_array_elements_text($3::json)) "
          "AND (orchestration_version IS NULL OR name || chr(31) || orchestration_version IN "
-         "(SELECT json_array_elements_text($4::json))) "
+         "(SELECT json_array_elements_text($4::json))))) "
          "ORDER BY lease_expires_at LIMIT $2"},
         {"r_due",
          "SELECT i.id, i.version, i.lease_owner IS NOT NULL FROM inbox b JOIN instances i ON i.id = b.instance_id "
          "WHERE b.visible_at <= $1 AND (i.lease_owner IS NULL OR i.lease_expires_at < $1) "
          "AND (i.status <> 'Suspended' OR b.control) AND i.status NOT IN " DURABLE_PG_FINAL
-         " AND i.name IN (SELECT json_array_elements_text($3::json)) "
+         " AND ($3::json::text = '[\"*\"]' OR (i.name IN (SELECT json_array_elements_text($3::json)) "
          "AND (i.orchestration_version IS NULL OR i.name || chr(31) || i.orchestration_version IN "
-         "(SELECT json_array_elements_text($4::json))) ORDER BY b.visible_at LIMIT $2"},
+         "(SELECT json_array_elements_text($4::json))))) ORDER BY b.visible_at LIMIT $2"},
         {"r_claimable_task_names",
          "WITH c AS (SELECT " DURABLE_PG_NOW_MS " AS ms) "
          "SELECT n FROM json_array_elements_text($1::json) AS n WHERE EXISTS (SELECT 1 FROM activity_tasks, c "

@@ -129,16 +129,22 @@ std::vector<Candidate> find_claimable(Connection& c, const std::string& owner, c
     }
     const std::string wanted = names_json(names);
     const std::string wanted_keys = names_json(keys);
+    // Every name and version (kAnyName, a host with remote code): the same statements without
+    // the name and version filters (their parameters are bound and ignored, so both forms
+    // bind alike).
+    const bool any = code.size() == 1 && code[0].name == kAnyName;
     std::unordered_set<std::string> seen;
     {
         // First, work a dead (or departed) host left behind: owner set, lease expired. It is
         // the oldest work there is; behind new work it would wait for every backlog to drain.
-        auto s = c.stmt(
-            "SELECT id, version FROM instances WHERE lease_owner IS NOT NULL AND lease_expires_at < ? "
-            "AND status NOT IN ('Completed', 'Failed', 'Terminated') "
-            "AND +name IN (SELECT value FROM json_each(?)) "
-            "AND (orchestration_version IS NULL OR name || char(31) || orchestration_version IN "
-            "(SELECT value FROM json_each(?))) ORDER BY lease_expires_at LIMIT ?");
+        auto s = any ? c.stmt("SELECT id, version FROM instances WHERE lease_owner IS NOT NULL AND lease_expires_at < ? "
+                              "AND status NOT IN ('Completed', 'Failed', 'Terminated') "
+                              "AND ? IS NOT NULL AND ? IS NOT NULL ORDER BY lease_expires_at LIMIT ?")
+                     : c.stmt("SELECT id, version FROM instances WHERE lease_owner IS NOT NULL AND lease_expires_at < ? "
+                              "AND status NOT IN ('Completed', 'Failed', 'Terminated') "
+                              "AND +name IN (SELECT value FROM json_each(?)) "
+                              "AND (orchestration_version IS NULL OR name || char(31) || orchestration_version IN "
+                              "(SELECT value FROM json_each(?))) ORDER BY lease_expires_at LIMIT ?");
         s->bind(1, static_cast<std::int64_t>(now));
         s->bind(2, wanted);
         s->bind(3, wanted_keys);
@@ -151,15 +157,22 @@ std::vector<Candidate> find_claimable(Connection& c, const std::string& owner, c
     if (static_cast<int>(out.size()) < limit) {
         // Then due inbox rows in the order they became visible; several rows of one instance
         // count once.
-        auto s = c.stmt(
-            "SELECT i.id, i.version, i.lease_owner IS NOT NULL FROM inbox b JOIN instances i ON i.id = b.instance_id "
-            "WHERE b.visible_at <= ? AND (i.lease_owner IS NULL OR i.lease_expires_at < ?) "
-            "AND (i.status <> 'Suspended' OR b.control = 1) "
-            "AND i.status NOT IN ('Completed', 'Failed', 'Terminated') "
-            "AND +i.name IN (SELECT value FROM json_each(?)) "
-            "AND (i.orchestration_version IS NULL OR i.name || char(31) || i.orchestration_version IN "
-            "(SELECT value FROM json_each(?))) "
-            "ORDER BY b.visible_at LIMIT ?");
+        auto s = any ? c.stmt("SELECT i.id, i.version, i.lease_owner IS NOT NULL FROM inbox b JOIN instances i ON "
+                              "i.id = b.instance_id "
+                              "WHERE b.visible_at <= ? AND (i.lease_owner IS NULL OR i.lease_expires_at < ?) "
+                              "AND (i.status <> 'Suspended' OR b.control = 1) "
+                              "AND i.status NOT IN ('Completed', 'Failed', 'Terminated') "
+                              "AND ? IS NOT NULL AND ? IS NOT NULL "
+                              "ORDER BY b.visible_at LIMIT ?")
+                     : c.stmt("SELECT i.id, i.version, i.lease_owner IS NOT NULL FROM inbox b JOIN instances i ON "
+                              "i.id = b.instance_id "
+                              "WHERE b.visible_at <= ? AND (i.lease_owner IS NULL OR i.lease_expires_at < ?) "
+                              "AND (i.status <> 'Suspended' OR b.control = 1) "
+                              "AND i.status NOT IN ('Completed', 'Failed', 'Terminated') "
+                              "AND +i.name IN (SELECT value FROM json_each(?)) "
+                              "AND (i.orchestration_version IS NULL OR i.name || char(31) || i.orchestration_version IN "
+                              "(SELECT value FROM json_each(?))) "
+                              "ORDER BY b.visible_at LIMIT ?");
         s->bind(1, static_cast<std::int64_t>(now));
         s->bind(2, static_cast<std::int64_t>(now));
         s->bind(3, wanted);

@@ -188,6 +188,16 @@ TEST_CASE("bench smoke: idle (W8) starts instances that wait, raises every event
     }
 }
 
+TEST_CASE("bench smoke: sidecar runs W1's shape through the gRPC server and a C++ protocol worker") {
+    auto j = run_one("sidecar", {"--instances", "12", "--concurrency", "4"});
+    CHECK(j["instances"] == 12);
+    CHECK(j["activities"] == 60);
+    // Each instance: 6 orchestrator steps and 5 activities, each one work item.
+    CHECK(j["work_items"] == 12 * 11);
+    CHECK(j["refused_completions"] == 0);
+    CHECK(j["host_stats"]["completed"] == 12);
+}
+
 TEST_CASE("bench smoke: a bad command line is refused with a non-zero exit") {
     auto run = run_bench({"--workload", "no-such-workload"}, 60s);
     REQUIRE(run.exit_code.has_value());

@@ -6,11 +6,13 @@ const fs = require("node:fs");
 const os = require("node:os");
 const path = require("node:path");
 
-async function startServe(extraArgs = []) {
+// `options.db`: serve that database (another serve's, for several on one file) and leave it
+// in place at stop.
+async function startServe(extraArgs = [], options = {}) {
   const bin = process.env.DURABLE_BIN;
   if (!bin) throw new Error("DURABLE_BIN is not set: the path of the `durable` binary");
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "durable-interop-"));
-  const db = path.join(dir, "interop.db");
+  const dir = options.db ? null : fs.mkdtempSync(path.join(os.tmpdir(), "durable-interop-"));
+  const db = options.db || path.join(dir, "interop.db");
   const child = spawn(bin, ["--db", db, "serve", "--listen", "127.0.0.1:0", "--lease", "2s", "--log-level", "warn",
                             ...extraArgs], { stdio: ["ignore", "pipe", "inherit"] });
   const port = await new Promise((resolve, reject) => {
@@ -30,12 +32,22 @@ async function startServe(extraArgs = []) {
   return {
     address: `127.0.0.1:${port}`,
     db,
+    pid: child.pid,
     // SIGTERM and wait for the exit: the code (0 for a graceful stop).
     async stop() {
       child.kill("SIGTERM");
       const r = await exited;
-      fs.rmSync(dir, { recursive: true, force: true });
+      if (dir) fs.rmSync(dir, { recursive: true, force: true });
       return r;
+    },
+    // Sends `signal` and waits for the exit (the database stays).
+    async kill(signal) {
+      child.kill(signal);
+      return exited;
+    },
+    // Removes the database's folder (after a kill).
+    cleanup() {
+      if (dir) fs.rmSync(dir, { recursive: true, force: true });
     },
   };
 }

@@ -589,6 +589,27 @@ TEST_CASE_TEMPLATE("query filters by status, name and creation time and pages by
     CHECK(store->query_instances(past_end).empty());
 }
 
+TEST_CASE_TEMPLATE("find_claimable with kAnyName finds instances of every name, due and orphaned", S, DURABLE_TEST_STORES) {
+    S env;
+    auto store = env.open();
+    REQUIRE(create(*store, new_instance("a", "written_in_js")).ok);
+    REQUIRE(create(*store, new_instance("b", "orch")).ok);
+    const std::vector<OrchestrationCode> any{OrchestrationCode(std::string(kAnyName))};
+    auto found = store->find_claimable("h1", any, kNow, 10);
+    std::vector<std::string> ids;
+    for (auto& c : found) ids.push_back(c.id);
+    std::sort(ids.begin(), ids.end());
+    CHECK(ids == std::vector<std::string>{"a", "b"});
+    CHECK(store->find_claimable("h1", {"orch"}, kNow, 10).size() == 1);  // a name list still filters
+
+    // Claimed by h1, then left behind: found again as orphaned, whatever its name.
+    CHECK(claim(*store, "a", 0, "h1", kNow, kNow + 1'000).ids == std::vector<std::string>{"a"});
+    auto orphans = store->find_claimable("h2", any, kNow + 2'000, 10);
+    bool a_orphaned = false;
+    for (auto& c : orphans) a_orphaned |= c.id == "a" && c.orphaned;
+    CHECK(a_orphaned);
+}
+
 TEST_CASE_TEMPLATE("claims are a CAS on the version and renewal extends the lease without changing it", S, DURABLE_TEST_STORES) {
     S env;
     auto store = env.open();
