@@ -250,7 +250,8 @@ void Host::Impl::run_remote_episode(const std::shared_ptr<LiveInstance>& inst, s
     outcome.parent_task_id = inst->parent_task_id;
     outcome.parent_execution_id = ex->info().parent_execution_id;
     outcome.correlation_id = ex->info().correlation_id;
-    outcome.child_traceparent = detail::child_traceparent(ex->info().trace_parent, inst->id, inst->execution_id);
+    outcome.trace_parent = ex->info().trace_parent;
+    outcome.sampled = ex->info().sampled;
     outcome.host_id = id;
     outcome.now = now;
     outcome.lease_ms = lease_ms();
