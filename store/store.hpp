@@ -414,8 +414,7 @@ public:
 // While one lives on a thread, that thread's writes may be committed by the thread itself
 // when the store is idle (leader commits: no commit-thread wake-up, no wake-up of a caller
 // waiting for the callback). Only for a thread that waits for its writes anyway or can afford
-// to block for one commit (and for another leader's callback), holding no lock a write
-// callback takes; never for one that must stop waiting at a deadline (the lease renewer
+// to block for one commit, holding no lock its own write callbacks take; never for one that must stop waiting at a deadline (the lease renewer
 // fences itself on time). Scopes nest.
 class LeaderCommits {
 public:

@@ -334,12 +334,6 @@ private:
         }
         {
             std::unique_lock lock(mu_);
-            if (LeaderCommits::active() && committing_ && leader_telling_ && queue_.empty() &&
-                leader_ != std::this_thread::get_id()) {
-                // A leader has committed and is running its callback (most likely waking this
-                // very thread): take the role over from it rather than wake the commit thread.
-                leader_done_.wait(lock, [&] { return !committing_ || !queue_.empty() || stopping_; });
-            }
             if (!LeaderCommits::active() || committing_ || !queue_.empty() || stopping_ || !callbacks_idle()) {
                 queue_.push_back(Write{std::move(apply), std::move(cb), {}});
                 lock.unlock();
@@ -347,26 +341,18 @@ private:
                 return;
             }
             committing_ = true;
-            leader_ = std::this_thread::get_id();
         }
         std::vector<Write> batch;
         batch.push_back(Write{std::move(apply), std::move(cb), {}});
         run_batch(batch);
         if (wal_pages_.load() > options_.checkpoint_pages) checkpoint("PASSIVE");
-        {
-            std::lock_guard lock(mu_);
-            leader_telling_ = true;
-        }
         run_callbacks(batch);
         {
             std::lock_guard lock(mu_);
             committing_ = false;
-            leader_telling_ = false;
-            leader_ = {};
             wal_dirty_ = true;
             last_commit_ = std::chrono::steady_clock::now();
         }
-        leader_done_.notify_all();
         // Writes queued while this thread committed, and the idle checkpoint, are the commit
         // thread's.
         cv_.notify_one();
@@ -642,11 +628,8 @@ private:
     bool stopping_ = false;    // guarded by mu_
     // A thread (the commit thread or a leader) holds the writer connection; guarded by mu_.
     bool committing_ = false;
-    // The leader's thread, and whether it has committed and runs its callback now; writers
-    // that find it so wait on leader_done_ to lead next. Guarded by mu_.
-    std::thread::id leader_;
-    bool leader_telling_ = false;
-    std::condition_variable leader_done_;
+    // A writer that finds a leader committing queues its write for the commit thread: it never
+    // waits for the leader (it may hold a lock the leader's callbacks take).
     bool wal_dirty_ = false;   // committed to since the last idle checkpoint; guarded by mu_
     std::chrono::steady_clock::time_point last_commit_{};  // guarded by mu_
     std::thread thread_;
