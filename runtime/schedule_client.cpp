@@ -2,13 +2,11 @@
 // the schedule's version (CAS), tried again when a host's step (or another client) got there
 // first, so a pause never undoes a tick and a tick never undoes a pause.
 #include <fmt/format.h>
-#include <unistd.h>
-
-#include <future>
 
 #include "durable/client.hpp"
 #include "durable/cron.hpp"
 #include "durable/errors.hpp"
+#include "runtime/client_support.hpp"
 #include "runtime/database_access.hpp"
 #include "runtime/host_impl.hpp"
 #include "runtime/schedule_plan.hpp"
@@ -18,30 +16,7 @@
 namespace durable {
 namespace {
 
-store::WriteResult wait_write(const std::function<void(store::WriteCallback)>& submit) {
-    std::promise<store::WriteResult> done;
-    auto f = done.get_future();
-    submit([&done](const store::WriteResult& r) { done.set_value(r); });
-    auto r = f.get();
-    if (r.error) std::rethrow_exception(r.error);
-    return r;
-}
-
-// Host::Impl is private to Host (and its friend Client): these helpers reach the attached
-// host without naming its type.
-std::int64_t now_of(const Database& db, const std::shared_ptr<detail::ClientAttachment>& a) {
-    if (a) {
-        if (auto h = a->host.lock()) return h->clock->now_ms();
-    }
-    return db.clock()->now_ms();  // the clock the hosts fire by: the attached host's, else the database's
-}
-
-std::string actor_of(const std::shared_ptr<detail::ClientAttachment>& a) {
-    if (a) {
-        if (auto h = a->host.lock()) return "client@" + h->id;
-    }
-    return fmt::format("client@pid{}", static_cast<long>(getpid()));
-}
+using detail::wait_write;  // the client's helpers (client_support.hpp): blocking write, clock, actor
 
 // Tells the attached host's scheduler (and, with `dispatch`, its dispatcher) to look now.
 void wake(const std::shared_ptr<detail::ClientAttachment>& a, bool dispatch = false) {
@@ -142,7 +117,7 @@ ScheduleInfo Client::create_schedule(const ScheduleSpec& spec) {
                                        "reference to the data instead of the data",
                                        spec.id, in.size(), limit));
     }
-    const auto now = now_of(db_, attachment_);
+    const auto now = detail::client_wall_ms(db_, attachment_);
     store::ScheduleRow row;
     row.id = spec.id;
     row.cron = spec.cron;
@@ -155,7 +130,7 @@ ScheduleInfo Client::create_schedule(const ScheduleSpec& spec) {
     if (!spec.paused) row.next_fire = cron.next_after(now);
     row.created_at = row.updated_at = now;
     auto st = detail::store_of(db_);
-    store::AuditEntry audit{now, actor_of(attachment_), "schedule_create", std::nullopt,
+    store::AuditEntry audit{now, detail::client_actor(attachment_), "schedule_create", std::nullopt,
                             fmt::format("schedule '{}': '{}' starts {}", spec.id, spec.cron, spec.orchestration)};
     auto r = wait_write([&](store::WriteCallback cb) { st->create_schedule(row, audit, std::move(cb)); });
     if (r.conflict) {
@@ -184,8 +159,8 @@ std::vector<ScheduleInfo> Client::list_schedules() const {
 }
 
 ScheduleInfo Client::pause_schedule(const std::string& id, const std::string& reason) {
-    auto now = now_of(db_, attachment_);
-    auto actor = actor_of(attachment_);
+    auto now = detail::client_wall_ms(db_, attachment_);
+    auto actor = detail::client_actor(attachment_);
     auto row = modify(*detail::store_of(db_), id, "pause", [&](store::ScheduleUpdate& u) {
         u.row.paused = true;
         u.row.note = reason.empty() ? std::nullopt : std::optional<std::string>(reason);
@@ -198,8 +173,8 @@ ScheduleInfo Client::pause_schedule(const std::string& id, const std::string& re
 }
 
 ScheduleInfo Client::resume_schedule(const std::string& id) {
-    auto now = now_of(db_, attachment_);
-    auto actor = actor_of(attachment_);
+    auto now = detail::client_wall_ms(db_, attachment_);
+    auto actor = detail::client_actor(attachment_);
     auto row = modify(*detail::store_of(db_), id, "resume", [&](store::ScheduleUpdate& u) {
         if (!u.row.paused) return;  // nothing to do; the CAS still confirms it exists
         u.row.paused = false;
@@ -214,8 +189,8 @@ ScheduleInfo Client::resume_schedule(const std::string& id) {
 }
 
 std::string Client::trigger_schedule(const std::string& id) {
-    auto now = now_of(db_, attachment_);
-    auto actor = actor_of(attachment_);
+    auto now = detail::client_wall_ms(db_, attachment_);
+    auto actor = detail::client_actor(attachment_);
     // One id for every try: a try run again after an unknown outcome creates nothing twice.
     const std::string iid = id + "@trigger-" + new_instance_id();
     modify(*detail::store_of(db_), id, "trigger", [&](store::ScheduleUpdate& u) {
@@ -230,9 +205,9 @@ std::string Client::trigger_schedule(const std::string& id) {
 }
 
 bool Client::delete_schedule(const std::string& id) {
-    auto now = now_of(db_, attachment_);
+    auto now = detail::client_wall_ms(db_, attachment_);
     auto st = detail::store_of(db_);
-    store::AuditEntry audit{now, actor_of(attachment_), "schedule_delete", std::nullopt, fmt::format("schedule '{}'", id)};
+    store::AuditEntry audit{now, detail::client_actor(attachment_), "schedule_delete", std::nullopt, fmt::format("schedule '{}'", id)};
     auto r = wait_write([&](store::WriteCallback cb) { st->delete_schedule(id, audit, std::move(cb)); });
     return r.count > 0;
 }
