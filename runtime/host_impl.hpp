@@ -131,6 +131,10 @@ struct Host::Impl : std::enable_shared_from_this<Host::Impl> {
     // The episode of an instance whose code is remote (remote_episode.cpp): applies the reply
     // to its step, if one came, and the events; commits; sends the next step.
     void run_remote_episode(const std::shared_ptr<LiveInstance>& inst, std::deque<Incoming> events);
+    // What the commit needs of `inst` after an episode of `ex` (C++ and remote episodes alike).
+    detail::EpisodeOutcome episode_outcome(const LiveInstance& inst, const detail::Execution& ex, store::Millis now, Status status,
+                                           bool terminal, bool reset_history, std::optional<std::string> new_input,
+                                           const std::vector<Json>& history, const std::vector<std::int64_t>& consumed);
     // Whether `inst` may run an episode now: not while its step is out, unless a reply came
     // or a control event (terminate, suspend, resume) waits. Guarded by mu_.
     bool remote_blocked_locked(const LiveInstance& inst) const;

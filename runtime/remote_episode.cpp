@@ -242,30 +242,8 @@ void Host::Impl::run_remote_episode(const std::shared_ptr<LiveInstance>& inst, s
         return;
     }
 
-    detail::EpisodeOutcome outcome;
-    outcome.instance_id = inst->id;
-    outcome.name = inst->name;
-    outcome.execution_id = inst->execution_id;
-    outcome.parent_id = inst->parent_id;
-    outcome.parent_task_id = inst->parent_task_id;
-    outcome.parent_execution_id = ex->info().parent_execution_id;
-    outcome.correlation_id = ex->info().correlation_id;
-    outcome.trace_parent = ex->info().trace_parent;
-    outcome.sampled = ex->info().sampled;
-    outcome.host_id = id;
-    outcome.now = now;
-    outcome.lease_ms = lease_ms();
-    outcome.status = new_status;
-    outcome.terminal = terminal;
-    outcome.reset_history = reset_history;
-    outcome.new_input = std::move(new_input);
-    outcome.custom_status = ex->custom_status();
-    if (terminal) {
-        outcome.output = ex->output();
-        outcome.error = ex->error();
-    }
-    outcome.history = &history;
-    outcome.consumed_inbox = consumed;
+    auto outcome = episode_outcome(*inst, *ex, now, new_status, terminal, reset_history, std::move(new_input), history,
+                                   consumed);
     auto plan = detail::build_episode_commit(outcome, std::move(decisions), local_code, [] { return new_instance_id(); });
     store::EpisodeCommit& c = plan.commit;
 
