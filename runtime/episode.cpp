@@ -9,6 +9,7 @@
 // after a crash (at-least-once), never an orchestrator decision twice.
 #include <fmt/format.h>
 
+#include "runtime/episode_events.hpp"
 #include "runtime/host_impl.hpp"
 #include "runtime/tracing_ids.hpp"
 
@@ -129,6 +130,46 @@ Status status_of(Execution::State s, bool suspended) {
 
 }  // namespace
 
+namespace detail {
+
+AppliedEvents apply_events(Execution& ex, std::deque<Incoming>& events, bool& suspended,
+                           std::vector<std::int64_t>& consumed, std::int64_t now) {
+    AppliedEvents out;
+    for (auto& in : events) {
+        auto t = ev::type_of(in.event);
+        if (suspended && !ev::is_control(t)) {
+            // Suspended: inbox events stay in the inbox (redelivered on resume); in-memory
+            // ones wait here.
+            if (in.inbox_id >= 0) {
+                out.undeliver.push_back(in.inbox_id);
+            } else {
+                out.hold.push_back(std::move(in));
+            }
+            continue;
+        }
+        if (in.inbox_id >= 0) consumed.push_back(in.inbox_id);
+        bool continued = ex.state() == Execution::State::ContinuedAsNew;
+        if (ex.finished() && !continued) continue;
+        if (t == ev::kExecutionSuspended) {
+            if (suspended) continue;
+            suspended = true;
+        } else if (t == ev::kExecutionResumed) {
+            if (!suspended) continue;
+            suspended = false;
+        }
+        if (continued) {
+            // Arrived after the continue-as-new in this same batch: it belongs to the next
+            // generation (raised events, terminate), not to the finished one.
+            out.after_continue.push_back(std::move(in.event));
+            continue;
+        }
+        ex.apply_new(std::move(in.event), now);
+    }
+    return out;
+}
+
+}  // namespace detail
+
 detail::EpisodeOutcome Host::Impl::episode_outcome(const LiveInstance& inst, const detail::Execution& ex, store::Millis now,
                                                   Status status, bool terminal, bool reset_history,
                                                   std::optional<std::string> new_input, const std::vector<Json>& history,
@@ -169,42 +210,14 @@ void Host::Impl::run_episode(const std::shared_ptr<LiveInstance>& inst, std::deq
     const store::Millis now = now_ms();
     Execution* ex = inst->exec.get();
     std::vector<std::int64_t> consumed = std::exchange(inst->consume_first, {});
-    std::vector<std::int64_t> undeliver;
-    std::deque<Incoming> hold, release_held;
+    std::deque<Incoming> release_held;
     Status status = inst->status;
     bool suspended = status == Status::Suspended;
-    std::vector<Json> after_continue;
 
-    for (auto& in : events) {
-        auto t = ev::type_of(in.event);
-        if (suspended && !ev::is_control(t)) {
-            // Suspended: inbox events stay in the inbox (redelivered on resume); in-memory
-            // ones wait here.
-            if (in.inbox_id >= 0) {
-                undeliver.push_back(in.inbox_id);
-            } else {
-                hold.push_back(std::move(in));
-            }
-            continue;
-        }
-        if (in.inbox_id >= 0) consumed.push_back(in.inbox_id);
-        bool continued = ex->state() == Execution::State::ContinuedAsNew;
-        if (ex->finished() && !continued) continue;
-        if (t == ev::kExecutionSuspended) {
-            if (suspended) continue;
-            suspended = true;
-        } else if (t == ev::kExecutionResumed) {
-            if (!suspended) continue;
-            suspended = false;
-        }
-        if (continued) {
-            // Arrived after the continue-as-new in this same batch: it belongs to the next
-            // generation (raised events, terminate), not to the finished one.
-            after_continue.push_back(std::move(in.event));
-            continue;
-        }
-        ex->apply_new(std::move(in.event), now);
-    }
+    auto applied_events = detail::apply_events(*ex, events, suspended, consumed, now);
+    auto& undeliver = applied_events.undeliver;
+    auto& hold = applied_events.hold;
+    auto& after_continue = applied_events.after_continue;
 
     std::vector<Json> history = ex->take_new_history();
     std::vector<Decision> decisions = ex->take_decisions();

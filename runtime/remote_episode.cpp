@@ -14,6 +14,7 @@
 // drop_locked and a later one finds the instance dead.
 #include <fmt/format.h>
 
+#include "runtime/episode_events.hpp"
 #include "runtime/host_impl.hpp"
 #include "runtime/tracing_ids.hpp"
 
@@ -118,37 +119,12 @@ void Host::Impl::run_remote_episode(const std::shared_ptr<LiveInstance>& inst, s
 
     std::vector<std::int64_t> consumed = std::move(inst->step_consumed);
     inst->step_consumed.clear();
-    std::vector<std::int64_t> undeliver;
-    std::deque<Incoming> hold;
     Status status = inst->status;
     bool suspended = status == Status::Suspended;
-    std::vector<Json> after_continue;
-    for (auto& in : events) {
-        auto t = ev::type_of(in.event);
-        if (suspended && !ev::is_control(t)) {
-            if (in.inbox_id >= 0) {
-                undeliver.push_back(in.inbox_id);
-            } else {
-                hold.push_back(std::move(in));
-            }
-            continue;
-        }
-        if (in.inbox_id >= 0) consumed.push_back(in.inbox_id);
-        bool continued = ex->state() == Execution::State::ContinuedAsNew;
-        if (ex->finished() && !continued) continue;
-        if (t == ev::kExecutionSuspended) {
-            if (suspended) continue;
-            suspended = true;
-        } else if (t == ev::kExecutionResumed) {
-            if (!suspended) continue;
-            suspended = false;
-        }
-        if (continued) {
-            after_continue.push_back(std::move(in.event));
-            continue;
-        }
-        ex->apply_new(std::move(in.event), now);
-    }
+    auto applied_events = detail::apply_events(*ex, events, suspended, consumed, now);
+    auto& undeliver = applied_events.undeliver;
+    auto& hold = applied_events.hold;
+    auto& after_continue = applied_events.after_continue;
 
     bool reset_history = false;
     std::optional<std::string> new_input;
