@@ -160,9 +160,78 @@ grpc::Status SidecarService::WaitForInstanceStart(grpc::ServerContext* ctx, cons
     return wait_for(ctx, "WaitForInstanceStart", req, resp, false);
 }
 
-grpc::Status SidecarService::WaitForInstanceCompletion(grpc::ServerContext* ctx, const ::GetInstanceRequest* req,
-                                                       ::GetInstanceResponse* resp) {
-    return wait_for(ctx, "WaitForInstanceCompletion", req, resp, true);
+grpc::ServerUnaryReactor* SidecarService::WaitForInstanceCompletion(grpc::CallbackServerContext* ctx,
+                                                                    const ::GetInstanceRequest* req,
+                                                                    ::GetInstanceResponse* resp) {
+    // No thread waits: the finishing commit (Client::on_completion) answers the call. Cancelled
+    // calls end at once (PendingCall); waits still open at shutdown end with UNAVAILABLE.
+    auto audit = std::make_shared<CallAudit>(ctx, plain_client_, options_.actor, "WaitForInstanceCompletion");
+    auto call = PendingCall::start([audit](const grpc::Status& s) { audit->finish(s); });
+    if (stopping()) {
+        call->finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is stopping"));
+        return call->reactor();
+    }
+    if (req->instanceid().empty()) {
+        call->finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "instanceId is empty"));
+        return call->reactor();
+    }
+    audit->instance(req->instanceid());
+    {
+        std::lock_guard lock(waits_->mu);
+        waits_->calls.emplace(call.get(), call);
+    }
+    if (stopping()) {  // begin_shutdown may have run before the call was listed
+        call->finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is stopping"));
+    }
+    auto forget = [waits = waits_, key = call.get()] {  // may run after the service is gone
+        std::lock_guard lock(waits->mu);
+        waits->calls.erase(key);
+    };
+    const auto left = ctx->deadline() - std::chrono::system_clock::now();
+    const auto timeout = std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(left),
+                                    std::chrono::milliseconds(0), std::chrono::milliseconds(std::chrono::hours(24)));
+    const bool with_payloads = req->getinputsandoutputs();
+    host_client_.on_completion(
+        req->instanceid(),
+        [call, audit, resp, with_payloads, forget](std::optional<InstanceState> s, std::exception_ptr error) {
+            forget();
+            if (!call->claim()) return;  // cancelled or ended by shutdown: resp is gone
+            grpc::Status status;
+            if (s) {
+                resp->set_exists(true);
+                fill_state(*s, with_payloads, resp->mutable_orchestrationstate());
+                audit->items(1);
+            } else {
+                try {
+                    std::rethrow_exception(error);
+                } catch (const InstanceNotFound&) {
+                    resp->set_exists(false);  // as GetInstance: the SDKs read "no such instance" from it
+                } catch (const Timeout&) {
+                    status = grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "the call's deadline passed while waiting");
+                } catch (const StoreError& e) {
+                    status = grpc::Status(grpc::StatusCode::UNAVAILABLE, fmt::format("the database: {}", e.what()));
+                } catch (const std::exception& e) {
+                    status = grpc::Status(grpc::StatusCode::INTERNAL, e.what());
+                }
+            }
+            call->finish_claimed(status);
+        },
+        timeout);
+    return call->reactor();
+}
+
+void SidecarService::begin_shutdown() {
+    stopping_.store(true);
+    hub_->end_streams();
+    std::vector<std::shared_ptr<PendingCall>> waits;
+    {
+        std::lock_guard lock(waits_->mu);
+        for (auto& [key, weak] : waits_->calls) {
+            if (auto call = weak.lock()) waits.push_back(std::move(call));
+        }
+        waits_->calls.clear();
+    }
+    for (auto& call : waits) call->finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is stopping"));
 }
 
 grpc::Status SidecarService::RaiseEvent(grpc::ServerContext* ctx, const ::RaiseEventRequest* req,

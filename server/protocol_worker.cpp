@@ -143,6 +143,9 @@ void ProtocolWorker::stop() {
     if (reader_.joinable()) reader_.join();
     for (auto& t : workers_) t.join();
     workers_.clear();
+    // The answers still on their way end within their deadline.
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return in_flight_ == 0; });
 }
 
 std::vector<::OrchestratorRequest> ProtocolWorker::requests() const {
@@ -160,6 +163,10 @@ void ProtocolWorker::read_loop() {
     ::WorkItem w;
     while (reader->Read(&w)) {
         items_.fetch_add(1);
+        if (threads_ == 0) {
+            handle(w);  // on the reading thread: no hand-off per item
+            continue;
+        }
         std::lock_guard lock(mu_);
         queue_.push_back(std::move(w));
         cv_.notify_one();
@@ -181,11 +188,36 @@ void ProtocolWorker::work_loop() {
     }
 }
 
-void ProtocolWorker::handle(const ::WorkItem& w) {
-    grpc::Status status;
+// One answer on its way: alive until its callback ran.
+struct ProtocolWorker::Answer {
+    grpc::ClientContext ctx;
+    ::OrchestratorResponse orchestrator;
+    ::ActivityResponse activity;
     ::CompleteTaskResponse out;
-    grpc::ClientContext c;
-    c.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+};
+
+void ProtocolWorker::answered(Answer* a, const grpc::Status& status) {
+    delete a;
+    if (status.ok()) {
+        answered_.fetch_add(1);
+    } else {
+        refused_.fetch_add(1);
+        std::lock_guard lock(mu_);
+        last_refusal_ = status;
+    }
+    std::lock_guard lock(mu_);
+    if (--in_flight_ == 0) cv_.notify_all();
+}
+
+void ProtocolWorker::handle(const ::WorkItem& w) {
+    if (!w.has_orchestratorrequest() && !w.has_activityrequest()) return;
+    auto* a = new Answer;
+    a->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    {
+        std::lock_guard lock(mu_);
+        ++in_flight_;
+    }
+    auto done = [this, a](grpc::Status status) { answered(a, status); };
     if (w.has_orchestratorrequest()) {
         const auto& req = w.orchestratorrequest();
         if (keep_requests) {
@@ -193,7 +225,7 @@ void ProtocolWorker::handle(const ::WorkItem& w) {
             requests_.push_back(req);
         }
         auto view = ReplayView::of(req);
-        ::OrchestratorResponse resp;
+        auto& resp = a->orchestrator;
         resp.set_instanceid(req.instanceid());
         auto it = deciders_.find(view.name);
         Decision d;
@@ -207,12 +239,13 @@ void ProtocolWorker::handle(const ::WorkItem& w) {
                 d.fail("OrchestratorError", e.what());
             }
         }
-        for (auto& a : d.actions) *resp.add_actions() = std::move(a);
+        for (auto& action : d.actions) *resp.add_actions() = std::move(action);
         if (d.custom_status) resp.mutable_customstatus()->set_value(*d.custom_status);
-        status = stub_->CompleteOrchestratorTask(&c, resp, &out);
-    } else if (w.has_activityrequest()) {
+        // Asynchronous: the answer returns once it is durable; this thread takes the next item.
+        stub_->async()->CompleteOrchestratorTask(&a->ctx, &resp, &a->out, std::move(done));
+    } else {
         const auto& req = w.activityrequest();
-        ::ActivityResponse resp;
+        auto& resp = a->activity;
         resp.set_instanceid(req.orchestrationinstance().instanceid());
         resp.set_taskid(req.taskid());
         auto it = activities_.find(req.name());
@@ -224,16 +257,7 @@ void ProtocolWorker::handle(const ::WorkItem& w) {
             resp.mutable_failuredetails()->set_errortype("ActivityError");
             resp.mutable_failuredetails()->set_errormessage(e.what());
         }
-        status = stub_->CompleteActivityTask(&c, resp, &out);
-    } else {
-        return;
-    }
-    if (status.ok()) {
-        answered_.fetch_add(1);
-    } else {
-        refused_.fetch_add(1);
-        std::lock_guard lock(mu_);
-        last_refusal_ = status;
+        stub_->async()->CompleteActivityTask(&a->ctx, &resp, &a->out, std::move(done));
     }
 }
 

@@ -7,6 +7,10 @@
 // Used by the tests (remote orchestrations side by side with C++ ones, fencing) and by
 // durable-bench's `sidecar` workload. It speaks only the protocol: no durable runtime inside.
 //
+// Answers are sent asynchronously (a CompleteOrchestratorTask returns once it is durable; no
+// thread waits for it). With threads = 0 the handlers run on the thread reading the stream,
+// one item after another, with no hand-off per item.
+//
 // Thread safety: start() and stop() from one thread; the handlers run on the worker's
 // threads, several at once.
 #pragma once
@@ -87,6 +91,8 @@ private:
     void read_loop();
     void work_loop();
     void handle(const ::WorkItem& w);
+    struct Answer;
+    void answered(Answer* a, const grpc::Status& status);
 
     std::string target_;
     int threads_;
@@ -103,6 +109,7 @@ private:
     std::vector<::OrchestratorRequest> requests_;  // guarded by mu_
     grpc::Status last_refusal_;                    // guarded by mu_
     bool stopping_ = false;                        // guarded by mu_
+    int in_flight_ = 0;                            // guarded by mu_: answers sent, not yet acknowledged
     std::atomic<std::int64_t> answered_{0}, refused_{0}, items_{0};
 };
 
