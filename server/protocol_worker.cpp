@@ -3,6 +3,8 @@
 
 #include <google/protobuf/util/time_util.h>
 
+#include "server/grpc_runtime.hpp"
+
 namespace durable::server {
 
 namespace {
@@ -125,6 +127,7 @@ ProtocolWorker::ProtocolWorker(std::string target, int threads) : target_(std::m
 ProtocolWorker::~ProtocolWorker() { stop(); }
 
 void ProtocolWorker::start() {
+    tune_grpc_runtime();
     channel_ = grpc::CreateChannel(target_, grpc::InsecureChannelCredentials());
     stub_ = ::TaskHubSidecarService::NewStub(channel_);
     stream_ctx_ = std::make_unique<grpc::ClientContext>();
