@@ -50,28 +50,36 @@ Client& SidecarService::client_for(const std::string& name) {
     return registry_->orchestrator(name) || registry_->default_orchestrator() ? host_client_ : plain_client_;
 }
 
+grpc::Status SidecarService::status_of(std::exception_ptr error) {
+    try {
+        std::rethrow_exception(error);
+    } catch (const RpcError& e) {
+        return grpc::Status(e.code, e.message);
+    } catch (const InstanceNotFound& e) {
+        return grpc::Status(grpc::StatusCode::NOT_FOUND, e.what());
+    } catch (const InstanceExists& e) {
+        return grpc::Status(grpc::StatusCode::ALREADY_EXISTS, e.what());
+    } catch (const UnknownOrchestration& e) {
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, e.what());
+    } catch (const InvalidInput& e) {
+        // Inputs are checked before the Client is called: what it still refuses is the
+        // instance's state (finished, still running).
+        return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, e.what());
+    } catch (const StoreError& e) {
+        return grpc::Status(grpc::StatusCode::UNAVAILABLE, fmt::format("the database: {}", e.what()));
+    } catch (const std::exception& e) {
+        return grpc::Status(grpc::StatusCode::INTERNAL, e.what());
+    }
+}
+
 template <class Body>
 grpc::Status SidecarService::audited(grpc::ServerContext* ctx, const char* method, Body&& body) {
     CallAudit audit(ctx, plain_client_, options_.actor, method);
     if (stopping()) return audit.finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is stopping"));
     try {
         return audit.finish(body(audit));
-    } catch (const RpcError& e) {
-        return audit.finish(grpc::Status(e.code, e.message));
-    } catch (const InstanceNotFound& e) {
-        return audit.finish(grpc::Status(grpc::StatusCode::NOT_FOUND, e.what()));
-    } catch (const InstanceExists& e) {
-        return audit.finish(grpc::Status(grpc::StatusCode::ALREADY_EXISTS, e.what()));
-    } catch (const UnknownOrchestration& e) {
-        return audit.finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, e.what()));
-    } catch (const InvalidInput& e) {
-        // Inputs are checked before the Client is called: what it still refuses is the
-        // instance's state (finished, still running).
-        return audit.finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, e.what()));
-    } catch (const StoreError& e) {
-        return audit.finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, fmt::format("the database: {}", e.what())));
-    } catch (const std::exception& e) {
-        return audit.finish(grpc::Status(grpc::StatusCode::INTERNAL, e.what()));
+    } catch (...) {
+        return audit.finish(status_of(std::current_exception()));
     }
 }
 
@@ -80,30 +88,44 @@ grpc::Status SidecarService::Hello(grpc::ServerContext*, const google::protobuf:
     return grpc::Status::OK;
 }
 
-grpc::Status SidecarService::StartInstance(grpc::ServerContext* ctx, const ::CreateInstanceRequest* req,
-                                           ::CreateInstanceResponse* resp) {
-    return audited(ctx, "StartInstance", [&](CallAudit& audit) {
+grpc::ServerUnaryReactor* SidecarService::StartInstance(grpc::CallbackServerContext* ctx,
+                                                        const ::CreateInstanceRequest* req,
+                                                        ::CreateInstanceResponse* resp) {
+    // Answered by the commit that makes the create durable (Client::schedule_async): no thread
+    // waits for it.
+    auto audit = std::make_shared<CallAudit>(ctx, plain_client_, options_.actor, "StartInstance");
+    auto call = PendingCall::start([audit](const grpc::Status& s) { audit->finish(s); });
+    try {
+        if (stopping()) fail(grpc::StatusCode::UNAVAILABLE, "the server is stopping");
         if (req->name().empty()) fail(grpc::StatusCode::INVALID_ARGUMENT, "name is empty: which orchestration?");
         Json input = json_field(&req->input(), req->has_input(), "input", options_.max_payload_bytes);
         ScheduleOptions so;
         if (!req->instanceid().empty()) {
             so.instance_id = req->instanceid();
-            audit.instance(req->instanceid());
+            audit->instance(req->instanceid());
         }
         if (req->has_scheduledstarttimestamp()) {
             auto ms = to_ms(req->scheduledstarttimestamp());
             if (ms > 0) so.start_at = from_ms(ms);  // epoch 0: now
         }
         if (req->has_version() && !req->version().value().empty()) so.version = req->version().value();
-        so.correlation_id = audit.correlation_id();
+        so.correlation_id = audit->correlation_id();
         // Ids are not reused: a start with an id in use is refused, atomically with the create.
         so.if_exists = IfExists::Fail;
-        auto id = client_for(req->name()).schedule(req->name(), input, so);
-        audit.instance(id);
-        audit.items(1);
-        resp->set_instanceid(id);
-        return grpc::Status::OK;
-    });
+        client_for(req->name())
+            .schedule_async(req->name(), input, so,
+                            [call, audit, resp](std::optional<ScheduleResult> r, std::exception_ptr error) {
+                                if (!call->claim()) return;  // cancelled: resp is gone
+                                if (error) return call->finish_claimed(status_of(error));
+                                audit->instance(r->id);
+                                audit->items(1);
+                                resp->set_instanceid(r->id);
+                                call->finish_claimed(grpc::Status::OK);
+                            });
+    } catch (...) {
+        call->finish(status_of(std::current_exception()));
+    }
+    return call->reactor();
 }
 
 grpc::Status SidecarService::GetInstance(grpc::ServerContext* ctx, const ::GetInstanceRequest* req,

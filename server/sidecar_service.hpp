@@ -27,13 +27,14 @@ struct RpcError {
     std::string message;
 };
 
-// The worker RPCs and WaitForInstanceCompletion run on gRPC's callback API: no thread waits
-// per stream, per completion or per wait; the other calls are synchronous (short reads, or a
-// write that waits for its commit).
-using SidecarServiceBase = ::TaskHubSidecarService::WithCallbackMethod_WaitForInstanceCompletion<
+// The worker RPCs, StartInstance and WaitForInstanceCompletion (the calls of every
+// orchestration) run on gRPC's callback API: no thread waits per stream, completion, start or
+// wait; the other calls are synchronous (short reads, or a write that waits for its commit).
+using SidecarServiceBase = ::TaskHubSidecarService::WithCallbackMethod_StartInstance<
+    ::TaskHubSidecarService::WithCallbackMethod_WaitForInstanceCompletion<
     ::TaskHubSidecarService::WithCallbackMethod_GetWorkItems<
         ::TaskHubSidecarService::WithCallbackMethod_CompleteActivityTask<
-            ::TaskHubSidecarService::WithCallbackMethod_CompleteOrchestratorTask<::TaskHubSidecarService::Service>>>>;
+            ::TaskHubSidecarService::WithCallbackMethod_CompleteOrchestratorTask<::TaskHubSidecarService::Service>>>>>;
 
 class SidecarService final : public SidecarServiceBase {
 public:
@@ -47,8 +48,8 @@ public:
 
     grpc::Status Hello(grpc::ServerContext* ctx, const google::protobuf::Empty* req,
                        google::protobuf::Empty* resp) override;
-    grpc::Status StartInstance(grpc::ServerContext* ctx, const ::CreateInstanceRequest* req,
-                               ::CreateInstanceResponse* resp) override;
+    grpc::ServerUnaryReactor* StartInstance(grpc::CallbackServerContext* ctx, const ::CreateInstanceRequest* req,
+                                            ::CreateInstanceResponse* resp) override;
     grpc::Status GetInstance(grpc::ServerContext* ctx, const ::GetInstanceRequest* req,
                              ::GetInstanceResponse* resp) override;
     grpc::Status WaitForInstanceStart(grpc::ServerContext* ctx, const ::GetInstanceRequest* req,
@@ -86,6 +87,8 @@ private:
     // The client for orchestration `name`: the host's own (it starts the instance at once)
     // when the name is registered in C++, else a plain one (the instance waits for a claim).
     Client& client_for(const std::string& name);
+    // The status a client can act on for a failed call's exception.
+    static grpc::Status status_of(std::exception_ptr error);
     // Runs `body` as audited call `method`, turning exceptions into statuses.
     template <class Body>
     grpc::Status audited(grpc::ServerContext* ctx, const char* method, Body&& body);
