@@ -122,6 +122,48 @@ void Decision::continue_as_new(const std::string& input_json) {
     actions.push_back(std::move(a));
 }
 
+class ProtocolWorker::Reader final : public grpc::ClientReadReactor<::WorkItem> {
+public:
+    explicit Reader(ProtocolWorker& worker) : worker_(worker) {
+        worker_.stub_->async()->GetWorkItems(worker_.stream_ctx_.get(), &request_, this);
+        StartRead(&item_);
+        StartCall();
+    }
+
+    void OnReadDone(bool ok) override {
+        if (!ok) return;  // the stream ended: OnDone follows
+        worker_.items_.fetch_add(1);
+        if (worker_.threads_ == 0) {
+            worker_.handle(item_);  // here: no hand-off per item
+        } else {
+            std::lock_guard lock(worker_.mu_);
+            worker_.queue_.push_back(item_);
+            worker_.cv_.notify_one();
+        }
+        item_.Clear();
+        StartRead(&item_);
+    }
+
+    void OnDone(const grpc::Status&) override {
+        std::lock_guard lock(mu_);
+        done_ = true;
+        cv_.notify_all();
+    }
+
+    void wait() {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [&] { return done_; });
+    }
+
+private:
+    ProtocolWorker& worker_;
+    ::GetWorkItemsRequest request_;
+    ::WorkItem item_;  // being read; used by one reaction at a time
+    std::mutex mu_;
+    std::condition_variable cv_;
+    bool done_ = false;  // guarded by mu_
+};
+
 ProtocolWorker::ProtocolWorker(std::string target, int threads) : target_(std::move(target)), threads_(threads) {}
 
 ProtocolWorker::~ProtocolWorker() { stop(); }
@@ -131,7 +173,7 @@ void ProtocolWorker::start() {
     channel_ = grpc::CreateChannel(target_, grpc::InsecureChannelCredentials());
     stub_ = ::TaskHubSidecarService::NewStub(channel_);
     stream_ctx_ = std::make_unique<grpc::ClientContext>();
-    reader_ = std::thread([this] { read_loop(); });
+    reader_ = std::make_unique<Reader>(*this);
     for (int i = 0; i < threads_; ++i) workers_.emplace_back([this] { work_loop(); });
 }
 
@@ -143,7 +185,7 @@ void ProtocolWorker::stop() {
     }
     stream_ctx_->TryCancel();
     cv_.notify_all();
-    if (reader_.joinable()) reader_.join();
+    if (reader_) reader_->wait();
     for (auto& t : workers_) t.join();
     workers_.clear();
     // The answers still on their way end within their deadline.
@@ -159,22 +201,6 @@ std::vector<::OrchestratorRequest> ProtocolWorker::requests() const {
 grpc::Status ProtocolWorker::last_refusal() const {
     std::lock_guard lock(mu_);
     return last_refusal_;
-}
-
-void ProtocolWorker::read_loop() {
-    auto reader = stub_->GetWorkItems(stream_ctx_.get(), ::GetWorkItemsRequest{});
-    ::WorkItem w;
-    while (reader->Read(&w)) {
-        items_.fetch_add(1);
-        if (threads_ == 0) {
-            handle(w);  // on the reading thread: no hand-off per item
-            continue;
-        }
-        std::lock_guard lock(mu_);
-        queue_.push_back(std::move(w));
-        cv_.notify_one();
-    }
-    reader->Finish();
 }
 
 void ProtocolWorker::work_loop() {
