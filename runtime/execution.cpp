@@ -133,6 +133,10 @@ void Execution::apply_new(Json e, std::int64_t now_ms) {
     if (finished()) return;
     auto x = e.find("x");
     if (x != e.end() && x->is_string() && x->get_ref<const std::string&>() != info_.execution_id) return;
+    // A result for something that is not awaited (an activity that ran twice, say: its task
+    // row was taken over, or re-created while its first result was on the way) is dropped
+    // here, not recorded: history holds one result per scheduled id.
+    if (auto t = ev::type_of(e); ev::is_completion(t) && !awaits(e.value("id", std::int64_t{-1}))) return;
     e["ts"] = now_ms;
     OwnerScope scope(this);
     std::size_t index = history_size_;
@@ -144,6 +148,11 @@ void Execution::apply_new(Json e, std::int64_t now_ms) {
                          "periodically (ctx.continue_as_new_suggested() tells when)",
                          info_.instance_id, limits_.max_history_events));
     }
+}
+
+bool Execution::awaits(std::int64_t id) const {
+    if (remote_) return remote_ids_.count(id) && !remote_resolved_.count(id);
+    return pending_.count(id) > 0;
 }
 
 void Execution::record(Json e) {
@@ -163,6 +172,8 @@ void Execution::process(const Json& e, bool recorded, std::size_t index) {
             start(e);
         } else if (ev::is_scheduling(t)) {
             remote_ids_[e.value("id", std::int64_t{-1})] = std::string(t);
+        } else if (ev::is_completion(t)) {
+            remote_resolved_.insert(e.value("id", std::int64_t{-1}));
         } else if (t == ev::kExecutionTerminated) {
             terminate(e.value("reason", Json()));
         } else if (t == ev::kExecutionSuspended) {

@@ -28,6 +28,7 @@
 #include <spdlog/logger.h>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "durable/context.hpp"
@@ -151,7 +152,8 @@ private:
     void on_root_done();
     void fail(std::string_view type, const std::string& message);
     void fail_with(Json error);  // error: a failure record (runtime/failure.hpp)
-    void complete_with(Json output);  // ExecutionCompleted, or PayloadTooLarge when the output is over the limit
+    void complete_with(Json output);
+    bool awaits(std::int64_t id) const;  // a result for `id` is expected (scheduled, not yet resolved)  // ExecutionCompleted, or PayloadTooLarge when the output is over the limit
     void terminate(const Json& reason);
     void destroy_frames();
     void record(Json e);
@@ -214,6 +216,7 @@ private:
     std::size_t remote_seen_ = 0;                         // of it, what the code has seen
     bool remote_resync_ = false;                          // rebuilt here: the next step goes regardless
     std::unordered_map<std::int64_t, std::string> remote_ids_;  // task id -> its scheduling event type
+    std::unordered_set<std::int64_t> remote_resolved_;          // task ids whose result history has
     std::vector<Json> remote_carry_;                      // continue-as-new: the code's carried events
 };
 

@@ -47,6 +47,12 @@ inline bool is_scheduling(std::string_view t) {
     return t == kTaskScheduled || t == kTimerCreated || t == kSubOrchestrationCreated || t == kEventSent;
 }
 
+// The result of something a scheduling event started (its "id" names which).
+inline bool is_completion(std::string_view t) {
+    return t == kTaskCompleted || t == kTaskFailed || t == kTimerFired || t == kSubOrchestrationCompleted ||
+           t == kSubOrchestrationFailed;
+}
+
 inline bool is_control(std::string_view t) {
     return t == kExecutionTerminated || t == kExecutionSuspended || t == kExecutionResumed;
 }

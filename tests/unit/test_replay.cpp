@@ -137,6 +137,53 @@ TEST_CASE("completions of an older generation are ignored") {
     CHECK(d[0].input == "fresh");
 }
 
+namespace {
+
+// Remote code that is never asked anything (the test drives the execution by hand).
+struct SilentRemote : RemoteOrchestrator {
+    bool dispatch(RemoteStep, std::function<void(RemoteReply)>) override { return true; }
+    void withdraw(const std::string&) override {}
+};
+
+std::vector<std::int64_t> completed_ids(const std::vector<Json>& history) {
+    std::vector<std::int64_t> ids;
+    for (const auto& e : history) {
+        if (e["t"] == "TaskCompleted") ids.push_back(e["id"].get<std::int64_t>());
+    }
+    return ids;
+}
+
+}  // namespace
+
+TEST_CASE("a second result for one task (the activity ran twice) is dropped, not recorded, in C++ and remote code") {
+    Registry r;
+    r.add_orchestrator("chain", chain);
+    r.set_default_orchestrator(std::make_shared<SilentRemote>());
+    SUBCASE("C++ code") {
+        auto ex = make(r);
+        ex->apply_new(Json{{"t", "ExecutionStarted"}, {"name", "chain"}, {"input", "w"}}, 1);
+        ex->take_decisions();
+        ex->apply_new(Json{{"t", "TaskCompleted"}, {"id", 0}, {"result", "a"}, {"x", "e1"}}, 2);
+        ex->apply_new(Json{{"t", "TaskCompleted"}, {"id", 0}, {"result", "again"}, {"x", "e1"}}, 3);
+        ex->apply_new(Json{{"t", "TaskCompleted"}, {"id", 7}, {"result", "never scheduled"}, {"x", "e1"}}, 3);
+        auto d = ex->take_decisions();
+        REQUIRE(d.size() == 1);  // task 1, from the first result only
+        CHECK(d[0].input == "a");
+        CHECK(completed_ids(ex->take_new_history()) == std::vector<std::int64_t>{0});
+    }
+    SUBCASE("remote code") {
+        auto ex = make(r, "elsewhere");
+        ex->apply_new(Json{{"t", "ExecutionStarted"}, {"name", "elsewhere"}, {"input", "w"}}, 1);
+        RemoteDecisions step;
+        step.scheduled.push_back(Json{{"t", "TaskScheduled"}, {"id", 0}, {"name", "hello"}, {"input", "w"}});
+        ex->apply_remote(step, 2);
+        ex->apply_new(Json{{"t", "TaskCompleted"}, {"id", 0}, {"result", "a"}, {"x", "e1"}}, 3);
+        ex->apply_new(Json{{"t", "TaskCompleted"}, {"id", 0}, {"result", "again"}, {"x", "e1"}}, 4);
+        ex->apply_new(Json{{"t", "TaskCompleted"}, {"id", 7}, {"result", "never scheduled"}, {"x", "e1"}}, 4);
+        CHECK(completed_ids(ex->take_new_history()) == std::vector<std::int64_t>{0});
+    }
+}
+
 TEST_CASE("evicting a suspended coroutine destroys its frames and their locals") {
     static int alive = 0;
     struct Tracker {
