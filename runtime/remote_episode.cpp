@@ -172,6 +172,7 @@ void Host::Impl::run_remote_episode(const std::shared_ptr<LiveInstance>& inst, s
             std::lock_guard lock(mu_);
             for (auto row : undeliver) {
                 delivered_inbox_.erase(row);
+                reread_inbox_locked(row);
                 std::erase(inst->delivered, row);
             }
             for (auto& h : hold) inst->held.push_back(std::move(h));
@@ -203,6 +204,7 @@ void Host::Impl::run_remote_episode(const std::shared_ptr<LiveInstance>& inst, s
             std::lock_guard lock(mu_);
             for (auto row : undeliver) {
                 delivered_inbox_.erase(row);
+                reread_inbox_locked(row);
                 std::erase(inst->delivered, row);
             }
             for (auto& h : hold) inst->held.push_back(std::move(h));
@@ -238,6 +240,7 @@ void Host::Impl::run_remote_episode(const std::shared_ptr<LiveInstance>& inst, s
         inst->last_active = clock->steady_now();
         for (auto row : undeliver) {
             delivered_inbox_.erase(row);
+            reread_inbox_locked(row);
             std::erase(inst->delivered, row);
         }
         for (auto& h : hold) inst->held.push_back(std::move(h));
