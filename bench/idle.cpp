@@ -5,8 +5,8 @@
 // first episode (each is then Running, waiting for "go"). While they wait, the process's RSS
 // is sampled (every 50 ms): the host keeps at most max_cached_instances of them in memory and
 // evicts the rest, so memory stays flat however many wait.
-// Event phase: R threads raise "go" (value i) on instance i; the phase ends when the host has
-// completed all N. Evicted instances are claimed again and replayed (a two-event history).
+// Event phase: "go" (value i) raised on instance i, C at a time (raise_event_async: many share a
+// commit); the phase ends when the host has completed all N. Evicted instances are claimed again and replayed (a two-event history).
 // Checked: each instance Completed exactly once with output i + 1.
 #include <algorithm>
 #include <cmath>
@@ -79,7 +79,7 @@ bool wait_until(const std::function<bool()>& done, Clock::time_point deadline) {
 }  // namespace
 
 Result run_idle(const Options& options) {
-    const int n = options.instances.value_or(100'000), c = options.concurrency.value_or(100), raisers = 8;
+    const int n = options.instances.value_or(100'000), c = options.concurrency.value_or(100);
     Result r;
     DbFile file(options, "idle");
     Database db = open_database(options, file.path());
@@ -141,37 +141,41 @@ Result run_idle(const Options& options) {
     sampler.stop();
     double rss_peak = sampler.peak();
     for (auto& e : errors) add_error(r, e);
+    errors.clear();
     if (!all_started) add_error(r, fmt::format("start: {} of {} instances started in time", host.stats().episodes - episodes0, n));
 
     // ---- event phase ----
     std::vector<std::int64_t> raised_at(static_cast<std::size_t>(n), 0);  // wall ms, by instance
-    std::atomic<int> next{0};
-    std::atomic<bool> abort{false};
     auto t1 = Clock::now();
     double cpu1 = process_cpu_seconds();
     {
-        std::vector<std::thread> threads;
-        for (int t = 0; t < raisers; ++t) {
-            threads.emplace_back([&] {
-                Client cl = client;
-                for (;;) {
-                    int i = next.fetch_add(1);
-                    if (i >= n || abort.load() || Clock::now() >= deadline) break;
-                    const auto& id = ids[static_cast<std::size_t>(i)];
-                    if (id.empty()) continue;
+        // C raises in flight (raise_event_async: no thread per call), so many share a commit.
+        std::unique_lock lock(mu);
+        for (int i = 0; i < n && errors.empty(); ++i) {
+            const auto& id = ids[static_cast<std::size_t>(i)];
+            if (id.empty()) continue;
+            if (!cv.wait_until(lock, deadline, [&] { return in_flight < c; })) break;
+            ++in_flight;
+            lock.unlock();
+            raised_at[static_cast<std::size_t>(i)] = wall_ms();
+            client.raise_event_async(id, "go", i, [&, i](std::exception_ptr e) {
+                std::lock_guard l(mu);
+                if (e) {
+                    raised_at[static_cast<std::size_t>(i)] = 0;
                     try {
-                        cl.raise_event(id, "go", i);
-                        raised_at[static_cast<std::size_t>(i)] = wall_ms();
+                        std::rethrow_exception(e);
                     } catch (const std::exception& ex) {
-                        abort = true;
-                        std::lock_guard l(mu);
-                        add_error(r, fmt::format("raise failed: #{}: {}", i, ex.what()));
+                        errors.push_back(fmt::format("raise failed: #{}: {}", i, ex.what()));
                     }
                 }
+                --in_flight;
+                cv.notify_all();
             });
+            lock.lock();
         }
-        for (auto& t : threads) t.join();
+        cv.wait_until(lock, deadline, [&] { return in_flight == 0; });
     }
+    for (auto& e : errors) add_error(r, e);
     double raise_seconds = seconds_since(t1);
     bool all_done = wait_until([&] { return host.stats().completed - completed0 >= n; }, deadline);
     double event_seconds = seconds_since(t1);
@@ -231,7 +235,6 @@ Result run_idle(const Options& options) {
     r.line["events_per_sec"] = std::round(n / std::max(event_seconds, 1e-9) * 10.0) / 10.0;
     r.line["event_seconds"] = std::round(event_seconds * 1e3) / 1e3;
     r.line["event_cpu_us_per_instance"] = std::round(event_cpu * 1e6 / n);
-    r.line["raisers"] = raisers;
     r.line["concurrency"] = c;
     r.line["max_cached_instances"] = ho.max_cached_instances;
     // The whole run's throughput is the event phase's (starts have their own figure).

@@ -153,11 +153,16 @@ InstanceState Client::wait_for_start(const std::string& id, std::chrono::millise
     }
 }
 
-void Client::raise_event(const std::string& id, const std::string& event_name, const Json& payload) {
+namespace {
+
+// The inbox row and audit entry of a raise_event; throws InvalidInput as raise_event says.
+std::pair<store::NewMessage, store::AuditEntry> raise_message(Database& db, const std::shared_ptr<detail::ClientAttachment>& a,
+                                                             const std::string& id, const std::string& event_name,
+                                                             const Json& payload) {
     if (event_name.empty()) throw InvalidInput("the event name is empty");
     detail::require_utf8(id, "the instance id");
     detail::require_utf8(event_name, "the event name");
-    Json e = ev::make(ev::kEventRaised, client_wall_ms(db_, attachment_));
+    Json e = ev::make(ev::kEventRaised, client_wall_ms(db, a));
     e["name"] = event_name;
     e["input"] = payload;
     std::string text;
@@ -167,18 +172,50 @@ void Client::raise_event(const std::string& id, const std::string& event_name, c
         throw InvalidInput(fmt::format("the payload of event '{}' holds a string that is not valid UTF-8", event_name));
     }
     if (text.size() > 256 * 1024) throw InvalidInput("the event payload is over the 256 KiB limit");
-    auto store = detail::store_of(db_);
-    store::AuditEntry audit{client_wall_ms(db_, attachment_), client_actor(attachment_), "raise_event", id, event_name};
-    auto r = wait_write([&](store::WriteCallback cb) {
-        store->send_message(store::NewMessage{id, client_wall_ms(db_, attachment_), false, text}, audit, std::move(cb));
-    });
+    return {store::NewMessage{id, client_wall_ms(db, a), false, std::move(text)},
+            store::AuditEntry{client_wall_ms(db, a), client_actor(a), "raise_event", id, event_name}};
+}
+
+// What the store's answer to a raise_event means: nullptr when delivered, else the error.
+std::exception_ptr raise_outcome(const store::WriteResult& r, const std::string& id, const std::string& event_name) {
+    if (r.error) return r.error;
     if (r.conflict) {
-        if (r.count == 0) throw InstanceNotFound(fmt::format("no instance '{}' to raise '{}' on", id, event_name));
-        throw InvalidInput(fmt::format("instance '{}' has finished; event '{}' was not delivered", id, event_name));
+        if (r.count == 0) {
+            return std::make_exception_ptr(InstanceNotFound(fmt::format("no instance '{}' to raise '{}' on", id, event_name)));
+        }
+        return std::make_exception_ptr(
+            InvalidInput(fmt::format("instance '{}' has finished; event '{}' was not delivered", id, event_name)));
     }
+    return nullptr;
+}
+
+}  // namespace
+
+void Client::raise_event(const std::string& id, const std::string& event_name, const Json& payload) {
+    auto [message, audit] = raise_message(db_, attachment_, id, event_name, payload);
+    auto store = detail::store_of(db_);
+    auto r = wait_write([&](store::WriteCallback cb) { store->send_message(std::move(message), audit, std::move(cb)); });
+    if (auto error = raise_outcome(r, id, event_name)) std::rethrow_exception(error);
     if (attachment_) {
         if (auto h = attachment_->host.lock()) h->wake_dispatcher();
     }
+}
+
+void Client::raise_event_async(const std::string& id, const std::string& event_name, const Json& payload,
+                               std::function<void(std::exception_ptr error)> done) {
+    auto [message, audit] = raise_message(db_, attachment_, id, event_name, payload);
+    auto store = detail::store_of(db_);
+    std::weak_ptr<detail::ClientAttachment> attachment = attachment_;
+    store->send_message(std::move(message), std::move(audit),
+                        [attachment, id, event_name, done = std::move(done)](const store::WriteResult& r) {
+                            auto error = raise_outcome(r, id, event_name);
+                            if (!error) {
+                                if (auto a = attachment.lock()) {
+                                    if (auto h = a->host.lock()) h->wake_dispatcher();
+                                }
+                            }
+                            if (done) done(error);
+                        });
 }
 
 namespace {

@@ -4,11 +4,13 @@
 // knows of is due, when a lingering commit is due (no database work then), and to see what
 // other processes wrote: 1 ms after a look that found work, backing off to poll_interval
 // while none comes. Each look:
-// adopt instances created leased to this host; deliver visible inbox rows of instances this
-// host holds; claim free or orphaned instances of the orchestrations it registers (a random
-// share of the candidates, so hosts racing for the same work spread out); claim activity
+// adopt instances created leased to this host; load the instances its last claims got;
+// deliver visible inbox rows of instances this host holds (only rows new since the last read,
+// where the store can tell: store::InboxCursor); claim free or orphaned instances of the
+// orchestrations it registers (a random share of the candidates, so hosts racing for the same
+// work spread out; the claim is not waited for, its commit joins the episodes'); claim activity
 // tasks of the activities it registers, as many as its workers have room for; evict idle
-// instances. Instances of names this host lacks are never claimed: they wait (Pending) for a
+// instances. Instances cached while they wait do not count against max_active_instances. Instances of names this host lacks are never claimed: they wait (Pending) for a
 // host that registers them.
 #include <algorithm>
 #include <fmt/format.h>
@@ -19,6 +21,19 @@
 namespace durable {
 
 namespace ev = detail::ev;
+
+namespace {
+
+// Nothing running, queued, in flight or waiting to be written: an instance only kept in
+// memory (it may be evicted, and it does not count against max_active_instances). Under mu_.
+bool is_idle(const LiveInstance& inst) {
+    return !inst.running && !inst.queued && inst.incoming.empty() && inst.held.empty() &&
+           inst.inflight_activities == 0 && inst.pending_commits == 0 && !inst.needs_episode && !inst.step_out &&
+           !inst.reply && inst.step_consumed.empty() &&
+           !(inst.exec && (inst.exec->has_new_history() || inst.exec->remote_step_due()));
+}
+
+}  // namespace
 
 void Host::Impl::wake_dispatcher() {
     {
@@ -105,14 +120,38 @@ bool Host::Impl::poll_once() {
     const store::Millis now = now_ms();
     bool busy = false;
     std::deque<std::string> adopt_now;
-    std::size_t active = 0;
+    std::vector<std::pair<std::string, bool>> load_now;
+    std::size_t active = 0, cached = 0;
+    std::unordered_set<std::string> in_flight;
     {
         std::lock_guard lock(mu_);
         adopt_now.swap(to_adopt_);
+        load_now.swap(claimed_);
         while (!timers_.empty() && timers_.top() <= now) timers_.pop();
-        active = instances_.size();
+        cached = instances_.size();
+        const std::size_t coming = load_now.size() + claiming_.size();
+        std::size_t working = cached;
+        if (cached + coming >= options.max_active_instances) {
+            // Instances cached while they wait (for an event, a timer) are not being worked on:
+            // a host full of them still claims the instances that have work.
+            working = 0;
+            for (const auto& [iid, inst] : instances_) working += is_idle(*inst) ? 0 : 1;
+        }
+        active = working + coming;
+        in_flight = claiming_;
     }
     for (const auto& iid : adopt_now) load_instance(iid, false);
+    // Instances whose claims became durable since the last look.
+    for (const auto& [iid, orphaned] : load_now) {
+        m_claims.inc();
+        if (orphaned) {
+            m_takeovers.inc();
+            store->append_audit(store::AuditEntry{now, "host:" + id, "takeover", iid,
+                                                  "lease of a host that stopped working on it had expired"},
+                                nullptr);
+        }
+        load_instance(iid, orphaned);
+    }
     bool delivered = deliver_owned_inbox(now) > 0;
 
     bool accepting;
@@ -130,31 +169,41 @@ bool Host::Impl::poll_once() {
     if (accepting && active < options.max_active_instances && !names.empty()) {
         int room = static_cast<int>(std::min<std::size_t>(options.max_active_instances - active,
                                                           static_cast<std::size_t>(options.claim_batch)));
-        auto candidates = store->find_claimable(id, names, now, room * 2);
+        auto candidates = store->find_claimable(id, names, now, room * 2 + static_cast<int>(in_flight.size()));
+        // A claim in flight is not durable yet: its instances still look free.
+        std::erase_if(candidates, [&](const store::Candidate& c) { return in_flight.count(c.id) > 0; });
         if (!candidates.empty()) {
             // Take a random share: hosts looking at the same candidates collide less.
             static thread_local std::mt19937 rng{std::random_device{}()};
             std::shuffle(candidates.begin(), candidates.end(), rng);
             if (static_cast<int>(candidates.size()) > room) candidates.resize(static_cast<std::size_t>(room));
-            std::unordered_map<std::string, bool> orphaned;
-            for (auto& c : candidates) orphaned[c.id] = c.orphaned;
-            std::promise<store::WriteResult> done;
-            auto f = done.get_future();
-            store->claim_instances(candidates, id, now, now + lease_ms(),
-                                   [&done](const store::WriteResult& r) { done.set_value(r); });
-            auto r = f.get();
-            if (r.error) std::rethrow_exception(r.error);
-            for (const auto& iid : r.ids) {
-                m_claims.inc();
-                if (orphaned[iid]) {
-                    m_takeovers.inc();
-                    store->append_audit(store::AuditEntry{now, "host:" + id, "takeover", iid,
-                                                          "lease of a host that stopped working on it had expired"},
-                                        nullptr);
-                }
-                load_instance(iid, orphaned[iid]);
+            auto asked = std::make_shared<std::unordered_map<std::string, bool>>();
+            for (auto& c : candidates) (*asked)[c.id] = c.orphaned;
+            {
+                std::lock_guard lock(mu_);
+                for (auto& c : candidates) claiming_.insert(c.id);
             }
-            busy = !r.ids.empty();
+            // Not waited for: the dispatcher goes on (the claim joins the next group commit, with
+            // the episodes'), and loads what it got at its next look, which this wakes.
+            store->claim_instances(candidates, id, now, now + lease_ms(), [this, asked](const store::WriteResult& r) {
+                {
+                    std::lock_guard lock(mu_);
+                    for (const auto& [iid, orphaned] : *asked) claiming_.erase(iid);
+                    if (!r.error) {
+                        for (const auto& iid : r.ids) claimed_.emplace_back(iid, (*asked)[iid]);
+                    }
+                    dispatch_requested_ = true;
+                }
+                if (r.error) {
+                    try {
+                        std::rethrow_exception(r.error);
+                    } catch (const std::exception& e) {
+                        log->warn("host {}: claiming instances failed: {}", id, e.what());
+                    }
+                }
+                dispatch_cv_.notify_one();
+            });
+            busy = true;
         }
     }
     if (accepting && claim_tasks_once() > 0) busy = true;
@@ -162,11 +211,17 @@ bool Host::Impl::poll_once() {
         std::lock_guard lock(mu_);
         if (timers_.empty() || timers_.top() > *next) timers_.push(*next);
     }
-    g_cached.set(static_cast<double>(active));
-    return busy || delivered || !adopt_now.empty();
+    g_cached.set(static_cast<double>(cached));
+    return busy || delivered || !adopt_now.empty() || !load_now.empty();
+}
+
+void Host::Impl::reread_inbox_locked(std::int64_t row) {
+    inbox_cursor_.after_id = std::min(inbox_cursor_.after_id, row - 1);
+    inbox_rewind_ = std::min(inbox_rewind_, row - 1);
 }
 
 std::size_t Host::Impl::deliver_owned_inbox(std::int64_t now) {
+    store::InboxCursor cursor;
     {
         // Rows consumed by commits durable before this read cannot be in it: forget them now.
         // Rows consumed while it runs stay in delivered_inbox_, so a read that started before
@@ -174,35 +229,53 @@ std::size_t Host::Impl::deliver_owned_inbox(std::int64_t now) {
         std::lock_guard lock(mu_);
         for (auto row : consumed_inbox_) delivered_inbox_.erase(row);
         consumed_inbox_.clear();
+        cursor = inbox_cursor_;
+        inbox_rewind_ = std::numeric_limits<std::int64_t>::max();
     }
-    auto rows = store->owned_inbox(id, now, 5000);
-    if (rows.empty()) return 0;
-    std::vector<Json> parsed;
-    parsed.reserve(rows.size());
-    for (const auto& row : rows) {
+    // Only rows new since the last read (where the store can tell): rows delivered and not yet
+    // consumed are not read, parsed and skipped again on every look.
+    auto rows = store->owned_inbox_since(id, now, 5000, cursor);
+    std::vector<bool> wanted(rows.size(), false);
+    {
+        std::lock_guard lock(mu_);
+        for (std::size_t i = 0; i < rows.size(); ++i) wanted[i] = !delivered_inbox_.count(rows[i].id);
+    }
+    std::vector<Json> parsed(rows.size());
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+        if (!wanted[i]) continue;
         try {
-            parsed.push_back(Json::parse(row.event));
+            parsed[i] = Json::parse(rows[i].event);
         } catch (const std::exception& e) {
-            log->error("host {}: inbox row {} of {} is not valid JSON, skipped: {}", id, row.id, row.instance_id,
-                       e.what());
-            parsed.push_back(Json());
+            log->error("host {}: inbox row {} of {} is not valid JSON, skipped: {}", id, rows[i].id,
+                       rows[i].instance_id, e.what());
         }
     }
     std::size_t count = 0;
     std::lock_guard lock(mu_);
+    // A row left here (its instance not in memory yet, or suspended) is read again next time.
+    auto skip = [&](std::int64_t row) { cursor.after_id = std::min(cursor.after_id, row - 1); };
     for (std::size_t i = 0; i < rows.size(); ++i) {
         const auto& row = rows[i];
         if (parsed[i].is_null() || delivered_inbox_.count(row.id)) continue;
         auto it = instances_.find(row.instance_id);
-        if (it == instances_.end() || it->second->dead) continue;
+        if (it == instances_.end() || it->second->dead) {
+            skip(row.id);
+            continue;
+        }
         auto& inst = it->second;
-        if (inst->status == Status::Suspended && !row.control) continue;
+        if (inst->status == Status::Suspended && !row.control) {
+            skip(row.id);
+            continue;
+        }
         delivered_inbox_.insert(row.id);
         inst->delivered.push_back(row.id);
         inst->incoming.push_back(Incoming{std::move(parsed[i]), row.id});
         enqueue_locked(inst);
         ++count;
     }
+    // Rows given back while the read ran (reread_inbox_locked) are read again too.
+    cursor.after_id = std::min(cursor.after_id, inbox_rewind_);
+    inbox_cursor_ = cursor;
     return count;
 }
 
@@ -326,7 +399,10 @@ void Host::Impl::load_instance(const std::string& iid, bool orphaned) {
     for (std::size_t i = 0; i < parsed.size(); ++i) {
         auto& [row_id, event] = parsed[i];
         if (delivered_inbox_.count(row_id)) continue;
-        if (inst->status == Status::Suspended && !ev::is_control(ev::type_of(event))) continue;
+        if (inst->status == Status::Suspended && !ev::is_control(ev::type_of(event))) {
+            reread_inbox_locked(row_id);  // delivered on resume, by the dispatcher's inbox read
+            continue;
+        }
         delivered_inbox_.insert(row_id);
         inst->delivered.push_back(row_id);
         inst->incoming.push_back(Incoming{std::move(event), row_id});
@@ -344,11 +420,7 @@ void Host::Impl::evict_idle() {
         std::lock_guard lock(mu_);
         std::vector<std::shared_ptr<LiveInstance>> idle;
         for (auto& [iid, inst] : instances_) {
-            bool is_idle = !inst->running && !inst->queued && inst->incoming.empty() && inst->held.empty() &&
-                           inst->inflight_activities == 0 && inst->pending_commits == 0 && !inst->needs_episode &&
-                           !inst->step_out && !inst->reply && inst->step_consumed.empty() &&
-                           !(inst->exec && (inst->exec->has_new_history() || inst->exec->remote_step_due()));
-            if (is_idle) idle.push_back(inst);
+            if (is_idle(*inst)) idle.push_back(inst);
         }
         std::sort(idle.begin(), idle.end(), [](auto& a, auto& b) { return a->last_active < b->last_active; });
         std::size_t over = instances_.size() > options.max_cached_instances

@@ -273,7 +273,10 @@ void Host::Impl::run_episode(const std::shared_ptr<LiveInstance>& inst, std::deq
         bool flush = false;
         {
             std::lock_guard lock(mu_);
-            for (auto row : undeliver) delivered_inbox_.erase(row);
+            for (auto row : undeliver) {
+                delivered_inbox_.erase(row);
+                reread_inbox_locked(row);
+            }
             for (auto& h : hold) inst->held.push_back(std::move(h));
             inst->needs_episode = false;
             inst->last_active = clock->steady_now();
@@ -317,6 +320,7 @@ void Host::Impl::run_episode(const std::shared_ptr<LiveInstance>& inst, std::deq
         inst->last_active = clock->steady_now();
         for (auto row : undeliver) {
             delivered_inbox_.erase(row);
+            reread_inbox_locked(row);
             std::erase(inst->delivered, row);
         }
         for (auto& h : hold) inst->held.push_back(std::move(h));

@@ -200,6 +200,9 @@ void Host::Impl::stop(bool graceful) {
                             (inst->exec && (inst->exec->has_new_history() || inst->exec->remote_step_due()));
                 (work ? busy : idle).push_back(iid);
             }
+            // Claimed, not loaded: the dispatcher stopped first. They have work waiting.
+            for (auto& [iid, orphaned] : claimed_) busy.push_back(iid);
+            claimed_.clear();
         }
         std::promise<void> a, b;
         std::promise<void> t;

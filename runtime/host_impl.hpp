@@ -19,6 +19,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -160,6 +161,9 @@ struct Host::Impl : std::enable_shared_from_this<Host::Impl> {
     bool poll_once();
     void load_instance(const std::string& id, bool orphaned);
     std::size_t deliver_owned_inbox(std::int64_t now);  // returns how many events it delivered
+    // An inbox row this host must read again (it gave it back undelivered, or skipped it):
+    // the dispatcher's next inbox read starts at or before it.
+    void reread_inbox_locked(std::int64_t row);
     void evict_idle();
     // An instance the attached client has just created leased to this host (its create is
     // durable): put in memory as it is, and started.
@@ -254,7 +258,17 @@ struct Host::Impl : std::enable_shared_from_this<Host::Impl> {
     // Inbox rows whose consuming commit is durable, still in delivered_inbox_ until the
     // dispatcher's next inbox read starts (a read that raced the commit may still see them).
     std::vector<std::int64_t> consumed_inbox_;                                  // guarded by mu_
+    // Where the dispatcher's inbox reads left off (store::Store::owned_inbox_since), and the
+    // lowest row given back (undelivered, skipped) since the running read started: the next
+    // read goes back to it. Both guarded by mu_.
+    store::InboxCursor inbox_cursor_;
+    std::int64_t inbox_rewind_ = std::numeric_limits<std::int64_t>::max();
     std::deque<std::string> to_adopt_;                                          // guarded by mu_
+    // Claims in flight (submitted, not yet durable) and claims durable but not yet loaded (id,
+    // taken over from a host that left it): the dispatcher does not wait for a claim's commit,
+    // it loads what the last ones got at its next look. Both guarded by mu_.
+    std::unordered_set<std::string> claiming_;
+    std::vector<std::pair<std::string, bool>> claimed_;
     std::priority_queue<std::int64_t, std::vector<std::int64_t>, std::greater<>> timers_;  // guarded by mu_
     // Instances holding a lingering commit, in the order they are due; guarded by mu_.
     std::deque<std::pair<std::chrono::steady_clock::time_point, std::weak_ptr<LiveInstance>>> linger_due_;

@@ -176,6 +176,7 @@ void Host::Impl::run_remote_episode(const std::shared_ptr<LiveInstance>& inst, s
             std::lock_guard lock(mu_);
             for (auto row : undeliver) {
                 delivered_inbox_.erase(row);
+                reread_inbox_locked(row);
                 std::erase(inst->delivered, row);
             }
             for (auto& h : hold) inst->held.push_back(std::move(h));
@@ -207,6 +208,7 @@ void Host::Impl::run_remote_episode(const std::shared_ptr<LiveInstance>& inst, s
             std::lock_guard lock(mu_);
             for (auto row : undeliver) {
                 delivered_inbox_.erase(row);
+                reread_inbox_locked(row);
                 std::erase(inst->delivered, row);
             }
             for (auto& h : hold) inst->held.push_back(std::move(h));
@@ -242,6 +244,7 @@ void Host::Impl::run_remote_episode(const std::shared_ptr<LiveInstance>& inst, s
         inst->last_active = clock->steady_now();
         for (auto row : undeliver) {
             delivered_inbox_.erase(row);
+            reread_inbox_locked(row);
             std::erase(inst->delivered, row);
         }
         for (auto& h : hold) inst->held.push_back(std::move(h));

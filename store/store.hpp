@@ -84,6 +84,15 @@ struct InboxRow {
     std::string event;  // JSON text
 };
 
+// Where a host's last owned_inbox_since read left off. A store that can say which inbox rows
+// are new since a read (SQLite: ids grow in commit order, one writer at a time) fills it in;
+// one that cannot leaves it invalid, and every read is a whole owned_inbox read.
+struct InboxCursor {
+    std::int64_t after_id = 0;  // every row with an id up to this, visible by visible_after, was read
+    Millis visible_after = 0;
+    bool valid = false;         // false: read everything
+};
+
 // An instance to create. Creation is idempotent on `id`: an existing id is left alone, unless
 // `replace_finished` and it has finished (Completed, Failed, Terminated): then it is deleted
 // with its history, inbox and tasks, and created anew, in the same transaction.
@@ -380,6 +389,12 @@ public:
     virtual std::vector<std::string> claimable_task_names(const std::vector<std::string>& names) = 0;
     // Visible inbox rows of instances `owner` holds.
     virtual std::vector<InboxRow> owned_inbox(const std::string& owner, Millis now, int limit) = 0;
+    // Like owned_inbox, but only rows that may be new since `cursor`: a larger id, or visible
+    // after cursor.visible_after (a timer come due); then moves `cursor` past what it read. A
+    // caller that skips a returned row, or must see a row again, moves cursor.after_id back
+    // below that row's id. The default reads everything and leaves the cursor invalid.
+    virtual std::vector<InboxRow> owned_inbox_since(const std::string& owner, Millis now, int limit,
+                                                    InboxCursor& cursor);
     // Earliest future visible_at in any inbox, if any (when to look for due timers next).
     virtual std::optional<Millis> next_visible_after(Millis now) = 0;
     virtual std::vector<HostRow> list_hosts() = 0;

@@ -199,6 +199,12 @@ public:
     // Delivers event `event_name` with `payload`. Throws InstanceNotFound, or InvalidInput
     // when the instance has finished.
     void raise_event(const std::string& id, const std::string& event_name, const Json& payload = Json());
+    // As raise_event, without waiting for the event to be durable: returns at once (invalid
+    // arguments throw here) and calls `done` once it is, with nullptr, or with the error
+    // raise_event would have thrown (InstanceNotFound, InvalidInput, StoreError). `done` runs
+    // on the store's commit thread: be quick, do not block. Many raised at once share commits.
+    void raise_event_async(const std::string& id, const std::string& event_name, const Json& payload,
+                           std::function<void(std::exception_ptr error)> done);
     // Ends the instance as Terminated; with `recursive`, its running sub-orchestrations too.
     void terminate(const std::string& id, const std::string& reason = {}, bool recursive = true);
     // Pauses the instance; events wait in its inbox until resume().

@@ -209,6 +209,48 @@ std::vector<InboxRow> owned_inbox(Connection& c, const std::string& owner, Milli
     return out;
 }
 
+std::vector<InboxRow> owned_inbox_since(Connection& c, const std::string& owner, Millis now, int limit,
+                                       InboxCursor& cursor) {
+    // Inbox ids are AUTOINCREMENT and SQLite has one writer at a time, so every row committed
+    // after this read of the newest id has a larger one: the next read starts there.
+    std::int64_t head = 0;
+    {
+        auto s = c.stmt("SELECT COALESCE(MAX(id), 0) FROM inbox");
+        if (s->executeStep()) head = s->getColumn(0).getInt64();
+    }
+    std::vector<InboxRow> out;
+    if (!cursor.valid) {
+        out = owned_inbox(c, owner, now, limit);
+    } else {
+        // New rows by id, and older ones that came due since the last read (timers). The `+`s
+        // keep the planner on the inbox side (the owner's instances may be many, the new rows
+        // few) and the timers' half on inbox_by_visible (not every row below the cursor).
+        auto s = c.stmt(
+            "SELECT b.id, b.instance_id, b.visible_at, b.control, b.event FROM inbox b "
+            "JOIN instances i ON i.id = b.instance_id "
+            "WHERE b.id > ?1 AND b.visible_at <= ?2 AND +i.lease_owner = ?3 "
+            "UNION ALL "
+            "SELECT b.id, b.instance_id, b.visible_at, b.control, b.event FROM inbox b "
+            "JOIN instances i ON i.id = b.instance_id "
+            "WHERE b.visible_at > ?4 AND b.visible_at <= ?2 AND +b.id <= ?1 AND +i.lease_owner = ?3 "
+            "ORDER BY 1 LIMIT ?5");
+        s->bind(1, cursor.after_id);
+        s->bind(2, static_cast<std::int64_t>(now));
+        s->bind(3, owner);
+        s->bind(4, static_cast<std::int64_t>(cursor.visible_after));
+        s->bind(5, limit);
+        while (s->executeStep()) {
+            out.push_back(InboxRow{s->getColumn(0).getInt64(), s->getColumn(1).getString(), s->getColumn(2).getInt64(),
+                                   s->getColumn(3).getInt() != 0, s->getColumn(4).getString()});
+        }
+    }
+    // Rows come in id order: cut short by the limit, the next read goes on after the last one.
+    cursor.after_id = static_cast<int>(out.size()) >= limit && !out.empty() ? std::min(head, out.back().id) : head;
+    cursor.visible_after = now;
+    cursor.valid = true;
+    return out;
+}
+
 std::vector<ClaimedTask> claim_tasks(Connection& c, const std::vector<std::string>& names, const std::string& owner,
                                      Millis now, Millis lease_until, int limit) {
     std::vector<ClaimedTask> out;

@@ -40,6 +40,8 @@ std::vector<Candidate> find_claimable(Connection& c, const std::string& owner, c
                                       Millis now, int limit);
 std::vector<std::string> claimable_task_names(Connection& c, const std::vector<std::string>& names, Millis now);
 std::vector<InboxRow> owned_inbox(Connection& c, const std::string& owner, Millis now, int limit);
+std::vector<InboxRow> owned_inbox_since(Connection& c, const std::string& owner, Millis now, int limit,
+                                       InboxCursor& cursor);
 std::vector<InstanceRow> list_leases(Connection& c, Millis now);
 std::vector<HostRow> list_hosts(Connection& c, Millis now);
 

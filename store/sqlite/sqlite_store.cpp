@@ -221,6 +221,10 @@ public:
     std::vector<InboxRow> owned_inbox(const std::string& owner, Millis now, int limit) override {
         return read([&](Connection& c) { return sql::owned_inbox(c, owner, now, limit); });
     }
+    std::vector<InboxRow> owned_inbox_since(const std::string& owner, Millis now, int limit,
+                                            InboxCursor& cursor) override {
+        return read([&](Connection& c) { return sql::owned_inbox_since(c, owner, now, limit, cursor); });
+    }
     std::optional<Millis> next_visible_after(Millis now) override {
         return read([&](Connection& c) { return sql::next_visible_after(c, now); });
     }

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <future>
 #include <mutex>
 #include <set>
 
@@ -138,6 +139,54 @@ TEST_CASE_TEMPLATE("on_completion reports a missing instance and a timeout as th
     CHECK(c.wait_for_completion(id, 20s).output == "got now");
     std::lock_guard lock(late.mu);
     CHECK(late.calls == 1);
+}
+
+TEST_CASE_TEMPLATE("raise_event_async delivers many events at once and reports errors as raise_event throws them", S,
+                   DURABLE_TEST_STORES) {
+    durable::test::EngineOn<S> e(registry());
+    auto c = e.client();
+    std::vector<std::string> ids;
+    for (int i = 0; i < 20; ++i) ids.push_back(c.schedule("waits_for_go"));
+    std::mutex mu;
+    std::condition_variable cv;
+    int answered = 0;                    // guarded by mu
+    std::vector<std::exception_ptr> errs;  // guarded by mu
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+        c.raise_event_async(ids[i], "go", std::to_string(i), [&](std::exception_ptr err) {
+            std::lock_guard lock(mu);
+            ++answered;
+            if (err) errs.push_back(err);
+            cv.notify_all();
+        });
+    }
+    {
+        std::unique_lock lock(mu);
+        REQUIRE(cv.wait_for(lock, 20s, [&] { return answered == static_cast<int>(ids.size()); }));
+        CHECK(errs.empty());
+    }
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+        CHECK(c.wait_for_completion(ids[i], 20s).output == "got " + std::to_string(i));
+    }
+
+    // No such instance, a finished one: the errors the blocking form throws, to the callback.
+    std::exception_ptr missing, finished;
+    std::promise<void> a, b;
+    c.raise_event_async("no-such-instance", "go", "x", [&](std::exception_ptr err) {
+        missing = err;
+        a.set_value();
+    });
+    c.raise_event_async(ids[0], "go", "again", [&](std::exception_ptr err) {
+        finished = err;
+        b.set_value();
+    });
+    REQUIRE(a.get_future().wait_for(20s) == std::future_status::ready);
+    REQUIRE(b.get_future().wait_for(20s) == std::future_status::ready);
+    REQUIRE(missing);
+    CHECK_THROWS_AS(std::rethrow_exception(missing), InstanceNotFound);
+    REQUIRE(finished);
+    CHECK_THROWS_AS(std::rethrow_exception(finished), InvalidInput);
+    // Invalid arguments throw at the call, as raise_event's do.
+    CHECK_THROWS_AS(c.raise_event_async(ids[1], "", "x", [](std::exception_ptr) {}), InvalidInput);
 }
 
 TEST_CASE_TEMPLATE("schedule_async answers an existing id as its if_exists says", S, DURABLE_TEST_STORES) {

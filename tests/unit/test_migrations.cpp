@@ -249,6 +249,15 @@ const std::vector<Planned>& store_statements() {
         {"SELECT b.id, b.instance_id, b.visible_at, b.control, b.event FROM instances i "
          "JOIN inbox b ON b.instance_id = i.id AND b.visible_at <= ? "
          "WHERE i.lease_owner = ? ORDER BY b.id LIMIT ?"},
+        {"SELECT COALESCE(MAX(id), 0) FROM inbox", "MAX of the rowid reads the last row only", false},
+        {"SELECT b.id, b.instance_id, b.visible_at, b.control, b.event FROM inbox b "
+         "JOIN instances i ON i.id = b.instance_id "
+         "WHERE b.id > ?1 AND b.visible_at <= ?2 AND +i.lease_owner = ?3 "
+         "UNION ALL "
+         "SELECT b.id, b.instance_id, b.visible_at, b.control, b.event FROM inbox b "
+         "JOIN instances i ON i.id = b.instance_id "
+         "WHERE b.visible_at > ?4 AND b.visible_at <= ?2 AND +b.id <= ?1 AND +i.lease_owner = ?3 "
+         "ORDER BY 1 LIMIT ?5"},
         {"SELECT id, instance_id, execution_id, task_id, input, attempt, heartbeat_details, trace_parent "
          "FROM activity_tasks WHERE name = ? AND visible_at <= ? AND (lease_owner IS NULL OR lease_expires_at < ?) "
          "ORDER BY visible_at LIMIT ?"},
@@ -658,7 +667,13 @@ TEST_CASE("no claim, lease or query statement scans a table") {
     CHECK(contains(plan_of(store_statements()[10].sql), "instances_by_lease_owner"));           // owned inbox
     CHECK(contains(plan_of(store_statements()[10].sql), "USING INDEX inbox_by_instance"));
     CHECK(contains(plan_of(store_statements()[1].sql), "USING INDEX instances_by_lease_owner"));  // renewal
-    CHECK(contains(plan_of(store_statements()[11].sql), "USING INDEX activity_tasks_by_name"));    // task claims
+    CHECK(contains(plan_of(store_statements()[13].sql), "USING INDEX activity_tasks_by_name"));    // task claims
+    // The owned inbox since the last read: new rows by id, rows come due by visible_at, each
+    // joined to its instance by key (not every instance the host holds).
+    auto since = plan_of(store_statements()[12].sql);
+    CHECK(contains(since, "SEARCH b USING INTEGER PRIMARY KEY (rowid>?)"));
+    CHECK(contains(since, "SEARCH b USING INDEX inbox_by_visible"));
+    CHECK_FALSE(contains(since, "instances_by_lease_owner"));
     auto by_sql = [&](const std::string& start) {
         for (const auto& p : store_statements()) {
             if (p.sql.rfind(start, 0) == 0) return p.sql;

@@ -17,6 +17,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <future>
+#include <limits>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -450,6 +451,75 @@ TEST_CASE_TEMPLATE("consumed inbox rows are deleted and the others stay", S, DUR
     auto later = store->get_inbox("a", kNow + 7'200'000);
     REQUIRE(later.size() == 1);
     CHECK(later[0].event == "timer");
+}
+
+// Ids of the rows, in order.
+std::vector<std::int64_t> row_ids(const std::vector<InboxRow>& rows) {
+    std::vector<std::int64_t> out;
+    for (const auto& r : rows) out.push_back(r.id);
+    return out;
+}
+
+// The id of the newest inbox row of `id` (send_message does not report it).
+std::int64_t newest_row(Store& s, const std::string& id) {
+    auto rows = s.get_inbox(id, std::numeric_limits<Millis>::max());
+    REQUIRE(!rows.empty());
+    return rows.back().id;
+}
+
+TEST_CASE_TEMPLATE("owned_inbox_since reads each owned row once: new ids, timers come due, rows given back", S,
+                   DURABLE_TEST_STORES) {
+    S env;
+    auto store = env.open();
+    auto a = create(*store, new_instance("a"));
+    REQUIRE(a.ok);
+    REQUIRE(create(*store, new_instance("b")).ok);  // not h1's: its rows are never read
+    REQUIRE(claim(*store, "a", 0, "h1").ids.size() == 1);
+    REQUIRE(send(*store, "a", "timer", kNow + 1'000).ok);
+    const auto timer = newest_row(*store, "a");
+    REQUIRE(send(*store, "b", "b1").ok);
+
+    InboxCursor cursor;
+    auto first = store->owned_inbox_since("h1", kNow, 100, cursor);
+    CHECK(row_ids(first) == std::vector<std::int64_t>{a.inbox_id});  // the timer is not visible yet
+    // A store without cursors reads everything each time; one with a cursor only what is new.
+    auto expect = [&](std::vector<std::int64_t> fresh, std::vector<std::int64_t> all) {
+        return cursor.valid ? fresh : all;
+    };
+    auto again = store->owned_inbox_since("h1", kNow, 100, cursor);
+    CHECK(row_ids(again) == expect({}, {a.inbox_id}));
+
+    REQUIRE(send(*store, "a", "m1").ok);
+    const auto m1 = newest_row(*store, "a");
+    auto next = store->owned_inbox_since("h1", kNow + 10, 100, cursor);
+    CHECK(row_ids(next) == expect({m1}, {a.inbox_id, m1}));
+
+    // The timer (an older id) comes due.
+    auto due = store->owned_inbox_since("h1", kNow + 1'000, 100, cursor);
+    CHECK(row_ids(due) == expect({timer}, {a.inbox_id, timer, m1}));
+    CHECK(row_ids(store->owned_inbox_since("h1", kNow + 2'000, 100, cursor)) ==
+          expect({}, {a.inbox_id, timer, m1}));
+
+    // A caller that must see rows again moves the cursor back below them.
+    if (cursor.valid) cursor.after_id = a.inbox_id - 1;
+    CHECK(row_ids(store->owned_inbox_since("h1", kNow + 2'000, 100, cursor)) ==
+          std::vector<std::int64_t>{a.inbox_id, timer, m1});
+
+    // Cut short by the limit, the next read goes on where this one stopped.
+    REQUIRE(send(*store, "a", "m2").ok);
+    const auto m2 = newest_row(*store, "a");
+    REQUIRE(send(*store, "a", "m3").ok);
+    const auto m3 = newest_row(*store, "a");
+    if (cursor.valid) {
+        CHECK(row_ids(store->owned_inbox_since("h1", kNow + 2'000, 1, cursor)) == std::vector<std::int64_t>{m2});
+        CHECK(row_ids(store->owned_inbox_since("h1", kNow + 2'000, 100, cursor)) == std::vector<std::int64_t>{m3});
+    }
+    // Rows of an instance the host does not hold are not read; once it holds it, new ones are.
+    REQUIRE(claim(*store, "b", 0, "h1").ids.size() == 1);
+    REQUIRE(send(*store, "b", "b2").ok);
+    const auto b2 = newest_row(*store, "b");
+    auto fresh = row_ids(store->owned_inbox_since("h1", kNow + 2'000, 100, cursor));
+    CHECK(std::find(fresh.begin(), fresh.end(), b2) != fresh.end());
 }
 
 TEST_CASE_TEMPLATE("a terminal commit deletes the inbox and releases the lease", S, DURABLE_TEST_STORES) {
