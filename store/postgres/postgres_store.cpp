@@ -3,9 +3,10 @@
 // other processes' commits (LISTEN durable_changes) and the server's clock.
 //
 // Group commit: writes queue up; the commit thread takes everything queued (up to
-// max_batch_ops), sends the batch's statements through a libpqxx pipeline inside ONE
-// transaction, commits, and only then runs the callbacks, in commit order. Should a write fail
-// (an SQL error), the batch runs again with a savepoint per write, so it fails alone.
+// max_batch_ops), sends the batch's statements through a libpqxx pipeline as ONE message that
+// the server runs as one transaction and commits (one round trip a batch), and only then runs
+// the callbacks, in commit order. Should a write fail (an SQL error), the batch runs again
+// with a savepoint per write, so it fails alone.
 //
 // Failures of the server are waited out, not passed on: a batch that meets a transient error
 // (connection lost, admin shutdown, serialization failure) is tried again through the write
@@ -22,6 +23,7 @@
 
 #include <pthread.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -317,14 +319,25 @@ public:
                              {"instance_id", opt_json(a.instance_id)}, {"detail", opt_json(a.detail)}});
         }
         const bool terminal = is_terminal(e.status);
-        w.sql = Call("durable_commit")
-                    .text(e.instance_id).text(e.owner).num(e.expected_version).text(to_string(e.status))
-                    .text(e.execution_id).opt(e.input).opt(e.output).opt(e.error).opt(e.custom_status).num(e.now)
-                    .flag(terminal).flag(e.release_lease).num(e.lease_expires_at).flag(e.progressed)
-                    .flag(e.reset_history).num(e.first_seq).opt(pack_events(e.events))
-                    .text(bigint_array(e.consumed_inbox)).json(messages).json(kids).json(tasks).json(audit)
-                    .num(static_cast<std::int64_t>(e.events.size())).opt(e.orchestration_version)
-                    .done();
+        const bool lean = messages.empty() && kids.empty() && tasks.empty() && audit.empty() && !e.reset_history;
+        if (lean) {
+            w.sql = Call("durable_commit_lean")
+                        .text(e.instance_id).text(e.owner).num(e.expected_version).text(to_string(e.status))
+                        .text(e.execution_id).opt(e.input).opt(e.output).opt(e.error).opt(e.custom_status).num(e.now)
+                        .flag(terminal).flag(e.release_lease).num(e.lease_expires_at).flag(e.progressed)
+                        .num(e.first_seq).opt(pack_events(e.events)).text(bigint_array(e.consumed_inbox))
+                        .num(static_cast<std::int64_t>(e.events.size())).opt(e.orchestration_version)
+                        .done();
+        } else {
+            w.sql = Call("durable_commit")
+                        .text(e.instance_id).text(e.owner).num(e.expected_version).text(to_string(e.status))
+                        .text(e.execution_id).opt(e.input).opt(e.output).opt(e.error).opt(e.custom_status).num(e.now)
+                        .flag(terminal).flag(e.release_lease).num(e.lease_expires_at).flag(e.progressed)
+                        .flag(e.reset_history).num(e.first_seq).opt(pack_events(e.events))
+                        .text(bigint_array(e.consumed_inbox)).json(messages).json(kids).json(tasks).json(audit)
+                        .num(static_cast<std::int64_t>(e.events.size())).opt(e.orchestration_version)
+                        .done();
+        }
         const auto expected = e.expected_version;
         w.parse = [expected](const pqxx::result& r, WriteResult& out) {
             if (r.empty() || r[0][0].as<std::int64_t>() == 0) {
@@ -1009,8 +1022,72 @@ private:
         }
     }
 
-    // One transaction, one round trip for the statements of the whole batch.
+    // The batch in one round trip: every statement in ONE simple-query message, which the
+    // server runs as one implicit transaction and commits after its last statement, before
+    // that statement's result (the NOTIFY) is sent. No BEGIN or COMMIT of its own, so a batch
+    // costs one round trip, not three. Its price: a connection lost after the message was sent
+    // leaves the whole batch's outcome unknown (the COMMIT is not a message of its own). So a
+    // batch holding a write that cannot be settled by reading (OnDoubt::Fail: messages, audit
+    // entries, rewinds) keeps its own COMMIT (run_with_commit), where only a loss during COMMIT
+    // is in doubt.
     void run_pipelined(std::vector<Write*>& todo) {
+        bool settleable =
+            std::none_of(todo.begin(), todo.end(), [](const Write* w) { return w->on_doubt == OnDoubt::Fail; });
+        if (!settleable) return run_with_commit(todo);
+        auto conn = writer_->get();
+        // Set while the last statement's answer is awaited: the server commits before it
+        // sends that answer. An error answer to an earlier statement means it rolled back.
+        bool last_pending = false;
+        try {
+            pqxx::nontransaction tx(*conn);
+            std::vector<pqxx::result> results(todo.size()), pre_results(todo.size());
+            {
+                pqxx::pipeline p(tx);
+                p.retain(static_cast<int>(2 * todo.size()) + 4);
+                std::vector<pqxx::pipeline::query_id> ids, pre_ids(todo.size());
+                ids.reserve(todo.size());
+                for (std::size_t i = 0; i < todo.size(); ++i) {
+                    if (!todo[i]->pre.empty()) pre_ids[i] = p.insert(todo[i]->pre);
+                    ids.push_back(p.insert(todo[i]->sql));
+                }
+                std::vector<pqxx::pipeline::query_id> tail_ids;
+                for (const auto& q : batch_tail()) tail_ids.push_back(p.insert(q));
+                auto notify = p.insert("SELECT pg_notify('durable_changes', '')");
+                for (std::size_t i = 0; i < todo.size(); ++i) {
+                    if (!todo[i]->pre.empty()) pre_results[i] = p.retrieve(pre_ids[i]);
+                    results[i] = p.retrieve(ids[i]);
+                }
+                for (auto id : tail_ids) p.retrieve(id);
+                last_pending = true;
+                p.retrieve(notify);
+                last_pending = false;
+            }
+            for (std::size_t i = 0; i < todo.size(); ++i) {
+                todo[i]->result = WriteResult{};
+                todo[i]->parse(results[i], todo[i]->result);
+                if (!todo[i]->pre.empty()) todo[i]->parse_pre(pre_results[i], todo[i]->result);
+            }
+        } catch (const pqxx::sql_error& e) {
+            // The server's error answer to a statement before the last: nothing of the message
+            // was committed. No SQLSTATE is libpq's own error (the connection), not an answer.
+            if (e.sqlstate().empty() || (last_pending && connection_gone_sqlstate(e.sqlstate()))) {
+                writer_->report_broken(conn);
+                throw InDoubt(fmt::format("the connection to PostgreSQL at {} broke as a batch committed ({})", where_,
+                                          e.what()));
+            }
+            classify(conn, "writing");
+        } catch (const pqxx::failure& e) {
+            // No answer: the server may have run and committed all of it.
+            writer_->report_broken(conn);
+            throw InDoubt(fmt::format("the connection to PostgreSQL at {} broke while a batch ran ({})", where_,
+                                      e.what()));
+        }
+        commits_.fetch_add(1, std::memory_order_relaxed);
+        ops_.fetch_add(static_cast<std::int64_t>(todo.size()), std::memory_order_relaxed);
+    }
+
+    // One transaction with a COMMIT of its own, the statements in one round trip.
+    void run_with_commit(std::vector<Write*>& todo) {
         auto conn = writer_->get();
         try {
             pqxx::work tx(*conn);
@@ -1084,6 +1161,12 @@ private:
     // feed (on the server's clock).
     std::vector<std::string> batch_tail() {
         std::vector<std::string> out{"EXECUTE durable_number_changes"};
+        // The deleted rows of pending_changes stay behind as dead tuples (no autovacuum for
+        // temporary tables): drop them once in a while, emptied by the statement just before.
+        if (++batches_since_truncate_ >= 512) {
+            batches_since_truncate_ = 0;
+            out.push_back("TRUNCATE pending_changes");
+        }
         auto now = std::chrono::steady_clock::now();
         if (now >= next_prune_) {
             next_prune_ = now + std::chrono::seconds(1);
@@ -1198,6 +1281,7 @@ private:
 
     std::atomic<std::int64_t> offset_us_{0}, changes_{0}, commits_{0}, ops_{0}, outage_wait_us_{0};
     std::chrono::steady_clock::time_point next_prune_{};  // used by the commit thread only
+    int batches_since_truncate_ = 0;                     // used by the commit thread only
 };
 
 }  // namespace

@@ -103,6 +103,28 @@ const std::vector<WriteStatement>& write_statements() {
          "SELECT a.at, a.actor, a.action, a.instance_id, a.detail FROM cas, json_to_recordset($22::json) AS "
          "a(at bigint, actor text, action text, instance_id text, detail text)) "
          "SELECT count(*) FROM cas"},
+        // The common episode (no children, messages, tasks or audit entries, no history reset):
+        // durable_commit without the CTEs that would find nothing to write. A statement's cost
+        // here is mostly setting up its plan's nodes, one per CTE, so this one costs about a
+        // third. Parameters: durable_commit's without $19-$22, renumbered.
+        {"durable_commit_lean",
+         "WITH cas AS (UPDATE instances SET version = version + 1, status = $4::text, execution_id = $5::text, "
+         "input = COALESCE($6::text, input), output = $7::text, error = $8::text, custom_status = $9::text, "
+         "updated_at = $10::bigint, completed_at = CASE WHEN $11::boolean THEN $10::bigint ELSE NULL END, "
+         "lease_owner = CASE WHEN $12::boolean THEN NULL ELSE lease_owner END, "
+         "lease_expires_at = CASE WHEN $12::boolean THEN 0 ELSE GREATEST(lease_expires_at, $13::bigint) END, "
+         "recoveries = CASE WHEN $14::boolean THEN 0 ELSE recoveries END, "
+         "orchestration_version = COALESCE(orchestration_version, $19::text) "
+         "WHERE id = $1::text AND version = $3::bigint AND lease_owner = $2::text RETURNING id, name), "
+         "feed AS (INSERT INTO pending_changes (at, instance_id, name, status, first_seq, count) "
+         "SELECT $10::bigint, id, name, $4::text, $15::bigint, $18::bigint FROM cas WHERE $16::text IS NOT NULL), "
+         "done_tasks AS (DELETE FROM activity_tasks WHERE $11::boolean AND instance_id = $1::text "
+         "AND EXISTS (SELECT 1 FROM cas)), "
+         "new_history AS (INSERT INTO history (instance_id, execution_id, seq, event) "
+         "SELECT $1::text, $5::text, $15::bigint, $16::text FROM cas WHERE $16::text IS NOT NULL), "
+         "consumed AS (DELETE FROM inbox WHERE instance_id = $1::text AND ($11::boolean OR id = ANY($17::bigint[])) "
+         "AND EXISTS (SELECT 1 FROM cas)) "
+         "SELECT count(*) FROM cas"},
         // Candidates are locked with SKIP LOCKED: a row another host is claiming right now is
         // passed over, not waited for.
         {"durable_claim",
