@@ -226,16 +226,30 @@ const std::vector<WriteStatement>& write_statements() {
          "VALUES ($1::bigint, $2::text, $3::text, $4::text, $5::text)"},
         // The end of every batch: numbers the change-feed rows the batch's commits left in
         // pending_changes, under the row lock of change_feed_seq (held to COMMIT, so seqs
-        // follow commit order across processes), and moves them to change_feed. Takes no lock
-        // when there are none.
+        // follow commit order across processes), and moves them to change_feed; rows parked
+        // in change_feed_pending by other writers (committed, so earlier) go first. A writer
+        // that finds the lock held does not wait for it (that made every host's commit wait
+        // for another's fsync): it parks its rows and commits. Takes no lock when there is
+        // nothing to number. Answers: whether it held the lock, and how many rows it parked.
         {"durable_number_changes",
-         "WITH n AS (SELECT count(*) AS k FROM pending_changes), "
+         "WITH own AS (SELECT ord, at, instance_id, name, status, first_seq, count FROM pending_changes), "
+         "lk AS (SELECT seq FROM change_feed_seq WHERE EXISTS (SELECT 1 FROM own) "
+         "OR EXISTS (SELECT 1 FROM change_feed_pending) FOR UPDATE SKIP LOCKED), "
+         "parked AS (DELETE FROM change_feed_pending WHERE EXISTS (SELECT 1 FROM lk) "
+         "RETURNING ord, at, instance_id, name, status, first_seq, count), "
+         "numbered AS (SELECT 0 AS src, * FROM parked UNION ALL SELECT 1 AS src, * FROM own "
+         "WHERE EXISTS (SELECT 1 FROM lk)), "
+         "n AS (SELECT count(*) AS k FROM numbered), "
          "c AS (UPDATE change_feed_seq SET seq = seq + (SELECT k FROM n) WHERE (SELECT k FROM n) > 0 "
          "RETURNING seq - (SELECT k FROM n) AS base), "
          "moved AS (INSERT INTO change_feed (seq, at, instance_id, name, status, first_seq, count) "
-         "SELECT (SELECT base FROM c) + row_number() OVER (ORDER BY ord), at, instance_id, name, status, first_seq, "
-         "count FROM pending_changes WHERE EXISTS (SELECT 1 FROM c)) "
-         "DELETE FROM pending_changes"},
+         "SELECT (SELECT base FROM c) + row_number() OVER (ORDER BY src, ord), at, instance_id, name, status, "
+         "first_seq, count FROM numbered WHERE EXISTS (SELECT 1 FROM c)), "
+         "park AS (INSERT INTO change_feed_pending (at, instance_id, name, status, first_seq, count) "
+         "SELECT at, instance_id, name, status, first_seq, count FROM own WHERE NOT EXISTS (SELECT 1 FROM lk) "
+         "ORDER BY ord), "
+         "gone AS (DELETE FROM pending_changes) "
+         "SELECT (SELECT count(*) FROM lk), (SELECT count(*) FROM own WHERE NOT EXISTS (SELECT 1 FROM lk))"},
         // Change-feed retention: older than $1 (ms) or beyond the newest $2 rows; the newest row
         // always stays.
         {"durable_prune_changes",

@@ -5,15 +5,18 @@
 #include <doctest/doctest.h>
 
 #include <durable/durable.hpp>
+#include <fmt/format.h>
 #include <pqxx/pqxx>
 
 #include <atomic>
+#include <functional>
 #include <future>
 #include <thread>
 
 #include "store/migrations.hpp"
 #include "store/opener.hpp"
 #include "store/postgres/postgres_store.hpp"
+#include "store/store.hpp"
 #include "support/postgres_server.hpp"
 
 using namespace durable;
@@ -170,4 +173,81 @@ TEST_CASE("a read-only open of an unmigrated database says to open it writable o
     auto e = open_error(tdb.url(), ro);
     CHECK(has(e, "read-only"));
     CHECK(has(e, "writable"));
+}
+
+namespace {
+
+store::WriteResult await_write(const std::function<void(store::WriteCallback)>& submit) {
+    auto done = std::make_shared<std::promise<store::WriteResult>>();
+    auto f = done->get_future();
+    submit([done](const store::WriteResult& r) { done->set_value(r); });
+    REQUIRE(f.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
+    return f.get();
+}
+
+// Episode `n` (0, 1, ...) of instance `id`, created leased to "h1": one event at seq n.
+store::EpisodeCommit nth_episode(const std::string& id, std::int64_t n, store::Millis now) {
+    store::EpisodeCommit e;
+    e.instance_id = id;
+    e.owner = "h1";
+    e.expected_version = n;
+    e.now = now;
+    e.execution_id = "e-" + id;
+    e.status = Status::Running;
+    e.lease_expires_at = now + 60'000;
+    e.first_seq = n;
+    e.events = {fmt::format(R"({{"t":"Step","n":{}}})", n)};
+    return e;
+}
+
+}  // namespace
+
+TEST_CASE("a writer that finds the change-feed lock held parks its rows and commits without waiting, and they are "
+          "numbered in commit order once the lock is free") {
+    TestDatabase db;
+    auto store = store::open_postgres(db.url());
+    const auto now = store->now();
+    for (const char* id : {"a", "b"}) {
+        store::NewInstance n;
+        n.id = id;
+        n.name = "orch";
+        n.execution_id = std::string("e-") + id;
+        n.now = now;
+        n.start_event = R"({"t":"ExecutionStarted"})";
+        n.start_at = now;
+        n.lease_owner = "h1";
+        n.lease_expires_at = now + 60'000;
+        REQUIRE(await_write([&](store::WriteCallback cb) { store->create_instance(n, std::move(cb)); }).ok);
+    }
+    const auto head = store->change_feed_head();
+
+    // Another writer (another host) is numbering its rows: it holds the lock until its COMMIT.
+    pqxx::connection other(db.url());
+    pqxx::work holding(other);
+    holding.exec("SELECT seq FROM change_feed_seq FOR UPDATE");
+
+    // These commits return while the lock is held: they did not wait for it.
+    for (auto [id, n] : std::vector<std::pair<std::string, std::int64_t>>{{"a", 0}, {"b", 0}, {"a", 1}}) {
+        auto r = await_write(
+            [&](store::WriteCallback cb) { store->commit_episode(nth_episode(id, n, now), std::move(cb)); });
+        REQUIRE(r.ok);
+    }
+    CHECK(db.scalar("SELECT count(*) FROM change_feed_pending") == "3");
+    CHECK(store->read_changes(head, 100).empty());
+
+    holding.abort();
+    // Idle with parked rows, the writer numbers them; the wait is bounded.
+    std::vector<store::ChangeRow> rows;
+    for (int i = 0; i < 1'000 && rows.size() < 3; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        rows = store->read_changes(head, 100);
+    }
+    REQUIRE(rows.size() == 3);
+    for (std::size_t i = 0; i < rows.size(); ++i) CHECK(rows[i].seq == head + 1 + static_cast<std::int64_t>(i));
+    CHECK(rows[0].instance_id == "a");
+    CHECK(rows[0].first_seq == 0);
+    CHECK(rows[1].instance_id == "b");
+    CHECK(rows[2].instance_id == "a");
+    CHECK(rows[2].first_seq == 1);
+    CHECK(db.scalar("SELECT count(*) FROM change_feed_pending") == "0");
 }
