@@ -892,7 +892,7 @@ private:
                 auto ready = [&] { return stopping_ || !queue_.empty(); };
                 if (!numbering_owed_) {
                     cv_.wait(lock, ready);
-                } else if (!cv_.wait_for(lock, std::chrono::milliseconds(2), ready)) {
+                } else if (!cv_.wait_for(lock, std::chrono::milliseconds(10), ready)) {
                     // Idle with parked change-feed rows: number them (watchers wait for them).
                     lock.unlock();
                     run_numbering_pass();
