@@ -158,7 +158,9 @@ struct Host::Impl : std::enable_shared_from_this<Host::Impl> {
     // ---- dispatcher (dispatcher.cpp) ----
     void dispatcher_loop();
     bool poll_once();
-    void load_instance(const std::string& id, bool orphaned);
+    // `preloaded`: its rows, read by Store::load_instances after forget_consumed_inbox().
+    void load_instance(const std::string& id, bool orphaned, store::Store::Loaded* preloaded = nullptr);
+    void forget_consumed_inbox();
     std::size_t deliver_owned_inbox(std::int64_t now);  // returns how many events it delivered
     void evict_idle();
     // An instance the attached client has just created leased to this host (its create is

@@ -694,6 +694,10 @@ public:
     std::vector<InboxRow> get_inbox(const std::string& id, Millis now) override {
         return read("reading an inbox", [&](pqxx::transaction_base& tx) { return postgres::get_inbox(tx, id, now); });
     }
+    std::vector<Loaded> load_instances(const std::vector<std::string>& ids, Millis now) override {
+        return read("loading instances",
+                    [&](pqxx::transaction_base& tx) { return postgres::load_instances(tx, ids, now); });
+    }
     std::vector<InstanceRow> query_instances(const InstanceFilter& f) override {
         return read("querying instances", [&](pqxx::transaction_base& tx) { return postgres::query_instances(tx, f); });
     }

@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <optional>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "durable/errors.hpp"
@@ -440,6 +442,59 @@ std::vector<InboxRow> inbox_rows(const pqxx::result& res) {
 
 std::vector<InboxRow> get_inbox(pqxx::transaction_base& tx, const std::string& id, Millis now) {
     return inbox_rows(tx.exec_prepared("r_inbox", id, static_cast<std::int64_t>(now)));
+}
+
+std::vector<Store::Loaded> load_instances(pqxx::transaction_base& tx, const std::vector<std::string>& ids, Millis now) {
+    std::vector<Store::Loaded> out;
+    if (ids.empty()) return out;
+    std::string list = "ARRAY[";
+    for (std::size_t i = 0; i < ids.size(); ++i) list += (i ? ", " : "") + literal(ids[i]);
+    list += "]::text[]";
+    pqxx::result rows, history, inbox;
+    {
+        pqxx::pipeline p(tx);
+        p.retain(4);
+        auto q_rows = p.insert("SELECT " DURABLE_PG_INSTANCE_COLUMNS " FROM instances WHERE id = ANY(" + list + ")");
+        auto q_history = p.insert(
+            "SELECT h.instance_id, h.seq, h.event FROM history h JOIN instances i ON i.id = h.instance_id "
+            "AND h.execution_id = i.execution_id WHERE i.id = ANY(" + list + ") ORDER BY h.instance_id, h.seq");
+        auto q_inbox = p.insert(fmt::format("SELECT id, instance_id, visible_at, control, event FROM inbox WHERE "
+                                            "instance_id = ANY({}) AND visible_at <= {} ORDER BY id",
+                                            list, static_cast<std::int64_t>(now)));
+        rows = p.retrieve(q_rows);
+        history = p.retrieve(q_history);
+        inbox = p.retrieve(q_inbox);
+    }
+    std::unordered_map<std::string, std::size_t> at;
+    std::vector<std::optional<Store::Loaded>> by_id(ids.size());
+    for (std::size_t i = 0; i < ids.size(); ++i) at.emplace(ids[i], i);
+    for (const auto& r : rows) {
+        auto row = read_instance(r);
+        auto it = at.find(row.id);
+        if (it != at.end()) by_id[it->second] = Store::Loaded{std::move(row), {}, {}};
+    }
+    for (const auto& r : history) {
+        auto it = at.find(r[0].as<std::string>());
+        if (it == at.end() || !by_id[it->second]) continue;
+        // A row holds the events of one commit from its seq on, newline-separated.
+        std::int64_t seq = r[1].as<std::int64_t>();
+        const char* text = r[2].c_str();
+        for (;;) {
+            const char* end = std::strchr(text, '\n');
+            by_id[it->second]->history.push_back(HistoryRow{seq, end ? std::string(text, end) : std::string(text)});
+            ++seq;
+            if (!end) break;
+            text = end + 1;
+        }
+    }
+    for (auto& row : inbox_rows(inbox)) {
+        auto it = at.find(row.instance_id);
+        if (it != at.end() && by_id[it->second]) by_id[it->second]->inbox.push_back(std::move(row));
+    }
+    for (auto& l : by_id) {
+        if (l) out.push_back(std::move(*l));
+    }
+    return out;
 }
 
 std::vector<InstanceRow> query_instances(pqxx::transaction_base& tx, const InstanceFilter& f) {
