@@ -141,16 +141,28 @@ bool Host::Impl::poll_once() {
         in_flight = claiming_;
     }
     for (const auto& iid : adopt_now) load_instance(iid, false);
-    // Instances whose claims became durable since the last look.
-    for (const auto& [iid, orphaned] : load_now) {
-        m_claims.inc();
-        if (orphaned) {
-            m_takeovers.inc();
-            store->append_audit(store::AuditEntry{now, "host:" + id, "takeover", iid,
-                                                  "lease of a host that stopped working on it had expired"},
-                                nullptr);
+    // Instances whose claims became durable since the last look, their rows read in one go
+    // (one round trip on a server).
+    if (!load_now.empty()) {
+        std::vector<std::string> ids;
+        std::unordered_map<std::string, bool> orphaned;
+        for (const auto& [iid, o] : load_now) {
+            ids.push_back(iid);
+            orphaned[iid] = o;
+            m_claims.inc();
+            if (o) {
+                m_takeovers.inc();
+                store->append_audit(store::AuditEntry{now, "host:" + id, "takeover", iid,
+                                                      "lease of a host that stopped working on it had expired"},
+                                    nullptr);
+            }
         }
-        load_instance(iid, orphaned);
+        forget_consumed_inbox();
+        auto loaded = store->load_instances(ids, now_ms());
+        for (auto& l : loaded) {
+            auto iid = l.row.id;
+            load_instance(iid, orphaned[iid], &l);
+        }
     }
     bool delivered = deliver_owned_inbox(now) > 0;
 
@@ -279,19 +291,31 @@ std::size_t Host::Impl::deliver_owned_inbox(std::int64_t now) {
     return count;
 }
 
-void Host::Impl::load_instance(const std::string& iid, bool orphaned) {
-    {
-        // As in deliver_owned_inbox: inbox ids are rowids, reused once their row is deleted, so
-        // a consumed row's id left in delivered_inbox_ could hide this instance's start event
-        // (a new row with that id) for good. Commits durable before this read are forgotten now.
-        std::lock_guard lock(mu_);
-        for (auto row : consumed_inbox_) delivered_inbox_.erase(row);
-        consumed_inbox_.clear();
+void Host::Impl::forget_consumed_inbox() {
+    // As in deliver_owned_inbox: inbox ids are rowids, reused once their row is deleted, so
+    // a consumed row's id left in delivered_inbox_ could hide this instance's start event
+    // (a new row with that id) for good. Commits durable before the next read are forgotten now.
+    std::lock_guard lock(mu_);
+    for (auto row : consumed_inbox_) delivered_inbox_.erase(row);
+    consumed_inbox_.clear();
+}
+
+void Host::Impl::load_instance(const std::string& iid, bool orphaned, store::Store::Loaded* preloaded) {
+    std::optional<store::InstanceRow> row;
+    std::vector<store::HistoryRow> history;
+    std::vector<store::InboxRow> inbox;
+    if (preloaded) {
+        row = std::move(preloaded->row);
+        if (row->lease_owner != id || is_terminal(row->status)) return;
+        history = std::move(preloaded->history);
+        inbox = std::move(preloaded->inbox);
+    } else {
+        forget_consumed_inbox();
+        row = store->get_instance(iid);
+        if (!row || row->lease_owner != id || is_terminal(row->status)) return;
+        history = store->get_history(iid);
+        inbox = store->get_inbox(iid, now_ms());
     }
-    auto row = store->get_instance(iid);
-    if (!row || row->lease_owner != id || is_terminal(row->status)) return;
-    auto history = store->get_history(iid);
-    auto inbox = store->get_inbox(iid, now_ms());
 
     auto inst = std::make_shared<LiveInstance>();
     inst->id = row->id;

@@ -159,7 +159,9 @@ struct Host::Impl : std::enable_shared_from_this<Host::Impl> {
     // ---- dispatcher (dispatcher.cpp) ----
     void dispatcher_loop();
     bool poll_once();
-    void load_instance(const std::string& id, bool orphaned);
+    // `preloaded`: its rows, read by Store::load_instances after forget_consumed_inbox().
+    void load_instance(const std::string& id, bool orphaned, store::Store::Loaded* preloaded = nullptr);
+    void forget_consumed_inbox();
     std::size_t deliver_owned_inbox(std::int64_t now);  // returns how many events it delivered
     // An inbox row this host must read again (it gave it back undelivered, or skipped it):
     // the dispatcher's next inbox read starts at or before it.

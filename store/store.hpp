@@ -371,6 +371,24 @@ public:
     virtual std::vector<HistoryRow> get_history(const std::string& id, std::int64_t from_seq = 0,
                                                 int limit = -1) = 0;
     virtual std::vector<InboxRow> get_inbox(const std::string& id, Millis now) = 0;
+    // What a host reads to run instances it has just claimed: each one's row, its current
+    // execution's history and its inbox visible at `now`, as the three reads above would
+    // give them, in `ids` order; ids with no row are left out. This default reads one
+    // instance after another; a store with round trips to a server loads them together.
+    struct Loaded {
+        InstanceRow row;
+        std::vector<HistoryRow> history;
+        std::vector<InboxRow> inbox;
+    };
+    virtual std::vector<Loaded> load_instances(const std::vector<std::string>& ids, Millis now) {
+        std::vector<Loaded> out;
+        for (const auto& id : ids) {
+            auto row = get_instance(id);
+            if (!row) continue;
+            out.push_back(Loaded{std::move(*row), get_history(id), get_inbox(id, now)});
+        }
+        return out;
+    }
     virtual std::vector<InstanceRow> query_instances(const InstanceFilter& filter) = 0;
     // How many instances there are in each status (statuses with none are left out).
     virtual std::vector<std::pair<Status, std::int64_t>> count_by_status() = 0;

@@ -87,9 +87,13 @@ std::shared_ptr<pqxx::connection> connect(const std::string& conninfo, Role role
                 // host: the server ends such a session, the transaction rolls back, and the
                 // host finds out on waking (an unknown COMMIT outcome, settled by reading).
                 tx.exec("SET idle_in_transaction_session_timeout = '1s'");
-                // Where a batch's change-feed rows wait for their seqs (statements.cpp).
+                // Where a batch's change-feed rows wait for their seqs (statements.cpp). Every
+                // batch empties it (durable_number_changes deletes what it moves; a failed batch
+                // rolls its rows back), so it keeps its rows over COMMIT: ON COMMIT DELETE ROWS
+                // would truncate it at every commit (a new file, its TOAST index rebuilt: ~8% of
+                // the writer's CPU in W1). The commit thread truncates it now and then instead.
                 tx.exec("CREATE TEMP TABLE pending_changes (ord BIGSERIAL, at BIGINT, instance_id TEXT, name TEXT, "
-                        "status TEXT, first_seq BIGINT, count BIGINT) ON COMMIT DELETE ROWS");
+                        "status TEXT, first_seq BIGINT, count BIGINT)");
                 for (const auto& s : write_statements()) tx.exec(fmt::format("PREPARE {} AS {}", s.name, s.sql));
                 for (const auto& s : schedule_write_statements()) {
                     tx.exec(fmt::format("PREPARE {} AS {}", s.name, s.sql));

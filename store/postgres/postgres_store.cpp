@@ -3,9 +3,10 @@
 // other processes' commits (LISTEN durable_changes) and the server's clock.
 //
 // Group commit: writes queue up; the commit thread takes everything queued (up to
-// max_batch_ops), sends the batch's statements through a libpqxx pipeline inside ONE
-// transaction, commits, and only then runs the callbacks, in commit order. Should a write fail
-// (an SQL error), the batch runs again with a savepoint per write, so it fails alone.
+// max_batch_ops), sends the batch's statements through a libpqxx pipeline as ONE message that
+// the server runs as one transaction and commits (one round trip a batch), and only then runs
+// the callbacks, in commit order. Should a write fail (an SQL error), the batch runs again
+// with a savepoint per write, so it fails alone.
 //
 // Failures of the server are waited out, not passed on: a batch that meets a transient error
 // (connection lost, admin shutdown, serialization failure) is tried again through the write
@@ -22,6 +23,7 @@
 
 #include <pthread.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -328,14 +330,25 @@ public:
                              {"instance_id", opt_json(a.instance_id)}, {"detail", opt_json(a.detail)}});
         }
         const bool terminal = is_terminal(e.status);
-        w.sql = Call("durable_commit")
-                    .text(e.instance_id).text(e.owner).num(e.expected_version).text(to_string(e.status))
-                    .text(e.execution_id).opt(e.input).opt(e.output).opt(e.error).opt(e.custom_status).num(e.now)
-                    .flag(terminal).flag(e.release_lease).num(e.lease_expires_at).flag(e.progressed)
-                    .flag(e.reset_history).num(e.first_seq).opt(pack_events(e.events))
-                    .text(bigint_array(e.consumed_inbox)).json(messages).json(kids).json(tasks).json(audit)
-                    .num(static_cast<std::int64_t>(e.events.size())).opt(e.orchestration_version)
-                    .done();
+        const bool lean = messages.empty() && kids.empty() && tasks.empty() && audit.empty() && !e.reset_history;
+        if (lean) {
+            w.sql = Call("durable_commit_lean")
+                        .text(e.instance_id).text(e.owner).num(e.expected_version).text(to_string(e.status))
+                        .text(e.execution_id).opt(e.input).opt(e.output).opt(e.error).opt(e.custom_status).num(e.now)
+                        .flag(terminal).flag(e.release_lease).num(e.lease_expires_at).flag(e.progressed)
+                        .num(e.first_seq).opt(pack_events(e.events)).text(bigint_array(e.consumed_inbox))
+                        .num(static_cast<std::int64_t>(e.events.size())).opt(e.orchestration_version)
+                        .done();
+        } else {
+            w.sql = Call("durable_commit")
+                        .text(e.instance_id).text(e.owner).num(e.expected_version).text(to_string(e.status))
+                        .text(e.execution_id).opt(e.input).opt(e.output).opt(e.error).opt(e.custom_status).num(e.now)
+                        .flag(terminal).flag(e.release_lease).num(e.lease_expires_at).flag(e.progressed)
+                        .flag(e.reset_history).num(e.first_seq).opt(pack_events(e.events))
+                        .text(bigint_array(e.consumed_inbox)).json(messages).json(kids).json(tasks).json(audit)
+                        .num(static_cast<std::int64_t>(e.events.size())).opt(e.orchestration_version)
+                        .done();
+        }
         const auto expected = e.expected_version;
         w.parse = [expected](const pqxx::result& r, WriteResult& out) {
             if (r.empty() || r[0][0].as<std::int64_t>() == 0) {
@@ -684,6 +697,10 @@ public:
     std::vector<InboxRow> get_inbox(const std::string& id, Millis now) override {
         return read("reading an inbox", [&](pqxx::transaction_base& tx) { return postgres::get_inbox(tx, id, now); });
     }
+    std::vector<Loaded> load_instances(const std::vector<std::string>& ids, Millis now) override {
+        return read("loading instances",
+                    [&](pqxx::transaction_base& tx) { return postgres::load_instances(tx, ids, now); });
+    }
     std::vector<InstanceRow> query_instances(const InstanceFilter& f) override {
         return read("querying instances", [&](pqxx::transaction_base& tx) { return postgres::query_instances(tx, f); });
     }
@@ -879,8 +896,24 @@ private:
             std::vector<Write> batch;
             {
                 std::unique_lock lock(mu_);
-                cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-                if (queue_.empty()) return;  // stopping, and everything is committed
+                auto ready = [&] { return stopping_ || !queue_.empty(); };
+                if (!numbering_owed_) {
+                    cv_.wait(lock, ready);
+                } else if (!cv_.wait_for(lock, std::chrono::milliseconds(10), ready)) {
+                    // Idle with parked change-feed rows: number them (watchers wait for them).
+                    lock.unlock();
+                    run_numbering_pass();
+                    continue;
+                }
+                if (queue_.empty()) {
+                    // Stopping, and everything is committed: a last try for parked rows (any
+                    // other writer numbers them otherwise).
+                    if (numbering_owed_) {
+                        lock.unlock();
+                        run_numbering_pass();
+                    }
+                    return;
+                }
                 std::size_t n = std::min<std::size_t>(queue_.size(), static_cast<std::size_t>(options_.max_batch_ops));
                 batch.reserve(n);
                 for (std::size_t i = 0; i < n; ++i) {
@@ -1012,9 +1045,95 @@ private:
         }
     }
 
-    // One transaction, one round trip for the statements of the whole batch.
+    // The batch in one round trip: `BEGIN; its statements; COMMIT; NOTIFY` as ONE simple-query
+    // message, so a batch costs one round trip, not three. The NOTIFY runs after the COMMIT, in
+    // a transaction of its own: PostgreSQL serializes the commits of transactions that notify
+    // (a database-wide lock held through the commit's WAL flush), which made every host's
+    // commit wait for the others' fsyncs; a transaction that only notifies writes no WAL and
+    // holds that lock for a moment. Its price: a connection lost after the message was sent
+    // leaves the batch's outcome unknown until the COMMIT's answer is in (the COMMIT is not a
+    // message of its own). So a batch holding a write that cannot be settled by reading
+    // (OnDoubt::Fail: messages, audit entries, rewinds) keeps its own COMMIT (run_with_commit),
+    // where only a loss during COMMIT is in doubt.
     void run_pipelined(std::vector<Write*>& todo) {
+        bool settleable =
+            std::none_of(todo.begin(), todo.end(), [](const Write* w) { return w->on_doubt == OnDoubt::Fail; });
+        if (!settleable) return run_with_commit(todo);
         auto conn = writer_->get();
+        // Set while the COMMIT's answer is awaited. An error answer to a statement before it
+        // means the server rolled the batch back (and skipped the rest of the message).
+        bool commit_pending = false;
+        pqxx::result numbering;
+        try {
+            pqxx::nontransaction tx(*conn);
+            std::vector<pqxx::result> results(todo.size()), pre_results(todo.size());
+            {
+                pqxx::pipeline p(tx);
+                p.retain(static_cast<int>(2 * todo.size()) + 6);
+                auto begin = p.insert("BEGIN");
+                std::vector<pqxx::pipeline::query_id> ids, pre_ids(todo.size());
+                ids.reserve(todo.size());
+                for (std::size_t i = 0; i < todo.size(); ++i) {
+                    if (!todo[i]->pre.empty()) pre_ids[i] = p.insert(todo[i]->pre);
+                    ids.push_back(p.insert(todo[i]->sql));
+                }
+                std::vector<pqxx::pipeline::query_id> tail_ids;
+                for (const auto& q : batch_tail()) tail_ids.push_back(p.insert(q));
+                auto commit = p.insert("COMMIT");
+                auto notify = p.insert("SELECT pg_notify('durable_changes', '')");
+                p.retrieve(begin);
+                for (std::size_t i = 0; i < todo.size(); ++i) {
+                    if (!todo[i]->pre.empty()) pre_results[i] = p.retrieve(pre_ids[i]);
+                    results[i] = p.retrieve(ids[i]);
+                }
+                numbering = p.retrieve(tail_ids.front());
+                for (std::size_t i = 1; i < tail_ids.size(); ++i) p.retrieve(tail_ids[i]);
+                commit_pending = true;
+                p.retrieve(commit);
+                commit_pending = false;
+                try {
+                    p.retrieve(notify);
+                } catch (const pqxx::failure& e) {
+                    // Committed; only the wake-up of other processes is lost (they poll too).
+                    spdlog::warn("store: notifying other processes of a commit on {} failed: {}", where_, e.what());
+                    writer_->report_broken(conn);
+                }
+            }
+            for (std::size_t i = 0; i < todo.size(); ++i) {
+                todo[i]->result = WriteResult{};
+                todo[i]->parse(results[i], todo[i]->result);
+                if (!todo[i]->pre.empty()) todo[i]->parse_pre(pre_results[i], todo[i]->result);
+            }
+        } catch (const pqxx::sql_error& e) {
+            // No SQLSTATE is libpq's own error (the connection), not an answer of the server.
+            if (e.sqlstate().empty() || (commit_pending && connection_gone_sqlstate(e.sqlstate()))) {
+                writer_->report_broken(conn);
+                throw InDoubt(fmt::format("the connection to PostgreSQL at {} broke as a batch committed ({})", where_,
+                                          e.what()));
+            }
+            // Rolled back; the session is left in the failed transaction block: end it.
+            try {
+                pqxx::nontransaction rb(*conn);
+                rb.exec("ROLLBACK");
+            } catch (const std::exception&) {
+                writer_->report_broken(conn);
+            }
+            classify(conn, "writing");
+        } catch (const pqxx::failure& e) {
+            // No answer: the server may have run and committed all of it.
+            writer_->report_broken(conn);
+            throw InDoubt(fmt::format("the connection to PostgreSQL at {} broke while a batch ran ({})", where_,
+                                      e.what()));
+        }
+        numbered(numbering);
+        commits_.fetch_add(1, std::memory_order_relaxed);
+        ops_.fetch_add(static_cast<std::int64_t>(todo.size()), std::memory_order_relaxed);
+    }
+
+    // One transaction with a COMMIT of its own, the statements in one round trip.
+    void run_with_commit(std::vector<Write*>& todo) {
+        auto conn = writer_->get();
+        pqxx::result numbering;
         try {
             pqxx::work tx(*conn);
             std::vector<pqxx::result> results(todo.size()), pre_results(todo.size());
@@ -1030,13 +1149,12 @@ private:
                 auto tail = batch_tail();
                 std::vector<pqxx::pipeline::query_id> tail_ids;
                 for (const auto& q : tail) tail_ids.push_back(p.insert(q));
-                auto notify = p.insert("SELECT pg_notify('durable_changes', '')");
                 for (std::size_t i = 0; i < todo.size(); ++i) {
                     if (!todo[i]->pre.empty()) pre_results[i] = p.retrieve(pre_ids[i]);
                     results[i] = p.retrieve(ids[i]);
                 }
-                for (auto id : tail_ids) p.retrieve(id);
-                p.retrieve(notify);
+                numbering = p.retrieve(tail_ids.front());
+                for (std::size_t i = 1; i < tail_ids.size(); ++i) p.retrieve(tail_ids[i]);
             }
             for (std::size_t i = 0; i < todo.size(); ++i) {
                 todo[i]->result = WriteResult{};
@@ -1047,6 +1165,8 @@ private:
         } catch (const pqxx::failure&) {
             classify(conn, "writing");
         }
+        notify_after_commit(*conn);
+        numbered(numbering);
         commits_.fetch_add(1, std::memory_order_relaxed);
         ops_.fetch_add(static_cast<std::int64_t>(todo.size()), std::memory_order_relaxed);
     }
@@ -1054,6 +1174,7 @@ private:
     // The batch again, each write in a savepoint, so a failing one fails alone.
     void run_isolated(std::vector<Write*>& todo) {
         auto conn = writer_->get();
+        pqxx::result numbering;
         try {
             pqxx::work tx(*conn);
             for (auto* w : todo) {
@@ -1073,12 +1194,17 @@ private:
                         StoreError(fmt::format("PostgreSQL at {} refused a write: {}", where_, e.what())));
                 }
             }
-            for (const auto& q : batch_tail()) tx.exec(q);
-            tx.exec("SELECT pg_notify('durable_changes', '')");
+            auto tail = batch_tail();
+            for (std::size_t i = 0; i < tail.size(); ++i) {
+                auto r = tx.exec(tail[i]);
+                if (i == 0) numbering = r;
+            }
             tx.commit();
         } catch (const pqxx::failure&) {
             classify(conn, "writing");
         }
+        notify_after_commit(*conn);
+        numbered(numbering);
         commits_.fetch_add(1, std::memory_order_relaxed);
         ops_.fetch_add(static_cast<std::int64_t>(todo.size()), std::memory_order_relaxed);
     }
@@ -1087,6 +1213,12 @@ private:
     // feed (on the server's clock).
     std::vector<std::string> batch_tail() {
         std::vector<std::string> out{"EXECUTE durable_number_changes"};
+        // The deleted rows of pending_changes stay behind as dead tuples (no autovacuum for
+        // temporary tables): drop them once in a while, emptied by the statement just before.
+        if (++batches_since_truncate_ >= 512) {
+            batches_since_truncate_ = 0;
+            out.push_back("TRUNCATE pending_changes");
+        }
         auto now = std::chrono::steady_clock::now();
         if (now >= next_prune_) {
             next_prune_ = now + std::chrono::seconds(1);
@@ -1096,6 +1228,34 @@ private:
                               .done());
         }
         return out;
+    }
+
+    // Wakes other processes' listeners after a commit (outside it: see run_pipelined).
+    void notify_after_commit(Conn& conn) {
+        try {
+            pqxx::nontransaction tx(conn);
+            tx.exec("SELECT pg_notify('durable_changes', '')");
+        } catch (const std::exception& e) {
+            spdlog::warn("store: notifying other processes of a commit on {} failed: {}", where_, e.what());
+        }
+    }
+
+    // What a committed batch's durable_number_changes answered: rows it parked are owed a
+    // numbering pass until a pass of this writer holds the lock (commit_loop runs one when idle).
+    void numbered(const pqxx::result& r) {
+        if (r.empty()) return;
+        bool locked = r[0][0].as<std::int64_t>() > 0;
+        bool parked = r[0][1].as<std::int64_t>() > 0;
+        numbering_owed_ = parked || (numbering_owed_ && !locked);
+    }
+
+    // A batch with no write of its own: its tail numbers parked change-feed rows.
+    void run_numbering_pass() {
+        Write w;
+        w.sql = "SELECT 1";
+        w.parse = [](const pqxx::result&, WriteResult& out) { out.ok = true; };
+        std::vector<Write*> todo{&w};
+        execute(todo);
     }
 
     // After a COMMIT with no answer: settles each write from what the database holds, and
@@ -1201,6 +1361,8 @@ private:
 
     std::atomic<std::int64_t> offset_us_{0}, changes_{0}, commits_{0}, ops_{0}, outage_wait_us_{0};
     std::chrono::steady_clock::time_point next_prune_{};  // used by the commit thread only
+    int batches_since_truncate_ = 0;                     // used by the commit thread only
+    bool numbering_owed_ = false;  // this writer parked change-feed rows; used by the commit thread only
 };
 
 }  // namespace

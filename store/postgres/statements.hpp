@@ -69,6 +69,8 @@ std::optional<InstanceRow> get_instance(pqxx::transaction_base& tx, const std::s
 std::vector<HistoryRow> get_history(pqxx::transaction_base& tx, const std::string& id, std::int64_t from_seq,
                                     int limit);
 std::vector<InboxRow> get_inbox(pqxx::transaction_base& tx, const std::string& id, Millis now);
+// Store::load_instances: three statements (rows, histories, inboxes) in one round trip.
+std::vector<Store::Loaded> load_instances(pqxx::transaction_base& tx, const std::vector<std::string>& ids, Millis now);
 std::vector<InstanceRow> query_instances(pqxx::transaction_base& tx, const InstanceFilter& f);
 std::vector<std::pair<Status, std::int64_t>> count_by_status(pqxx::transaction_base& tx);
 std::vector<Candidate> find_claimable(pqxx::transaction_base& tx, const std::vector<OrchestrationCode>& names, Millis now,
