@@ -99,6 +99,13 @@ void Host::Impl::dispatcher_loop() {
         });
         linger_replan_ = false;
     }
+    lock.unlock();
+    // Results buffered for this loop's next claim are written now (stopping_ is set: no claim).
+    try {
+        claim_tasks_once();
+    } catch (const std::exception& e) {
+        log->warn("host {}: writing activity results at stop failed: {}", id, e.what());
+    }
 }
 
 bool Host::Impl::poll_once() {
@@ -157,7 +164,7 @@ bool Host::Impl::poll_once() {
             busy = !r.ids.empty();
         }
     }
-    if (accepting && claim_tasks_once() > 0) busy = true;
+    if (claim_tasks_once() > 0) busy = true;  // stopping: only the buffered results go out
     if (auto next = store->next_visible_after(now)) {
         std::lock_guard lock(mu_);
         if (timers_.empty() || timers_.top() > *next) timers_.push(*next);
