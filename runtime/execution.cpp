@@ -269,7 +269,11 @@ void Execution::on_root_done() {
         record(std::move(e));
         return;
     }
-    output_ = s.value ? *s.value : Json();
+    complete_with(s.value ? *s.value : Json());
+}
+
+void Execution::complete_with(Json output) {
+    output_ = std::move(output);
     if (output_.dump().size() > limits_.max_payload_bytes) {
         fail("PayloadTooLarge", fmt::format("the output of instance '{}' is larger than the {}-byte limit; return "
                                             "a reference to the data instead of the data",
@@ -662,21 +666,9 @@ void Execution::apply_remote(const RemoteDecisions& d, std::int64_t now_ms) {
     switch (d.end) {
         case RemoteDecisions::End::None:
             break;
-        case RemoteDecisions::End::Completed: {
-            output_ = d.result;
-            if (output_.dump().size() > limits_.max_payload_bytes) {
-                fail("PayloadTooLarge", fmt::format("the output of instance '{}' is larger than the {}-byte limit; "
-                                                    "return a reference to the data instead of the data",
-                                                    info_.instance_id, limits_.max_payload_bytes));
-                return;
-            }
-            state_ = State::Completed;
-            Json e = ev::make(ev::kExecutionCompleted, now_ms_);
-            e["status"] = "Completed";
-            e["result"] = output_;
-            record(std::move(e));
+        case RemoteDecisions::End::Completed:
+            complete_with(d.result);
             break;
-        }
         case RemoteDecisions::End::Failed:
             fail_with(d.error.is_object() ? d.error : ev::error_json("Error", d.error.dump()));
             break;

@@ -151,6 +151,7 @@ private:
     void on_root_done();
     void fail(std::string_view type, const std::string& message);
     void fail_with(Json error);  // error: a failure record (runtime/failure.hpp)
+    void complete_with(Json output);  // ExecutionCompleted, or PayloadTooLarge when the output is over the limit
     void terminate(const Json& reason);
     void destroy_frames();
     void record(Json e);

@@ -150,6 +150,17 @@ void opt_num(Call& c, const std::optional<Millis>& v) {
     }
 }
 
+// The schedule's own fields, cron .. skipped, in the order both schedule functions take them.
+void schedule_fields(Call& c, const ScheduleRow& row) {
+    c.text(row.cron).text(row.orchestration).opt(row.input).text(row.overlap)
+        .num(row.catchup_window_ms).num(row.jitter_ms).flag(row.paused).opt(row.note);
+    opt_num(c, row.next_fire);
+    opt_num(c, row.last_fire);
+    c.opt(row.last_instance_id);
+    opt_num(c, row.buffered_tick);
+    c.num(row.fired).num(row.missed).num(row.skipped);
+}
+
 nlohmann::json opt_json(const std::optional<std::string>& v) {
     return v ? nlohmann::json(*v) : nlohmann::json();
 }
@@ -572,13 +583,9 @@ public:
     void create_schedule(ScheduleRow row, std::optional<AuditEntry> audit, WriteCallback cb) override {
         Write w;
         Call c("durable_schedule_create");
-        c.text(row.id).text(row.cron).text(row.orchestration).opt(row.input).text(row.overlap)
-            .num(row.catchup_window_ms).num(row.jitter_ms).flag(row.paused).opt(row.note);
-        opt_num(c, row.next_fire);
-        opt_num(c, row.last_fire);
-        c.opt(row.last_instance_id);
-        opt_num(c, row.buffered_tick);
-        c.num(row.fired).num(row.missed).num(row.skipped).num(row.created_at).num(row.updated_at);
+        c.text(row.id);
+        schedule_fields(c, row);
+        c.num(row.created_at).num(row.updated_at);
         if (audit) {
             c.num(audit->at).text(audit->actor).text(audit->action).opt(audit->detail);
         } else {
@@ -613,13 +620,9 @@ public:
         }
         Write w;
         Call c("durable_schedule_update");
-        c.text(row.id).text(row.cron).text(row.orchestration).opt(row.input).text(row.overlap)
-            .num(row.catchup_window_ms).num(row.jitter_ms).flag(row.paused).opt(row.note);
-        opt_num(c, row.next_fire);
-        opt_num(c, row.last_fire);
-        c.opt(row.last_instance_id);
-        opt_num(c, row.buffered_tick);
-        c.num(row.fired).num(row.missed).num(row.skipped).num(row.updated_at).num(row.version).json(kids).json(audit);
+        c.text(row.id);
+        schedule_fields(c, row);
+        c.num(row.updated_at).num(row.version).json(kids).json(audit);
         w.sql = c.done();
         w.parse = [expected = row.version](const pqxx::result& r, WriteResult& out) {
             if (r.empty() || r[0][0].as<std::int64_t>() == 0) {

@@ -14,6 +14,27 @@ void bind_opt_ms(SQLite::Statement& s, int idx, const std::optional<Millis>& v) 
     }
 }
 
+// Binds the schedule's own fields (cron .. skipped, 15 values) from index `first`; returns the next index.
+int bind_schedule_fields(SQLite::Statement& s, int first, const ScheduleRow& row) {
+    int i = first;
+    s.bind(i++, row.cron);
+    s.bind(i++, row.orchestration);
+    bind_opt(s, i++, row.input);
+    s.bind(i++, row.overlap);
+    s.bind(i++, static_cast<std::int64_t>(row.catchup_window_ms));
+    s.bind(i++, static_cast<std::int64_t>(row.jitter_ms));
+    s.bind(i++, row.paused ? 1 : 0);
+    bind_opt(s, i++, row.note);
+    bind_opt_ms(s, i++, row.next_fire);
+    bind_opt_ms(s, i++, row.last_fire);
+    bind_opt(s, i++, row.last_instance_id);
+    bind_opt_ms(s, i++, row.buffered_tick);
+    s.bind(i++, row.fired);
+    s.bind(i++, row.missed);
+    s.bind(i++, row.skipped);
+    return i;
+}
+
 std::optional<Millis> col_opt_ms(SQLite::Statement& s, int idx) {
     auto c = s.getColumn(idx);
     if (c.isNull()) return std::nullopt;
@@ -51,23 +72,9 @@ void create_schedule(Connection& c, const ScheduleRow& row, const std::optional<
     auto s = c.stmt("INSERT INTO schedules (" DURABLE_SCHEDULE_COLUMNS
                     ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?) ON CONFLICT (id) DO NOTHING");
     s->bind(1, row.id);
-    s->bind(2, row.cron);
-    s->bind(3, row.orchestration);
-    bind_opt(*s, 4, row.input);
-    s->bind(5, row.overlap);
-    s->bind(6, static_cast<std::int64_t>(row.catchup_window_ms));
-    s->bind(7, static_cast<std::int64_t>(row.jitter_ms));
-    s->bind(8, row.paused ? 1 : 0);
-    bind_opt(*s, 9, row.note);
-    bind_opt_ms(*s, 10, row.next_fire);
-    bind_opt_ms(*s, 11, row.last_fire);
-    bind_opt(*s, 12, row.last_instance_id);
-    bind_opt_ms(*s, 13, row.buffered_tick);
-    s->bind(14, row.fired);
-    s->bind(15, row.missed);
-    s->bind(16, row.skipped);
-    s->bind(17, static_cast<std::int64_t>(row.created_at));
-    s->bind(18, static_cast<std::int64_t>(row.updated_at));
+    const int next = bind_schedule_fields(*s, 2, row);
+    s->bind(next, static_cast<std::int64_t>(row.created_at));
+    s->bind(next + 1, static_cast<std::int64_t>(row.updated_at));
     s->exec();
     if (c.changes() == 0) {
         r.conflict = true;
@@ -86,24 +93,10 @@ void update_schedule(Connection& c, const ScheduleUpdate& u, WriteResult& r) {
             "jitter_ms = ?, paused = ?, note = ?, next_fire = ?, last_fire = ?, last_instance_id = ?, "
             "buffered_tick = ?, fired = ?, missed = ?, skipped = ?, updated_at = ?, version = version + 1 "
             "WHERE id = ? AND version = ?");
-        s->bind(1, row.cron);
-        s->bind(2, row.orchestration);
-        bind_opt(*s, 3, row.input);
-        s->bind(4, row.overlap);
-        s->bind(5, static_cast<std::int64_t>(row.catchup_window_ms));
-        s->bind(6, static_cast<std::int64_t>(row.jitter_ms));
-        s->bind(7, row.paused ? 1 : 0);
-        bind_opt(*s, 8, row.note);
-        bind_opt_ms(*s, 9, row.next_fire);
-        bind_opt_ms(*s, 10, row.last_fire);
-        bind_opt(*s, 11, row.last_instance_id);
-        bind_opt_ms(*s, 12, row.buffered_tick);
-        s->bind(13, row.fired);
-        s->bind(14, row.missed);
-        s->bind(15, row.skipped);
-        s->bind(16, static_cast<std::int64_t>(row.updated_at));
-        s->bind(17, row.id);
-        s->bind(18, row.version);
+        const int next = bind_schedule_fields(*s, 1, row);
+        s->bind(next, static_cast<std::int64_t>(row.updated_at));
+        s->bind(next + 1, row.id);
+        s->bind(next + 2, row.version);
         s->exec();
     }
     if (c.changes() == 0) {

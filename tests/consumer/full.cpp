@@ -15,11 +15,9 @@
 #include <memory>
 #include <string>
 
-namespace {
+#include "greet.hpp"
 
-durable::Task<std::string> greet(durable::OrchestrationContext& ctx, std::string name) {
-    co_return co_await ctx.call_activity<std::string>("hello", name);
-}
+namespace {
 
 // The whole answer to `GET path` from 127.0.0.1:port (HTTP/1.0: the server closes when done).
 std::string get(int port, const std::string& path) {
@@ -53,10 +51,7 @@ int main(int argc, char** argv) {
     }
     try {
         auto db = durable::Database::open(argv[1]);
-        auto registry = std::make_shared<durable::Registry>();
-        registry->add_activity("hello", [](std::string name) { return "hello " + name; });
-        registry->add_orchestrator("greet", greet);
-        durable::Host host(db, registry);
+        durable::Host host(db, consumer::greet_registry());
         host.start();
         durable::http::HttpOptions options;
         options.listen = "127.0.0.1:0";
@@ -64,9 +59,7 @@ int main(int argc, char** argv) {
         durable::http::add_host_routes(server, host);
         server.start();
 
-        auto client = host.client();
-        auto id = client.schedule("greet", "consumer");
-        auto state = client.wait_for_completion(id, std::chrono::seconds(60));
+        auto [id, state] = consumer::run_greet(host);
         auto ready = get(server.port(), "/readyz");
         auto metrics = get(server.port(), "/metrics");
         server.stop();

@@ -1,20 +1,10 @@
 // A program outside the durable source tree, built against an installed durable (CMake
 // package or pkg-config): opens a database, runs a one-activity orchestration on a host and
 // prints its output. Exits 0 only when the orchestration completed with the expected output.
-#include <durable/durable.hpp>
-
-#include <chrono>
 #include <cstdio>
-#include <memory>
 #include <string>
 
-namespace {
-
-durable::Task<std::string> greet(durable::OrchestrationContext& ctx, std::string name) {
-    co_return co_await ctx.call_activity<std::string>("hello", name);
-}
-
-}  // namespace
+#include "greet.hpp"
 
 int main(int argc, char** argv) {
     if (argc != 2) {
@@ -23,15 +13,9 @@ int main(int argc, char** argv) {
     }
     try {
         auto db = durable::Database::open(argv[1]);
-        auto registry = std::make_shared<durable::Registry>();
-        registry->add_activity("hello", [](std::string name) { return "hello " + name; });
-        registry->add_orchestrator("greet", greet);
-
-        durable::Host host(db, registry);
+        durable::Host host(db, consumer::greet_registry());
         host.start();
-        auto client = host.client();
-        auto id = client.schedule("greet", "consumer");
-        auto state = client.wait_for_completion(id, std::chrono::seconds(60));
+        auto [id, state] = consumer::run_greet(host);
         host.stop();
 
         if (state.status != durable::Status::Completed || state.output != "hello consumer") {

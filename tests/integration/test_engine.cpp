@@ -273,6 +273,33 @@ TEST_CASE_TEMPLATE("activity failures: caught by the orchestrator, or failing th
     CHECK(failed.error["message"].template get<std::string>().find("kaboom") != std::string::npos);
 }
 
+TEST_CASE_TEMPLATE("an output or an activity input over max_payload_bytes fails the instance with PayloadTooLarge", S,
+                   DURABLE_TEST_STORES) {
+    auto reg = std::make_shared<Registry>();
+    reg->add_activity("echo", [](std::string s) { return s; });
+    reg->add_orchestrator("big_output", [](OrchestrationContext&, int n) -> Task<std::string> {
+        co_return std::string(static_cast<std::size_t>(n), 'x');
+    });
+    reg->add_orchestrator("big_input", [](OrchestrationContext& ctx, int n) -> Task<std::string> {
+        co_return co_await ctx.call_activity<std::string>("echo", std::string(static_cast<std::size_t>(n), 'y'));
+    });
+    HostOptions o;
+    o.max_payload_bytes = 1000;
+    durable::test::EngineOn<S> e(reg, o);
+    auto c = e.client();
+    auto small = c.wait_for_completion(c.schedule("big_output", 10), 10s);
+    CHECK(small.status == Status::Completed);
+    CHECK(small.output == std::string(10, 'x'));
+    auto out = c.wait_for_completion(c.schedule("big_output", 2000), 10s);
+    REQUIRE(out.status == Status::Failed);
+    CHECK(out.error["type"] == "PayloadTooLarge");
+    CHECK(out.error["message"].template get<std::string>().find("1000-byte limit") != std::string::npos);
+    CHECK(out.output.is_null());
+    auto in = c.wait_for_completion(c.schedule("big_input", 2000), 10s);
+    REQUIRE(in.status == Status::Failed);
+    CHECK(in.error["type"] == "PayloadTooLarge");
+}
+
 TEST_CASE_TEMPLATE("terminate, suspend and resume", S, DURABLE_TEST_STORES) {
     durable::test::EngineOn<S> e(registry());
     auto c = e.client();

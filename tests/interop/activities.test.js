@@ -6,30 +6,17 @@
 "use strict";
 const test = require("node:test");
 const assert = require("node:assert/strict");
-const { TaskHubGrpcClient, TaskHubGrpcWorker } = require("@dapr/durabletask-js");
+const { TaskHubGrpcWorker } = require("@dapr/durabletask-js");
 const { OrchestrationStatus } = require("@dapr/durabletask-js/orchestration/enum/orchestration-status.enum");
 const { execFileSync } = require("node:child_process");
-const { startServe } = require("./serve");
+const { quietSdk, serveForTests, reaches } = require("./serve");
 
-console.log = () => {};
-console.info = () => {};
+quietSdk();
 
-let serve;
-let client;
-
-test.before(async () => {
-  serve = await startServe();
-  client = new TaskHubGrpcClient(serve.address);
-});
-
-test.after(async () => {
-  await client.stop();
-  const r = await serve.stop();
-  assert.equal(r.code, 0, "durable serve stops gracefully on SIGTERM");
-});
+const env = serveForTests();
 
 function newWorker(activities) {
-  const worker = new TaskHubGrpcWorker(serve.address);
+  const worker = new TaskHubGrpcWorker(env.serve.address);
   for (const [name, fn] of Object.entries(activities)) worker.addNamedActivity(name, fn);
   return worker;
 }
@@ -46,9 +33,9 @@ test("a C++ orchestration's activities run in the JS worker, in order", async ()
   });
   await worker.start();
   try {
-    const id = await client.scheduleNewOrchestration("activity_sequence",
+    const id = await env.client.scheduleNewOrchestration("activity_sequence",
                                                      sequence(["greet", "Tokyo"], ["greet", "Seattle"], ["greet", "London"]));
-    const done = await client.waitForOrchestrationCompletion(id, true, 60);
+    const done = await env.client.waitForOrchestrationCompletion(id, true, 60);
     assert.equal(done.runtimeStatus, OrchestrationStatus.COMPLETED, JSON.stringify(done.failureDetails));
     assert.deepEqual(JSON.parse(done.serializedOutput), ["Hello, Tokyo!", "Hello, Seattle!", "Hello, London!"]);
     assert.deepEqual(calls, ["Tokyo", "Seattle", "London"]);
@@ -65,15 +52,15 @@ test("an activity failure in the worker fails the instance with the JS error's t
   });
   await worker.start();
   try {
-    const id = await client.scheduleNewOrchestration("activity_sequence", sequence(["boom", 1]));
-    const done = await client.waitForOrchestrationCompletion(id, true, 60);
+    const id = await env.client.scheduleNewOrchestration("activity_sequence", sequence(["boom", 1]));
+    const done = await env.client.waitForOrchestrationCompletion(id, true, 60);
     assert.equal(done.runtimeStatus, OrchestrationStatus.FAILED);
     assert.ok(done.failureDetails, "failure details are reported");
     // Uncaught in the orchestrator: the instance fails with TaskFailed and the activity's message;
     // the activity's own failure, in history, keeps the JS error's type.
     assert.equal(done.failureDetails.errorType, "TaskFailed");
     assert.match(done.failureDetails.message, /the payment API said no/);
-    const history = execFileSync(process.env.DURABLE_BIN, ["--db", serve.db, "history", id, "--json"], { encoding: "utf8" })
+    const history = execFileSync(process.env.DURABLE_BIN, ["--db", env.serve.db, "history", id, "--json"], { encoding: "utf8" })
       .trim().split("\n").map((line) => JSON.parse(line).event);
     const failed = history.find((e) => e.t === "TaskFailed");
     assert.ok(failed, "the history has the activity's failure");
@@ -98,7 +85,7 @@ test("a worker stopped mid-activity: its item goes to a new worker, and the inst
     },
   });
   await first.start();
-  const id = await client.scheduleNewOrchestration("activity_sequence", sequence(["slow", 0]));
+  const id = await env.client.scheduleNewOrchestration("activity_sequence", sequence(["slow", 0]));
   await started;
   await first.stop();  // cancels the stream: the server gives the item back at once
   release();
@@ -106,7 +93,7 @@ test("a worker stopped mid-activity: its item goes to a new worker, and the inst
   const second = newWorker({ slow: async () => "from the second worker" });
   await second.start();
   try {
-    const done = await client.waitForOrchestrationCompletion(id, true, 60);
+    const done = await env.client.waitForOrchestrationCompletion(id, true, 60);
     assert.equal(done.runtimeStatus, OrchestrationStatus.COMPLETED);
     assert.deepEqual(JSON.parse(done.serializedOutput), ["from the second worker"]);
   } finally {

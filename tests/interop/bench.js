@@ -6,12 +6,9 @@
 "use strict";
 const { TaskHubGrpcClient, TaskHubGrpcWorker } = require("@dapr/durabletask-js");
 const { OrchestrationStatus } = require("@dapr/durabletask-js/orchestration/enum/orchestration-status.enum");
-const { startServe } = require("./serve");
+const { startServe, quietSdk } = require("./serve");
 
-const log = console.log;
-console.log = () => {};
-console.info = () => {};
-console.error = () => {};
+const log = quietSdk();
 
 // Objects, not bare numbers: the SDK sends a falsy input or result (0) as none.
 const step = async (_ctx, s) => ({ v: s.v + 1 });

@@ -7,11 +7,10 @@
 "use strict";
 const fs = require("node:fs");
 const { TaskHubGrpcWorker } = require("@dapr/durabletask-js");
+const { quietSdk } = require("./serve");
 
 const [address, logFile, name] = process.argv.slice(2);
-console.log = () => {};
-console.info = () => {};
-console.error = () => {};
+quietSdk();
 
 const record = (kind, instance, step) =>
   fs.appendFileSync(logFile, `${JSON.stringify({ worker: name, kind, instance, step })}\n`);

@@ -13,11 +13,9 @@ const path = require("node:path");
 const { spawn, execFileSync } = require("node:child_process");
 const { TaskHubGrpcClient } = require("@dapr/durabletask-js");
 const { OrchestrationStatus } = require("@dapr/durabletask-js/orchestration/enum/orchestration-status.enum");
-const { startServe } = require("./serve");
+const { startServe, quietSdk } = require("./serve");
 
-console.log = () => {};
-console.info = () => {};
-console.error = () => {};
+quietSdk();
 
 const scratch = fs.mkdtempSync(path.join(os.tmpdir(), "durable-faults-"));
 test.after(() => fs.rmSync(scratch, { recursive: true, force: true }));

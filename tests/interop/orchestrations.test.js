@@ -8,18 +8,14 @@
 "use strict";
 const test = require("node:test");
 const assert = require("node:assert/strict");
-const { TaskHubGrpcClient, TaskHubGrpcWorker } = require("@dapr/durabletask-js");
+const { TaskHubGrpcWorker } = require("@dapr/durabletask-js");
 const { whenAll, whenAny } = require("@dapr/durabletask-js/task");
 const { OrchestrationStatus } = require("@dapr/durabletask-js/orchestration/enum/orchestration-status.enum");
 const { PurgeInstanceCriteria } = require("@dapr/durabletask-js/orchestration/orchestration-purge-criteria");
-const { startServe } = require("./serve");
+const { quietSdk, serveForTests, reaches } = require("./serve");
 
-console.log = () => {};
-console.info = () => {};
-console.error = () => {};
+quietSdk();
 
-let serve;
-let client;
 let worker;
 const activityCalls = [];
 
@@ -89,107 +85,92 @@ const jsRisky = async function* (ctx, mode) {
   return "unreachable";
 };
 
-test.before(async () => {
-  serve = await startServe();
-  client = new TaskHubGrpcClient(serve.address);
-  worker = new TaskHubGrpcWorker(serve.address);
-  for (const o of [jsSequence, jsFanOut, jsParent, jsTimer, jsApproval, jsCounter, jsRisky]) worker.addOrchestrator(o);
-  for (const a of [jsHello, jsDouble, jsBoom]) worker.addActivity(a);
-  await worker.start();
-});
-
-test.after(async () => {
-  await worker.stop();
-  await client.stop();
-  const r = await serve.stop();
-  assert.equal(r.code, 0, "durable serve stops gracefully on SIGTERM");
+const env = serveForTests({
+  async setup({ serve }) {
+    worker = new TaskHubGrpcWorker(serve.address);
+    for (const o of [jsSequence, jsFanOut, jsParent, jsTimer, jsApproval, jsCounter, jsRisky]) worker.addOrchestrator(o);
+    for (const a of [jsHello, jsDouble, jsBoom]) worker.addActivity(a);
+    await worker.start();
+  },
+  teardown: () => worker.stop(),
 });
 
 async function completed(id, seconds = 60) {
-  const done = await client.waitForOrchestrationCompletion(id, true, seconds);
+  const done = await env.client.waitForOrchestrationCompletion(id, true, seconds);
   assert.ok(done, `instance ${id} finished`);
   assert.equal(done.runtimeStatus, OrchestrationStatus.COMPLETED, JSON.stringify(done.failureDetails));
   return JSON.parse(done.serializedOutput);
 }
 
-async function reaches(id, status) {
-  for (let i = 0; i < 400; i++) {
-    const s = await client.getOrchestrationState(id, false);
-    if (s && s.runtimeStatus === status) return s;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return undefined;
-}
-
 test("a JS activity sequence runs in order", async () => {
   activityCalls.length = 0;
-  const id = await client.scheduleNewOrchestration(jsSequence, ["Tokyo", "Lima", "Oslo"]);
+  const id = await env.client.scheduleNewOrchestration(jsSequence, ["Tokyo", "Lima", "Oslo"]);
   assert.deepEqual(await completed(id), ["Hello, Tokyo!", "Hello, Lima!", "Hello, Oslo!"]);
   assert.deepEqual(activityCalls, ["Tokyo", "Lima", "Oslo"]);
 });
 
 test("fan-out / fan-in over 20 activities", async () => {
-  assert.equal(await completed(await client.scheduleNewOrchestration(jsFanOut, 20)), 420);
+  assert.equal(await completed(await env.client.scheduleNewOrchestration(jsFanOut, 20)), 420);
 });
 
 test("sub-orchestrations: a JS child and a C++ child", async () => {
-  const out = await completed(await client.scheduleNewOrchestration(jsParent, "Ada"));
+  const out = await completed(await env.client.scheduleNewOrchestration(jsParent, "Ada"));
   assert.deepEqual(out.js, ["Hello, Ada!", "Hello, Ada junior!"]);
   assert.deepEqual(out.cpp, ["Hello, C++!"]);
 });
 
 test("a durable timer fires, and the replay-safe clock moved past it", async () => {
-  assert.equal(await completed(await client.scheduleNewOrchestration(jsTimer, 1)), true);
+  assert.equal(await completed(await env.client.scheduleNewOrchestration(jsTimer, 1)), true);
 });
 
 test("external events: without a timeout, with one that the event beats, and one that expires", async () => {
-  const plain = await client.scheduleNewOrchestration(jsApproval, null);
-  const beaten = await client.scheduleNewOrchestration(jsApproval, 600);
-  const expired = await client.scheduleNewOrchestration(jsApproval, 1);
-  const waiting = await reaches(plain, OrchestrationStatus.RUNNING);
+  const plain = await env.client.scheduleNewOrchestration(jsApproval, null);
+  const beaten = await env.client.scheduleNewOrchestration(jsApproval, 600);
+  const expired = await env.client.scheduleNewOrchestration(jsApproval, 1);
+  const waiting = await reaches(env.client, plain, OrchestrationStatus.RUNNING);
   assert.ok(waiting);
-  assert.ok(await reaches(beaten, OrchestrationStatus.RUNNING));
-  await client.raiseOrchestrationEvent(plain, "approve", "grace");
-  await client.raiseOrchestrationEvent(beaten, "approve", "linus");
+  assert.ok(await reaches(env.client, beaten, OrchestrationStatus.RUNNING));
+  await env.client.raiseOrchestrationEvent(plain, "approve", "grace");
+  await env.client.raiseOrchestrationEvent(beaten, "approve", "linus");
   assert.equal(await completed(plain), "approved by grace");
   assert.equal(await completed(beaten), "approved by linus");
   assert.equal(await completed(expired), "timed out");
-  const state = await client.getOrchestrationState(plain, true);
+  const state = await env.client.getOrchestrationState(plain, true);
   assert.equal(state.serializedCustomStatus, "waiting");
 });
 
 test("suspend holds an event until resume, terminate ends a waiting instance", async () => {
-  const id = await client.scheduleNewOrchestration(jsApproval, null);
-  assert.ok(await reaches(id, OrchestrationStatus.RUNNING));
-  await client.suspendOrchestration(id);
-  assert.ok(await reaches(id, OrchestrationStatus.SUSPENDED));
-  await client.raiseOrchestrationEvent(id, "approve", "held");
+  const id = await env.client.scheduleNewOrchestration(jsApproval, null);
+  assert.ok(await reaches(env.client, id, OrchestrationStatus.RUNNING));
+  await env.client.suspendOrchestration(id);
+  assert.ok(await reaches(env.client, id, OrchestrationStatus.SUSPENDED));
+  await env.client.raiseOrchestrationEvent(id, "approve", "held");
   await new Promise((r) => setTimeout(r, 300));
-  assert.equal((await client.getOrchestrationState(id, false)).runtimeStatus, OrchestrationStatus.SUSPENDED);
-  await client.resumeOrchestration(id);
+  assert.equal((await env.client.getOrchestrationState(id, false)).runtimeStatus, OrchestrationStatus.SUSPENDED);
+  await env.client.resumeOrchestration(id);
   assert.equal(await completed(id), "approved by held");
 
-  const doomed = await client.scheduleNewOrchestration(jsApproval, null);
-  assert.ok(await reaches(doomed, OrchestrationStatus.RUNNING));
-  await client.terminateOrchestration(doomed, "no longer needed");
-  const t = await client.waitForOrchestrationCompletion(doomed, true, 60);
+  const doomed = await env.client.scheduleNewOrchestration(jsApproval, null);
+  assert.ok(await reaches(env.client, doomed, OrchestrationStatus.RUNNING));
+  await env.client.terminateOrchestration(doomed, "no longer needed");
+  const t = await env.client.waitForOrchestrationCompletion(doomed, true, 60);
   assert.equal(t.runtimeStatus, OrchestrationStatus.TERMINATED);
   assert.equal(JSON.parse(t.serializedOutput), "no longer needed");
 });
 
 test("continue-as-new restarts with the new input until it finishes", async () => {
-  const id = await client.scheduleNewOrchestration(jsCounter, 0);
+  const id = await env.client.scheduleNewOrchestration(jsCounter, 0);
   assert.equal(await completed(id), 8);
-  const state = await client.getOrchestrationState(id, true);
+  const state = await env.client.getOrchestrationState(id, true);
   assert.equal(JSON.parse(state.serializedInput), 4);
 });
 
 test("an activity failure: caught by the orchestrator, or failing it with failure details", async () => {
   // The SDK's message names the instance and the task: "<id>: Activity task #1 failed: ...".
-  assert.match(await completed(await client.scheduleNewOrchestration(jsRisky, "catch")),
+  assert.match(await completed(await env.client.scheduleNewOrchestration(jsRisky, "catch")),
                /^caught: .*cannot divide by zero/);
-  const id = await client.scheduleNewOrchestration(jsRisky, "throw");
-  const done = await client.waitForOrchestrationCompletion(id, true, 60);
+  const id = await env.client.scheduleNewOrchestration(jsRisky, "throw");
+  const done = await env.client.waitForOrchestrationCompletion(id, true, 60);
   assert.equal(done.runtimeStatus, OrchestrationStatus.FAILED);
   assert.ok(done.failureDetails, "failure details are reported");
   assert.match(done.failureDetails.message, /cannot divide by zero/);
@@ -197,15 +178,15 @@ test("an activity failure: caught by the orchestrator, or failing it with failur
 
 test("purge of JS orchestrations by id and by filter", async () => {
   const ids = [];
-  for (let i = 0; i < 3; i++) ids.push(await client.scheduleNewOrchestration(jsSequence, [`p${i}`]));
+  for (let i = 0; i < 3; i++) ids.push(await env.client.scheduleNewOrchestration(jsSequence, [`p${i}`]));
   for (const id of ids) await completed(id);
-  const one = await client.purgeOrchestration(ids[0]);
+  const one = await env.client.purgeOrchestration(ids[0]);
   assert.equal(one.deletedInstanceCount, 1);
-  assert.equal(await client.getOrchestrationState(ids[0]), undefined);
+  assert.equal(await env.client.getOrchestrationState(ids[0]), undefined);
   const criteria = new PurgeInstanceCriteria();
   criteria.setRuntimeStatusList([OrchestrationStatus.COMPLETED]);
-  const many = await client.purgeOrchestration(criteria);
+  const many = await env.client.purgeOrchestration(criteria);
   assert.ok(many.deletedInstanceCount >= 2);
-  assert.equal(await client.getOrchestrationState(ids[1]), undefined);
-  assert.equal(await client.getOrchestrationState(ids[2]), undefined);
+  assert.equal(await env.client.getOrchestrationState(ids[1]), undefined);
+  assert.equal(await env.client.getOrchestrationState(ids[2]), undefined);
 });

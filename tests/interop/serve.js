@@ -52,4 +52,48 @@ async function startServe(extraArgs = [], options = {}) {
   };
 }
 
-module.exports = { startServe };
+// The SDK logs every call on the console; a test's or a tool's own output is what matters.
+// Returns the console.log it replaced, for a tool that prints its own results.
+function quietSdk() {
+  const log = console.log;
+  console.log = () => {};
+  console.info = () => {};
+  console.error = () => {};
+  return log;
+}
+
+// For a test file: one `durable serve` and a TaskHubGrpcClient on it, started before the file's
+// tests and stopped after them (the stop must be graceful: exit 0). `setup(env)` runs once both
+// are up (to start a worker, say) and `teardown(env)` before they stop. Returns `env`, whose
+// `serve` and `client` are set from then on.
+function serveForTests({ setup, teardown } = {}) {
+  const test = require("node:test");
+  const assert = require("node:assert/strict");
+  const { TaskHubGrpcClient } = require("@dapr/durabletask-js");
+  const env = {};
+  test.before(async () => {
+    env.serve = await startServe();
+    env.client = new TaskHubGrpcClient(env.serve.address);
+    if (setup) await setup(env);
+  });
+  test.after(async () => {
+    if (teardown) await teardown(env);
+    await env.client.stop();
+    const r = await env.serve.stop();
+    assert.equal(r.code, 0, "durable serve stops gracefully on SIGTERM");
+  });
+  return env;
+}
+
+// Reads the instance's state until its status is `status` (a control message takes an episode
+// to show), at most 400 times 25 ms apart: the state, else undefined.
+async function reaches(client, id, status) {
+  for (let i = 0; i < 400; i++) {
+    const s = await client.getOrchestrationState(id, false);
+    if (s && s.runtimeStatus === status) return s;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return undefined;
+}
+
+module.exports = { startServe, quietSdk, serveForTests, reaches };
