@@ -7,7 +7,9 @@
 // registers their activity and the owning host does not (or the activity has a
 // max_concurrent limit). A task row has its own lease, renewed with the host's other leases
 // and extended by ActivityContext::heartbeat; its result goes to the instance's inbox in one
-// transaction with the row's delete, refused if the lease was lost meanwhile.
+// transaction with the row's delete, refused if the lease was lost meanwhile. Results wait
+// for the dispatcher's next claim and go in its write (Store::complete_and_claim_tasks): a
+// worker's results and its next claim cost one commit.
 //
 // Retries here are in-process: fast, and lost if the host crashes (the activity then runs
 // again from its TaskScheduled event). Durable retries, whose waits are durable timers, are

@@ -1,13 +1,15 @@
 // The dispatcher: finds work for this host and hands it to the episode workers.
 //
-// It wakes when told (a new instance adopted, a timer created), when the earliest timer it
-// knows of is due, when a lingering commit is due (no database work then), and to see what
-// other processes wrote: 1 ms after a look that found work, backing off to poll_interval
-// while none comes. Each look:
+// It wakes when told (a new instance adopted, a timer created, an activity task's result to
+// write, another process committed work this host wants: Store::subscribe_work), when the
+// earliest timer it knows of is due, when a lingering commit is due (no database work then),
+// and, as the fallback for stores that cannot tell and for lost wake-ups, to look: 1 ms
+// after a look that found work, backing off to poll_interval while none comes. Each look:
 // adopt instances created leased to this host; deliver visible inbox rows of instances this
 // host holds; claim free or orphaned instances of the orchestrations it registers (a random
 // share of the candidates, so hosts racing for the same work spread out); claim activity
-// tasks of the activities it registers, as many as its workers have room for; evict idle
+// tasks of the activities it registers, as many as its workers have room for, in one write
+// with the results of the tasks that finished since the last look; evict idle
 // instances. Instances of names this host lacks are never claimed: they wait (Pending) for a
 // host that registers them.
 #include <algorithm>
