@@ -7,11 +7,11 @@
 // the protocol too (StartInstance, WaitForInstanceCompletion). The host commits each step
 // like a C++ episode (fsync'd group commit).
 #include <atomic>
+#include <condition_variable>
+#include <functional>
 #include <fmt/format.h>
 #include <grpcpp/grpcpp.h>
-#include <latch>
 #include <mutex>
-#include <thread>
 
 #include "bench.hpp"
 #include "orchestrations.hpp"
@@ -66,13 +66,14 @@ Result run_sidecar(const Options& options) {
     progress(fmt::format("sidecar: {} instances x {} activities through gRPC on {}, {} in flight, sync={}, db {}", n,
                          steps, target, c, options.sync, file.path()));
 
-    // Threads: a completion blocks its thread until the answer is durable (an SDK awaits it
-    // asynchronously); enough of them that the fsync, not the worker, sets the pace.
-    server::ProtocolWorker worker(target, 64);
+    // The worker reads its stream on one thread and answers asynchronously, as an SDK does.
+    server::ProtocolWorker worker(target, 0);
     worker.orchestrator(kRemoteSequence, remote_sequence);
     worker.activity("step", [](const ::ActivityRequest& a) { return a.input().value(); });
     worker.start();
 
+    // C lanes, each a chain of asynchronous calls (as an SDK client awaits them): start an
+    // instance, wait for its completion, start the next. No thread per lane.
     auto channel = grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
     auto stub = ::TaskHubSidecarService::NewStub(channel);
     const auto deadline = Clock::now() + options.timeout;
@@ -82,48 +83,67 @@ Result run_sidecar(const Options& options) {
     std::atomic<std::int64_t> done{0};
     std::atomic<bool> abort{false};
     std::mutex mu;
-    std::latch go(1);
-    std::vector<std::thread> lanes;
-    for (int lane = 0; lane < std::min(c, n); ++lane) {
-        lanes.emplace_back([&] {
-            go.wait();
-            for (;;) {
-                int i = next.fetch_add(1);
-                if (i >= n || abort.load()) break;
-                auto t = Clock::now();
-                ::CreateInstanceRequest req;
-                req.set_name(kRemoteSequence);
-                req.mutable_input()->set_value(Json{{"steps", steps}}.dump());
-                ::CreateInstanceResponse created;
-                grpc::ClientContext sc;
-                sc.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
-                auto st = stub->StartInstance(&sc, req, &created);
-                ::GetInstanceResponse got;
-                if (st.ok()) {
-                    ids[static_cast<std::size_t>(i)] = created.instanceid();
-                    ::GetInstanceRequest wait;
-                    wait.set_instanceid(created.instanceid());
-                    wait.set_getinputsandoutputs(true);
-                    grpc::ClientContext wc;
-                    wc.set_deadline(std::chrono::system_clock::now() + (deadline - Clock::now()));
-                    st = stub->WaitForInstanceCompletion(&wc, wait, &got);
-                }
-                if (!st.ok()) {
-                    abort = true;
-                    std::lock_guard lock(mu);
-                    add_error(r, fmt::format("lane failed: instance #{}: {} {}", i, static_cast<int>(st.error_code()),
-                                             st.error_message()));
-                    break;
-                }
-                latency[static_cast<std::size_t>(i)] = std::chrono::duration<double, std::milli>(Clock::now() - t).count();
-                ++done;
-            }
-        });
-    }
+    std::condition_variable lanes_done;
+    int lanes_left = std::min(c, n);  // guarded by mu
+
+    struct Lane {
+        int i = 0;
+        Clock::time_point t;
+        std::unique_ptr<grpc::ClientContext> ctx;
+        ::CreateInstanceRequest start;
+        ::CreateInstanceResponse created;
+        ::GetInstanceRequest wait;
+        ::GetInstanceResponse got;
+    };
+    std::vector<Lane> lanes(static_cast<std::size_t>(lanes_left));
+    std::function<void(Lane&)> start_next;
+    auto lane_failed = [&](Lane& l, const grpc::Status& st) {
+        abort = true;
+        std::lock_guard lock(mu);
+        add_error(r, fmt::format("lane failed: instance #{}: {} {}", l.i, static_cast<int>(st.error_code()),
+                                 st.error_message()));
+        if (--lanes_left == 0) lanes_done.notify_all();
+    };
+    auto on_completed = [&](Lane& l, const grpc::Status& st) {
+        if (!st.ok()) return lane_failed(l, st);
+        latency[static_cast<std::size_t>(l.i)] = std::chrono::duration<double, std::milli>(Clock::now() - l.t).count();
+        ++done;
+        start_next(l);
+    };
+    auto on_started = [&](Lane& l, const grpc::Status& st) {
+        if (!st.ok()) return lane_failed(l, st);
+        ids[static_cast<std::size_t>(l.i)] = l.created.instanceid();
+        l.wait.set_instanceid(l.created.instanceid());
+        l.wait.set_getinputsandoutputs(true);
+        l.got.Clear();
+        l.ctx = std::make_unique<grpc::ClientContext>();
+        l.ctx->set_deadline(std::chrono::system_clock::now() + (deadline - Clock::now()));
+        stub->async()->WaitForInstanceCompletion(l.ctx.get(), &l.wait, &l.got,
+                                                 [&, lp = &l](grpc::Status s) { on_completed(*lp, s); });
+    };
+    start_next = [&](Lane& l) {
+        l.i = next.fetch_add(1);
+        if (l.i >= n || abort.load()) {
+            std::lock_guard lock(mu);
+            if (--lanes_left == 0) lanes_done.notify_all();
+            return;
+        }
+        l.t = Clock::now();
+        l.start.set_name(kRemoteSequence);
+        l.start.mutable_input()->set_value(Json{{"steps", steps}}.dump());
+        l.created.Clear();
+        l.ctx = std::make_unique<grpc::ClientContext>();
+        l.ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+        stub->async()->StartInstance(l.ctx.get(), &l.start, &l.created,
+                                     [&, lp = &l](grpc::Status s) { on_started(*lp, s); });
+    };
     auto t0 = Clock::now();
     double cpu0 = process_cpu_seconds();
-    go.count_down();
-    for (auto& t : lanes) t.join();
+    for (auto& l : lanes) start_next(l);
+    {
+        std::unique_lock lock(mu);
+        lanes_done.wait(lock, [&] { return lanes_left == 0; });
+    }
     double seconds = seconds_since(t0);
     double cpu = process_cpu_seconds() - cpu0;
     worker.stop();

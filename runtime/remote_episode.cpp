@@ -50,8 +50,12 @@ bool Host::Impl::remote_blocked_locked(const LiveInstance& inst) const {
 
 std::vector<store::OrchestrationCode> Host::Impl::claim_names() const {
     auto* remote = registry->default_orchestrator();
-    if (remote && remote->available()) return {store::OrchestrationCode(std::string(store::kAnyName))};
-    return orchestration_code;
+    if (!remote || !remote->available()) return orchestration_code;
+    // Every name, but the names with C++ code here only in the versions registered here: an
+    // instance of another version waits for a host that has it, not the remote code.
+    std::vector<store::OrchestrationCode> code{store::OrchestrationCode(std::string(store::kAnyName))};
+    code.insert(code.end(), orchestration_code.begin(), orchestration_code.end());
+    return code;
 }
 
 void Host::Impl::send_remote_step(const std::shared_ptr<LiveInstance>& inst) {

@@ -54,7 +54,7 @@ std::optional<std::string> correlation_id_from(const std::multimap<grpc::string_
     return std::nullopt;
 }
 
-CallAudit::CallAudit(grpc::ServerContext* ctx, const Client& client, std::string actor_prefix, std::string method)
+CallAudit::CallAudit(grpc::ServerContextBase* ctx, const Client& client, std::string actor_prefix, std::string method)
     : client_(client),
       actor_(std::move(actor_prefix) + " " + ctx->peer()),
       method_(std::move(method)),

@@ -22,7 +22,7 @@ std::optional<std::string> correlation_id_from(const std::multimap<grpc::string_
 
 class CallAudit {
 public:
-    CallAudit(grpc::ServerContext* ctx, const Client& client, std::string actor_prefix, std::string method);
+    CallAudit(grpc::ServerContextBase* ctx, const Client& client, std::string actor_prefix, std::string method);
     const std::string& correlation_id() const { return correlation_id_; }
     void instance(std::string id) { instance_id_ = std::move(id); }
     void items(std::int64_t n) { items_ = n; }

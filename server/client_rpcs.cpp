@@ -50,28 +50,36 @@ Client& SidecarService::client_for(const std::string& name) {
     return registry_->orchestrator(name) || registry_->default_orchestrator() ? host_client_ : plain_client_;
 }
 
+grpc::Status SidecarService::status_of(std::exception_ptr error) {
+    try {
+        std::rethrow_exception(error);
+    } catch (const RpcError& e) {
+        return grpc::Status(e.code, e.message);
+    } catch (const InstanceNotFound& e) {
+        return grpc::Status(grpc::StatusCode::NOT_FOUND, e.what());
+    } catch (const InstanceExists& e) {
+        return grpc::Status(grpc::StatusCode::ALREADY_EXISTS, e.what());
+    } catch (const UnknownOrchestration& e) {
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, e.what());
+    } catch (const InvalidInput& e) {
+        // Inputs are checked before the Client is called: what it still refuses is the
+        // instance's state (finished, still running).
+        return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, e.what());
+    } catch (const StoreError& e) {
+        return grpc::Status(grpc::StatusCode::UNAVAILABLE, fmt::format("the database: {}", e.what()));
+    } catch (const std::exception& e) {
+        return grpc::Status(grpc::StatusCode::INTERNAL, e.what());
+    }
+}
+
 template <class Body>
 grpc::Status SidecarService::audited(grpc::ServerContext* ctx, const char* method, Body&& body) {
     CallAudit audit(ctx, plain_client_, options_.actor, method);
     if (stopping()) return audit.finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is stopping"));
     try {
         return audit.finish(body(audit));
-    } catch (const RpcError& e) {
-        return audit.finish(grpc::Status(e.code, e.message));
-    } catch (const InstanceNotFound& e) {
-        return audit.finish(grpc::Status(grpc::StatusCode::NOT_FOUND, e.what()));
-    } catch (const InstanceExists& e) {
-        return audit.finish(grpc::Status(grpc::StatusCode::ALREADY_EXISTS, e.what()));
-    } catch (const UnknownOrchestration& e) {
-        return audit.finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, e.what()));
-    } catch (const InvalidInput& e) {
-        // Inputs are checked before the Client is called: what it still refuses is the
-        // instance's state (finished, still running).
-        return audit.finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, e.what()));
-    } catch (const StoreError& e) {
-        return audit.finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, fmt::format("the database: {}", e.what())));
-    } catch (const std::exception& e) {
-        return audit.finish(grpc::Status(grpc::StatusCode::INTERNAL, e.what()));
+    } catch (...) {
+        return audit.finish(status_of(std::current_exception()));
     }
 }
 
@@ -80,30 +88,44 @@ grpc::Status SidecarService::Hello(grpc::ServerContext*, const google::protobuf:
     return grpc::Status::OK;
 }
 
-grpc::Status SidecarService::StartInstance(grpc::ServerContext* ctx, const ::CreateInstanceRequest* req,
-                                           ::CreateInstanceResponse* resp) {
-    return audited(ctx, "StartInstance", [&](CallAudit& audit) {
+grpc::ServerUnaryReactor* SidecarService::StartInstance(grpc::CallbackServerContext* ctx,
+                                                        const ::CreateInstanceRequest* req,
+                                                        ::CreateInstanceResponse* resp) {
+    // Answered by the commit that makes the create durable (Client::schedule_async): no thread
+    // waits for it.
+    auto audit = std::make_shared<CallAudit>(ctx, plain_client_, options_.actor, "StartInstance");
+    auto call = PendingCall::start([audit](const grpc::Status& s) { audit->finish(s); });
+    try {
+        if (stopping()) fail(grpc::StatusCode::UNAVAILABLE, "the server is stopping");
         if (req->name().empty()) fail(grpc::StatusCode::INVALID_ARGUMENT, "name is empty: which orchestration?");
         Json input = json_field(&req->input(), req->has_input(), "input", options_.max_payload_bytes);
         ScheduleOptions so;
         if (!req->instanceid().empty()) {
             so.instance_id = req->instanceid();
-            audit.instance(req->instanceid());
+            audit->instance(req->instanceid());
         }
         if (req->has_scheduledstarttimestamp()) {
             auto ms = to_ms(req->scheduledstarttimestamp());
             if (ms > 0) so.start_at = from_ms(ms);  // epoch 0: now
         }
         if (req->has_version() && !req->version().value().empty()) so.version = req->version().value();
-        so.correlation_id = audit.correlation_id();
+        so.correlation_id = audit->correlation_id();
         // Ids are not reused: a start with an id in use is refused, atomically with the create.
         so.if_exists = IfExists::Fail;
-        auto id = client_for(req->name()).schedule(req->name(), input, so);
-        audit.instance(id);
-        audit.items(1);
-        resp->set_instanceid(id);
-        return grpc::Status::OK;
-    });
+        client_for(req->name())
+            .schedule_async(req->name(), input, so,
+                            [call, audit, resp](std::optional<ScheduleResult> r, std::exception_ptr error) {
+                                if (!call->claim()) return;  // cancelled: resp is gone
+                                if (error) return call->finish_claimed(status_of(error));
+                                audit->instance(r->id);
+                                audit->items(1);
+                                resp->set_instanceid(r->id);
+                                call->finish_claimed(grpc::Status::OK);
+                            });
+    } catch (...) {
+        call->finish(status_of(std::current_exception()));
+    }
+    return call->reactor();
 }
 
 grpc::Status SidecarService::GetInstance(grpc::ServerContext* ctx, const ::GetInstanceRequest* req,
@@ -160,9 +182,78 @@ grpc::Status SidecarService::WaitForInstanceStart(grpc::ServerContext* ctx, cons
     return wait_for(ctx, "WaitForInstanceStart", req, resp, false);
 }
 
-grpc::Status SidecarService::WaitForInstanceCompletion(grpc::ServerContext* ctx, const ::GetInstanceRequest* req,
-                                                       ::GetInstanceResponse* resp) {
-    return wait_for(ctx, "WaitForInstanceCompletion", req, resp, true);
+grpc::ServerUnaryReactor* SidecarService::WaitForInstanceCompletion(grpc::CallbackServerContext* ctx,
+                                                                    const ::GetInstanceRequest* req,
+                                                                    ::GetInstanceResponse* resp) {
+    // No thread waits: the finishing commit (Client::on_completion) answers the call. Cancelled
+    // calls end at once (PendingCall); waits still open at shutdown end with UNAVAILABLE.
+    auto audit = std::make_shared<CallAudit>(ctx, plain_client_, options_.actor, "WaitForInstanceCompletion");
+    auto call = PendingCall::start([audit](const grpc::Status& s) { audit->finish(s); });
+    if (stopping()) {
+        call->finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is stopping"));
+        return call->reactor();
+    }
+    if (req->instanceid().empty()) {
+        call->finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "instanceId is empty"));
+        return call->reactor();
+    }
+    audit->instance(req->instanceid());
+    {
+        std::lock_guard lock(waits_->mu);
+        waits_->calls.emplace(call.get(), call);
+    }
+    if (stopping()) {  // begin_shutdown may have run before the call was listed
+        call->finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is stopping"));
+    }
+    auto forget = [waits = waits_, key = call.get()] {  // may run after the service is gone
+        std::lock_guard lock(waits->mu);
+        waits->calls.erase(key);
+    };
+    const auto left = ctx->deadline() - std::chrono::system_clock::now();
+    const auto timeout = std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(left),
+                                    std::chrono::milliseconds(0), std::chrono::milliseconds(std::chrono::hours(24)));
+    const bool with_payloads = req->getinputsandoutputs();
+    host_client_.on_completion(
+        req->instanceid(),
+        [call, audit, resp, with_payloads, forget](std::optional<InstanceState> s, std::exception_ptr error) {
+            forget();
+            if (!call->claim()) return;  // cancelled or ended by shutdown: resp is gone
+            grpc::Status status;
+            if (s) {
+                resp->set_exists(true);
+                fill_state(*s, with_payloads, resp->mutable_orchestrationstate());
+                audit->items(1);
+            } else {
+                try {
+                    std::rethrow_exception(error);
+                } catch (const InstanceNotFound&) {
+                    resp->set_exists(false);  // as GetInstance: the SDKs read "no such instance" from it
+                } catch (const Timeout&) {
+                    status = grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "the call's deadline passed while waiting");
+                } catch (const StoreError& e) {
+                    status = grpc::Status(grpc::StatusCode::UNAVAILABLE, fmt::format("the database: {}", e.what()));
+                } catch (const std::exception& e) {
+                    status = grpc::Status(grpc::StatusCode::INTERNAL, e.what());
+                }
+            }
+            call->finish_claimed(status);
+        },
+        timeout);
+    return call->reactor();
+}
+
+void SidecarService::begin_shutdown() {
+    stopping_.store(true);
+    hub_->end_streams();
+    std::vector<std::shared_ptr<PendingCall>> waits;
+    {
+        std::lock_guard lock(waits_->mu);
+        for (auto& [key, weak] : waits_->calls) {
+            if (auto call = weak.lock()) waits.push_back(std::move(call));
+        }
+        waits_->calls.clear();
+    }
+    for (auto& call : waits) call->finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is stopping"));
 }
 
 grpc::Status SidecarService::RaiseEvent(grpc::ServerContext* ctx, const ::RaiseEventRequest* req,

@@ -3,6 +3,8 @@
 
 #include <google/protobuf/util/time_util.h>
 
+#include "server/grpc_runtime.hpp"
+
 namespace durable::server {
 
 namespace {
@@ -120,15 +122,58 @@ void Decision::continue_as_new(const std::string& input_json) {
     actions.push_back(std::move(a));
 }
 
+class ProtocolWorker::Reader final : public grpc::ClientReadReactor<::WorkItem> {
+public:
+    explicit Reader(ProtocolWorker& worker) : worker_(worker) {
+        worker_.stub_->async()->GetWorkItems(worker_.stream_ctx_.get(), &request_, this);
+        StartRead(&item_);
+        StartCall();
+    }
+
+    void OnReadDone(bool ok) override {
+        if (!ok) return;  // the stream ended: OnDone follows
+        worker_.items_.fetch_add(1);
+        if (worker_.threads_ == 0) {
+            worker_.handle(item_);  // here: no hand-off per item
+        } else {
+            std::lock_guard lock(worker_.mu_);
+            worker_.queue_.push_back(item_);
+            worker_.cv_.notify_one();
+        }
+        item_.Clear();
+        StartRead(&item_);
+    }
+
+    void OnDone(const grpc::Status&) override {
+        std::lock_guard lock(mu_);
+        done_ = true;
+        cv_.notify_all();
+    }
+
+    void wait() {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [&] { return done_; });
+    }
+
+private:
+    ProtocolWorker& worker_;
+    ::GetWorkItemsRequest request_;
+    ::WorkItem item_;  // being read; used by one reaction at a time
+    std::mutex mu_;
+    std::condition_variable cv_;
+    bool done_ = false;  // guarded by mu_
+};
+
 ProtocolWorker::ProtocolWorker(std::string target, int threads) : target_(std::move(target)), threads_(threads) {}
 
 ProtocolWorker::~ProtocolWorker() { stop(); }
 
 void ProtocolWorker::start() {
+    tune_grpc_runtime();
     channel_ = grpc::CreateChannel(target_, grpc::InsecureChannelCredentials());
     stub_ = ::TaskHubSidecarService::NewStub(channel_);
     stream_ctx_ = std::make_unique<grpc::ClientContext>();
-    reader_ = std::thread([this] { read_loop(); });
+    reader_ = std::make_unique<Reader>(*this);
     for (int i = 0; i < threads_; ++i) workers_.emplace_back([this] { work_loop(); });
 }
 
@@ -140,9 +185,12 @@ void ProtocolWorker::stop() {
     }
     stream_ctx_->TryCancel();
     cv_.notify_all();
-    if (reader_.joinable()) reader_.join();
+    if (reader_) reader_->wait();
     for (auto& t : workers_) t.join();
     workers_.clear();
+    // The answers still on their way end within their deadline.
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return in_flight_ == 0; });
 }
 
 std::vector<::OrchestratorRequest> ProtocolWorker::requests() const {
@@ -153,18 +201,6 @@ std::vector<::OrchestratorRequest> ProtocolWorker::requests() const {
 grpc::Status ProtocolWorker::last_refusal() const {
     std::lock_guard lock(mu_);
     return last_refusal_;
-}
-
-void ProtocolWorker::read_loop() {
-    auto reader = stub_->GetWorkItems(stream_ctx_.get(), ::GetWorkItemsRequest{});
-    ::WorkItem w;
-    while (reader->Read(&w)) {
-        items_.fetch_add(1);
-        std::lock_guard lock(mu_);
-        queue_.push_back(std::move(w));
-        cv_.notify_one();
-    }
-    reader->Finish();
 }
 
 void ProtocolWorker::work_loop() {
@@ -181,11 +217,36 @@ void ProtocolWorker::work_loop() {
     }
 }
 
-void ProtocolWorker::handle(const ::WorkItem& w) {
-    grpc::Status status;
+// One answer on its way: alive until its callback ran.
+struct ProtocolWorker::Answer {
+    grpc::ClientContext ctx;
+    ::OrchestratorResponse orchestrator;
+    ::ActivityResponse activity;
     ::CompleteTaskResponse out;
-    grpc::ClientContext c;
-    c.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+};
+
+void ProtocolWorker::answered(Answer* a, const grpc::Status& status) {
+    delete a;
+    if (status.ok()) {
+        answered_.fetch_add(1);
+    } else {
+        refused_.fetch_add(1);
+        std::lock_guard lock(mu_);
+        last_refusal_ = status;
+    }
+    std::lock_guard lock(mu_);
+    if (--in_flight_ == 0) cv_.notify_all();
+}
+
+void ProtocolWorker::handle(const ::WorkItem& w) {
+    if (!w.has_orchestratorrequest() && !w.has_activityrequest()) return;
+    auto* a = new Answer;
+    a->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    {
+        std::lock_guard lock(mu_);
+        ++in_flight_;
+    }
+    auto done = [this, a](grpc::Status status) { answered(a, status); };
     if (w.has_orchestratorrequest()) {
         const auto& req = w.orchestratorrequest();
         if (keep_requests) {
@@ -193,7 +254,7 @@ void ProtocolWorker::handle(const ::WorkItem& w) {
             requests_.push_back(req);
         }
         auto view = ReplayView::of(req);
-        ::OrchestratorResponse resp;
+        auto& resp = a->orchestrator;
         resp.set_instanceid(req.instanceid());
         auto it = deciders_.find(view.name);
         Decision d;
@@ -207,12 +268,13 @@ void ProtocolWorker::handle(const ::WorkItem& w) {
                 d.fail("OrchestratorError", e.what());
             }
         }
-        for (auto& a : d.actions) *resp.add_actions() = std::move(a);
+        for (auto& action : d.actions) *resp.add_actions() = std::move(action);
         if (d.custom_status) resp.mutable_customstatus()->set_value(*d.custom_status);
-        status = stub_->CompleteOrchestratorTask(&c, resp, &out);
-    } else if (w.has_activityrequest()) {
+        // Asynchronous: the answer returns once it is durable; this thread takes the next item.
+        stub_->async()->CompleteOrchestratorTask(&a->ctx, &resp, &a->out, std::move(done));
+    } else {
         const auto& req = w.activityrequest();
-        ::ActivityResponse resp;
+        auto& resp = a->activity;
         resp.set_instanceid(req.orchestrationinstance().instanceid());
         resp.set_taskid(req.taskid());
         auto it = activities_.find(req.name());
@@ -224,16 +286,7 @@ void ProtocolWorker::handle(const ::WorkItem& w) {
             resp.mutable_failuredetails()->set_errortype("ActivityError");
             resp.mutable_failuredetails()->set_errormessage(e.what());
         }
-        status = stub_->CompleteActivityTask(&c, resp, &out);
-    } else {
-        return;
-    }
-    if (status.ok()) {
-        answered_.fetch_add(1);
-    } else {
-        refused_.fetch_add(1);
-        std::lock_guard lock(mu_);
-        last_refusal_ = status;
+        stub_->async()->CompleteActivityTask(&a->ctx, &resp, &a->out, std::move(done));
     }
 }
 

@@ -7,6 +7,11 @@
 // Used by the tests (remote orchestrations side by side with C++ ones, fencing) and by
 // durable-bench's `sidecar` workload. It speaks only the protocol: no durable runtime inside.
 //
+// The stream is read and the answers are sent asynchronously (gRPC's callback API: a
+// CompleteOrchestratorTask returns once it is durable, and no thread waits for it). With
+// threads = 0 the handlers run on the gRPC thread that read the item, one item after another,
+// with no hand-off per item; else on `threads` threads of the worker's own.
+//
 // Thread safety: start() and stop() from one thread; the handlers run on the worker's
 // threads, several at once.
 #pragma once
@@ -84,9 +89,11 @@ public:
     grpc::Status last_refusal() const;
 
 private:
-    void read_loop();
+    class Reader;
     void work_loop();
     void handle(const ::WorkItem& w);
+    struct Answer;
+    void answered(Answer* a, const grpc::Status& status);
 
     std::string target_;
     int threads_;
@@ -95,7 +102,7 @@ private:
     std::shared_ptr<grpc::Channel> channel_;
     std::unique_ptr<::TaskHubSidecarService::Stub> stub_;
     std::unique_ptr<grpc::ClientContext> stream_ctx_;
-    std::thread reader_;
+    std::unique_ptr<Reader> reader_;  // the stream, read on gRPC's threads
     std::vector<std::thread> workers_;
     mutable std::mutex mu_;
     std::condition_variable cv_;
@@ -103,6 +110,7 @@ private:
     std::vector<::OrchestratorRequest> requests_;  // guarded by mu_
     grpc::Status last_refusal_;                    // guarded by mu_
     bool stopping_ = false;                        // guarded by mu_
+    int in_flight_ = 0;                            // guarded by mu_: answers sent, not yet acknowledged
     std::atomic<std::int64_t> answered_{0}, refused_{0}, items_{0};
 };
 

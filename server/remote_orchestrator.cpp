@@ -1,7 +1,10 @@
 // Orchestrations run by connected workers (see remote_orchestrator.hpp).
 #include "server/remote_orchestrator.hpp"
 
+#include <deque>
 #include <fmt/format.h>
+#include <mutex>
+#include <unordered_map>
 
 #include "server/history_mapping.hpp"
 #include "server/protocol_state.hpp"
@@ -38,14 +41,92 @@ Json custom_status_of(const std::string& text) {
     return Json(text);
 }
 
+// Appends past events [from, end) to `out` in the protocol's form; `batch` is the timestamp of
+// the last OrchestratorStarted written (each episode's events are stamped with its time: an
+// OrchestratorStarted opens each such batch, so the worker's clock on replay is what it was live).
+void append_past(const std::vector<Json>& past, std::size_t from, std::optional<std::int64_t>& batch,
+                 google::protobuf::RepeatedPtrField<::HistoryEvent>* out) {
+    for (std::size_t i = from; i < past.size(); ++i) {
+        const auto& e = past[i];
+        std::int64_t ts = ts_of(e);
+        if (!is_decision(e) && batch != ts) {
+            *out->Add() = orchestrator_started(ts);
+            batch = ts;
+        }
+        *out->Add() = to_protocol(e);
+    }
+}
+
+// Each step re-sends the execution's whole history, as the protocol asks. The protocol form
+// of what was sent before is kept per instance while its steps go out, so each event is
+// mapped once, not once per step: a step maps only its new events.
+class PastEvents {
+public:
+    void fill(const RemoteStep& step, ::OrchestratorRequest& req) {
+        std::lock_guard lock(mu_);
+        auto [it, added] = cache_.try_emplace(step.instance_id);
+        Entry& c = it->second;
+        if (added) {
+            order_.push_back(step.instance_id);
+            evict_locked();
+        }
+        // Reused only for the same execution whose past begins with what was mapped (a host
+        // that lost and regained the instance, or a rewind, may send a past of its own). The
+        // check hashes the events in place: no copy, no mapping.
+        bool same = c.execution_id == step.execution_id && c.hashes.size() <= step.past.size();
+        for (std::size_t i = 0; same && i < c.hashes.size(); ++i) same = std::hash<Json>{}(step.past[i]) == c.hashes[i];
+        if (!same) {
+            c = Entry{};
+            c.execution_id = step.execution_id;
+        }
+        append_past(step.past, c.hashes.size(), c.batch, &c.protocol);
+        for (std::size_t i = c.hashes.size(); i < step.past.size(); ++i) c.hashes.push_back(std::hash<Json>{}(step.past[i]));
+        *req.mutable_pastevents() = c.protocol;
+    }
+
+    void forget(const std::string& instance_id) {
+        std::lock_guard lock(mu_);
+        cache_.erase(instance_id);
+    }
+
+private:
+    // Instances whose steps are out at once are bounded by the streams' outstanding items;
+    // the bound here only keeps forgotten entries (an instance moved away) from piling up.
+    static constexpr std::size_t kMaxInstances = 16384;
+    struct Entry {
+        std::string execution_id;
+        std::vector<std::size_t> hashes;  // of the events of step.past mapped into `protocol`
+        std::optional<std::int64_t> batch;
+        google::protobuf::RepeatedPtrField<::HistoryEvent> protocol;
+    };
+    void evict_locked() {
+        while (order_.size() > kMaxInstances) {
+            cache_.erase(order_.front());
+            order_.pop_front();
+        }
+        // order_ keeps ids already forgotten: compact it once it holds many of them.
+        if (order_.size() > 2 * cache_.size() + 1024) {
+            std::erase_if(order_, [&](const std::string& id) { return cache_.count(id) == 0; });
+        }
+    }
+    std::mutex mu_;
+    std::unordered_map<std::string, Entry> cache_;  // guarded by mu_
+    std::deque<std::string> order_;                 // guarded by mu_: oldest first
+};
+
 class HubOrchestrator final : public RemoteOrchestrator {
 public:
     explicit HubOrchestrator(std::shared_ptr<WorkItemHub> hub) : hub_(std::move(hub)) {}
 
     bool dispatch(RemoteStep step, std::function<void(RemoteReply)> reply) override {
         ::WorkItem w;
-        *w.mutable_orchestratorrequest() = orchestrator_request(step);
-        auto done = [reply = std::move(reply)](WorkResult r) {
+        auto* req = w.mutable_orchestratorrequest();
+        req->set_instanceid(step.instance_id);
+        req->mutable_executionid()->set_value(step.execution_id);
+        past_->fill(step, *req);
+        *req->add_newevents() = orchestrator_started(step.now_ms);
+        for (const auto& e : step.fresh) *req->add_newevents() = to_protocol(e);
+        auto done = [reply = std::move(reply), past = past_, id = step.instance_id](WorkResult r) {
             RemoteReply out;
             if (r.kind != WorkResult::Kind::Orchestrator) {
                 out.refused = true;
@@ -53,18 +134,28 @@ public:
             } else {
                 out.decisions = decisions_of(r.orchestrator, 0);
                 out.applied = std::move(r.applied);
+                // A finished execution sends no more steps.
+                if (out.decisions.end != RemoteDecisions::End::None) past->forget(id);
             }
             reply(std::move(out));
         };
-        return hub_->submit(orchestrator_key(step.instance_id), std::move(w), std::move(done));
+        if (!hub_->submit(orchestrator_key(step.instance_id), std::move(w), std::move(done))) {
+            past_->forget(step.instance_id);
+            return false;
+        }
+        return true;
     }
 
-    void withdraw(const std::string& instance_id) override { hub_->withdraw(orchestrator_key(instance_id)); }
+    void withdraw(const std::string& instance_id) override {
+        hub_->withdraw(orchestrator_key(instance_id));
+        past_->forget(instance_id);
+    }
 
     bool available() const override { return hub_->stats().streams > 0; }
 
 private:
     std::shared_ptr<WorkItemHub> hub_;
+    std::shared_ptr<PastEvents> past_ = std::make_shared<PastEvents>();
 };
 
 }  // namespace
@@ -77,17 +168,8 @@ std::shared_ptr<RemoteOrchestrator> remote_orchestrator(std::shared_ptr<WorkItem
     ::OrchestratorRequest req;
     req.set_instanceid(step.instance_id);
     req.mutable_executionid()->set_value(step.execution_id);
-    // Each episode's events are stamped with its time: an OrchestratorStarted opens each such
-    // batch, so the worker's clock on replay is what it was live.
     std::optional<std::int64_t> batch;
-    for (const auto& e : step.past) {
-        std::int64_t ts = ts_of(e);
-        if (!is_decision(e) && batch != ts) {
-            *req.add_pastevents() = orchestrator_started(ts);
-            batch = ts;
-        }
-        *req.add_pastevents() = to_protocol(e);
-    }
+    append_past(step.past, 0, batch, req.mutable_pastevents());
     *req.add_newevents() = orchestrator_started(step.now_ms);
     for (const auto& e : step.fresh) *req.add_newevents() = to_protocol(e);
     return req;

@@ -5,6 +5,7 @@
 #include <grpcpp/grpcpp.h>
 #include <mutex>
 
+#include "server/grpc_runtime.hpp"
 #include "server/sidecar_service.hpp"
 #include "server/work_items.hpp"
 
@@ -34,6 +35,7 @@ SidecarServer::~SidecarServer() { shutdown(std::chrono::seconds(1)); }
 void SidecarServer::start() {
     std::lock_guard lock(impl_->mu);
     if (impl_->server) return;
+    tune_grpc_runtime();
     const auto& o = impl_->options;
     grpc::ServerBuilder b;
     b.AddListeningPort(o.listen, grpc::InsecureServerCredentials(), &impl_->port);

@@ -21,6 +21,11 @@
 // Stopping happens in two steps: end_streams() (no new stream, open ones end), then stop()
 // (every item still queued or outstanding is refused, its producer told so).
 //
+// A stream is read either by a thread blocked in next(), or without a thread: the `wake`
+// given to open_stream() is called (without the lock, from the thread that assigned the
+// items or ended the stream) whenever items were assigned to it or it ended, and the reader
+// then take()s what is ready. Items are shared, not copied, on their way to a stream.
+//
 // Thread safety: every method may be called from any thread. Callbacks run without the lock.
 #pragma once
 
@@ -66,10 +71,14 @@ public:
     // ---- worker streams ----
     // A new stream for the worker at `peer` (gRPC's peer address; answers to its orchestrator
     // items must come from it), or null once end_streams() was called.
-    std::shared_ptr<Stream> open_stream(std::string peer = {});
+    // `wake` (may be empty) is called whenever items were assigned to the stream or it ended.
+    std::shared_ptr<Stream> open_stream(std::string peer = {}, std::function<void()> wake = {});
     // The next item for `s`, waiting until `until`; nullopt on timeout, or when the stream
     // was ended (ended(s) then says so).
     std::optional<::WorkItem> next(const std::shared_ptr<Stream>& s, std::chrono::steady_clock::time_point until);
+    // The items assigned to `s` and not yet taken, at most `max`, without waiting (none when
+    // the stream has ended).
+    std::vector<std::shared_ptr<const ::WorkItem>> take(const std::shared_ptr<Stream>& s, std::size_t max);
     bool ended(const std::shared_ptr<Stream>& s) const;
     // The stream is gone: its outstanding items go back to the queue, first in line.
     void close_stream(const std::shared_ptr<Stream>& s);
@@ -98,11 +107,14 @@ public:
 
 private:
     struct Item {
-        ::WorkItem item;
+        std::shared_ptr<const ::WorkItem> item;
         Done done;
         Stream* stream = nullptr;  // null while queued
     };
-    void assign_locked();
+    using Wakes = std::vector<std::shared_ptr<Stream>>;
+    // Assigns queued items to streams; the streams that got some are added to `wakes`.
+    void assign_locked(Wakes& wakes);
+    static void wake(const Wakes& wakes);
     void detach_locked(const std::string& key, Item& item);
 
     const std::size_t max_;

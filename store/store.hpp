@@ -403,7 +403,9 @@ public:
     // expired, and such instances whose owner left them behind (lease expired with owner set).
     // Instances of other names or recorded versions are not candidates (this host cannot run
     // them); instances without a version yet are, for any version of their name.
-    // `code` == {kAnyName}: instances of every name and version (a host with remote code).
+    // `code` == {kAnyName, then the host's own code}: instances of every name (a host with
+    // remote code), except that a name listed after kAnyName is claimed only in its listed
+    // versions (or without a version yet).
     virtual std::vector<Candidate> find_claimable(const std::string& owner, const std::vector<OrchestrationCode>& code,
                                                   Millis now, int limit) = 0;
     // Of `names`, those with at least one visible activity task whose lease is free or expired

@@ -242,8 +242,9 @@ const std::vector<WriteStatement>& read_statements() {
         // Only instances of the orchestrations the host runs ($3: their names, a JSON array).
         {"r_orphaned",
          "SELECT id, version FROM instances WHERE lease_owner IS NOT NULL AND lease_expires_at < $1 "
-         "AND status NOT IN " DURABLE_PG_FINAL " AND ($3::json::text = '[\"*\"]' OR (name IN (SELECT "
-         "json_array_elements_text($3::json)) "
+         "AND status NOT IN " DURABLE_PG_FINAL " AND (($3::json->>0 = '*' AND (orchestration_version IS NULL OR "
+         "name NOT IN (SELECT json_array_elements_text($3::json)) OR name || chr(31) || orchestration_version IN "
+         "(SELECT json_array_elements_text($4::json)))) OR (name IN (SELECT json_array_elements_text($3::json)) "
          "AND (orchestration_version IS NULL OR name || chr(31) || orchestration_version IN "
          "(SELECT json_array_elements_text($4::json))))) "
          "ORDER BY lease_expires_at LIMIT $2"},
@@ -251,7 +252,9 @@ const std::vector<WriteStatement>& read_statements() {
          "SELECT i.id, i.version, i.lease_owner IS NOT NULL FROM inbox b JOIN instances i ON i.id = b.instance_id "
          "WHERE b.visible_at <= $1 AND (i.lease_owner IS NULL OR i.lease_expires_at < $1) "
          "AND (i.status <> 'Suspended' OR b.control) AND i.status NOT IN " DURABLE_PG_FINAL
-         " AND ($3::json::text = '[\"*\"]' OR (i.name IN (SELECT json_array_elements_text($3::json)) "
+         " AND (($3::json->>0 = '*' AND (i.orchestration_version IS NULL OR i.name NOT IN (SELECT "
+         "json_array_elements_text($3::json)) OR i.name || chr(31) || i.orchestration_version IN (SELECT "
+         "json_array_elements_text($4::json)))) OR (i.name IN (SELECT json_array_elements_text($3::json)) "
          "AND (i.orchestration_version IS NULL OR i.name || chr(31) || i.orchestration_version IN "
          "(SELECT json_array_elements_text($4::json))))) ORDER BY b.visible_at LIMIT $2"},
         {"r_claimable_task_names",

@@ -129,17 +129,20 @@ std::vector<Candidate> find_claimable(Connection& c, const std::string& owner, c
     }
     const std::string wanted = names_json(names);
     const std::string wanted_keys = names_json(keys);
-    // Every name and version (kAnyName, a host with remote code): the same statements without
-    // the name and version filters (their parameters are bound and ignored, so both forms
-    // bind alike).
-    const bool any = code.size() == 1 && code[0].name == kAnyName;
+    // Every name (kAnyName first, a host with remote code): the same statements without the
+    // name filter; the names listed after kAnyName (the host's C++ code) keep their version
+    // filter, so an instance of a version the host lacks waits for a host that has it. Both
+    // forms bind alike.
+    const bool any = code[0].name == kAnyName;
     std::unordered_set<std::string> seen;
     {
         // First, work a dead (or departed) host left behind: owner set, lease expired. It is
         // the oldest work there is; behind new work it would wait for every backlog to drain.
         auto s = any ? c.stmt("SELECT id, version FROM instances WHERE lease_owner IS NOT NULL AND lease_expires_at < ? "
                               "AND status NOT IN ('Completed', 'Failed', 'Terminated') "
-                              "AND ? IS NOT NULL AND ? IS NOT NULL ORDER BY lease_expires_at LIMIT ?")
+                              "AND (orchestration_version IS NULL OR +name NOT IN (SELECT value FROM json_each(?)) OR "
+                              "name || char(31) || orchestration_version IN (SELECT value FROM json_each(?))) "
+                              "ORDER BY lease_expires_at LIMIT ?")
                      : c.stmt("SELECT id, version FROM instances WHERE lease_owner IS NOT NULL AND lease_expires_at < ? "
                               "AND status NOT IN ('Completed', 'Failed', 'Terminated') "
                               "AND +name IN (SELECT value FROM json_each(?)) "
@@ -162,7 +165,8 @@ std::vector<Candidate> find_claimable(Connection& c, const std::string& owner, c
                               "WHERE b.visible_at <= ? AND (i.lease_owner IS NULL OR i.lease_expires_at < ?) "
                               "AND (i.status <> 'Suspended' OR b.control = 1) "
                               "AND i.status NOT IN ('Completed', 'Failed', 'Terminated') "
-                              "AND ? IS NOT NULL AND ? IS NOT NULL "
+                              "AND (i.orchestration_version IS NULL OR +i.name NOT IN (SELECT value FROM json_each(?)) "
+                              "OR i.name || char(31) || i.orchestration_version IN (SELECT value FROM json_each(?))) "
                               "ORDER BY b.visible_at LIMIT ?")
                      : c.stmt("SELECT i.id, i.version, i.lease_owner IS NOT NULL FROM inbox b JOIN instances i ON "
                               "i.id = b.instance_id "

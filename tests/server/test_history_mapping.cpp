@@ -8,7 +8,11 @@
 #include <set>
 #include <string>
 
+#include <fmt/format.h>
+
 #include "server/history_mapping.hpp"
+#include "server/remote_orchestrator.hpp"
+#include "server/work_items.hpp"
 
 using durable::server::Json;
 namespace srv = durable::server;
@@ -185,4 +189,60 @@ TEST_CASE("a worker's completion: completed, failed (with and without details), 
     ::CompleteOrchestrationAction pending;
     pending.set_orchestrationstatus(ORCHESTRATION_STATUS_PENDING);
     CHECK_THROWS_AS(srv::completion_of(pending), srv::MappingError);
+}
+
+TEST_CASE("an orchestrator step sent through the hub carries the same past as a fresh mapping, step after step") {
+    auto hub = std::make_shared<srv::WorkItemHub>(8);
+    auto remote = srv::remote_orchestrator(hub);
+    auto stream = hub->open_stream();
+    auto ev = [](const char* text) { return Json::parse(text); };
+    durable::RemoteStep step;
+    step.instance_id = "i";
+    step.name = "n";
+    step.execution_id = "x1";
+    step.now_ms = 1700000000300;
+    step.fresh = {ev(R"({"t":"ExecutionStarted","ts":1700000000100,"name":"n","input":1})")};
+    // Sends `step`, answers it (continuing), and returns the request the worker got.
+    auto send = [&](const durable::RemoteStep& st) {
+        REQUIRE(remote->dispatch(st, [](durable::RemoteReply) {}));
+        auto item = hub->next(stream, std::chrono::steady_clock::now() + std::chrono::seconds(5));
+        REQUIRE(item);
+        srv::WorkResult r;
+        r.kind = srv::WorkResult::Kind::Orchestrator;
+        r.orchestrator.set_instanceid(st.instance_id);
+        REQUIRE(hub->complete(srv::orchestrator_key(st.instance_id), std::move(r)));
+        return item->orchestratorrequest();
+    };
+    auto same_past = [](const ::OrchestratorRequest& a, const ::OrchestratorRequest& b) {
+        REQUIRE(a.pastevents_size() == b.pastevents_size());
+        for (int i = 0; i < a.pastevents_size(); ++i) {
+            CHECK(google::protobuf::util::MessageDifferencer::Equals(a.pastevents(i), b.pastevents(i)));
+        }
+    };
+    auto first = send(step);
+    same_past(first, srv::orchestrator_request(step));
+    CHECK(first.pastevents_size() == 0);
+
+    // The next steps: the past grows by what was fresh (and the decisions); mapped incrementally.
+    for (int k = 0; k < 3; ++k) {
+        for (auto& e : step.fresh) step.past.push_back(e);
+        step.past.push_back(ev(fmt::format(R"({{"t":"TaskScheduled","ts":{},"id":{},"name":"a","input":{}}})",
+                                           1700000000100 + 100 * k, k + 1, k).c_str()));
+        step.fresh = {ev(fmt::format(R"({{"t":"TaskCompleted","ts":{},"id":{},"result":{}}})", 1700000000150 + 100 * k,
+                                     k + 1, k)
+                             .c_str())};
+        step.now_ms += 100;
+        auto req = send(step);
+        same_past(req, srv::orchestrator_request(step));
+        CHECK(req.pastevents_size() > first.pastevents_size());
+    }
+
+    // A past that is not the one mapped before (the instance came back from another host with
+    // a different history, a rewind): mapped anew, not from the kept form.
+    step.past[1] = ev(R"({"t":"TaskScheduled","ts":1700000000100,"id":1,"name":"other","input":0})");
+    same_past(send(step), srv::orchestrator_request(step));
+    // A new execution (continue-as-new): its own past.
+    step.execution_id = "x2";
+    step.past.resize(2);
+    same_past(send(step), srv::orchestrator_request(step));
 }

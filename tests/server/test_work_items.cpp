@@ -123,3 +123,31 @@ TEST_CASE("stopping: streams end, queued and outstanding items are refused, new 
     CHECK(!hub.submit("k3", activity("i", 3), nullptr));
     CHECK(!hub.complete("k2", answer("too late")));
 }
+
+TEST_CASE("a stream without a thread is woken when items are assigned or it ends, and takes what is ready") {
+    WorkItemHub hub(2);
+    int wakes = 0;
+    auto s = hub.open_stream("peer", [&] { ++wakes; });
+    CHECK(wakes == 0);
+    CHECK(hub.take(s, 8).empty());
+    REQUIRE(hub.submit("a:i:1", activity("i", 1), nullptr));
+    REQUIRE(hub.submit("a:i:2", activity("i", 2), nullptr));
+    REQUIRE(hub.submit("a:i:3", activity("i", 3), nullptr));  // over the limit: queued
+    CHECK(wakes == 2);
+    auto first = hub.take(s, 1);
+    REQUIRE(first.size() == 1);
+    CHECK(first[0]->activityrequest().taskid() == 1);
+    auto second = hub.take(s, 8);
+    REQUIRE(second.size() == 1);
+    CHECK(second[0]->activityrequest().taskid() == 2);
+    CHECK(hub.take(s, 8).empty());  // the third waits for an answer
+    REQUIRE(hub.complete("a:i:1", answer("1")));
+    CHECK(wakes == 3);
+    auto third = hub.take(s, 8);
+    REQUIRE(third.size() == 1);
+    CHECK(third[0]->activityrequest().taskid() == 3);
+    hub.end_streams();
+    CHECK(wakes == 4);
+    CHECK(hub.ended(s));
+    CHECK(hub.take(s, 8).empty());
+}

@@ -238,11 +238,14 @@ const std::vector<Planned>& store_statements() {
          "WHERE b.visible_at <= ? AND (i.lease_owner IS NULL OR i.lease_expires_at < ?) "
          "AND (i.status <> 'Suspended' OR b.control = 1) "
          "AND i.status NOT IN ('Completed', 'Failed', 'Terminated') "
-         "AND ? IS NOT NULL AND ? IS NOT NULL "
+         "AND (i.orchestration_version IS NULL OR +i.name NOT IN (SELECT value FROM json_each(?)) "
+         "OR i.name || char(31) || i.orchestration_version IN (SELECT value FROM json_each(?))) "
          "ORDER BY b.visible_at LIMIT ?"},
         {"SELECT id, version FROM instances WHERE lease_owner IS NOT NULL AND lease_expires_at < ? "
          "AND status NOT IN ('Completed', 'Failed', 'Terminated') "
-         "AND ? IS NOT NULL AND ? IS NOT NULL ORDER BY lease_expires_at LIMIT ?"},
+         "AND (orchestration_version IS NULL OR +name NOT IN (SELECT value FROM json_each(?)) OR "
+         "name || char(31) || orchestration_version IN (SELECT value FROM json_each(?))) "
+         "ORDER BY lease_expires_at LIMIT ?"},
         {"SELECT b.id, b.instance_id, b.visible_at, b.control, b.event FROM instances i "
          "JOIN inbox b ON b.instance_id = i.id AND b.visible_at <= ? "
          "WHERE i.lease_owner = ? ORDER BY b.id LIMIT ?"},

@@ -610,6 +610,46 @@ TEST_CASE_TEMPLATE("find_claimable with kAnyName finds instances of every name, 
     CHECK(a_orphaned);
 }
 
+TEST_CASE_TEMPLATE("find_claimable with kAnyName and the host's own code skips versions of its names it lacks", S,
+                   DURABLE_TEST_STORES) {
+    S env;
+    auto store = env.open();
+    auto versioned = [](const std::string& id, const std::string& name, std::optional<std::string> version) {
+        auto n = new_instance(id, name);
+        n.orchestration_version = std::move(version);
+        return n;
+    };
+    REQUIRE(create(*store, versioned("js", "written_in_js", std::nullopt)).ok);
+    REQUIRE(create(*store, versioned("v1", "orch", std::string("1"))).ok);
+    REQUIRE(create(*store, versioned("v2", "orch", std::string("2"))).ok);  // a version this host lacks
+    REQUIRE(create(*store, versioned("new", "orch", std::nullopt)).ok);      // no version yet: any host
+    // A `durable serve` host with remote code for every name and C++ code for orch version 1.
+    const std::vector<OrchestrationCode> code{OrchestrationCode(std::string(kAnyName)), OrchestrationCode("orch", "1")};
+    auto ids_of = [](const std::vector<durable::store::Candidate>& found) {
+        std::vector<std::string> ids;
+        for (auto& c : found) ids.push_back(c.id);
+        std::sort(ids.begin(), ids.end());
+        return ids;
+    };
+    CHECK(ids_of(store->find_claimable("h1", code, kNow, 10)) == std::vector<std::string>{"js", "new", "v1"});
+
+    // Left behind by a host that had version 2: still not this host's.
+    CHECK(claim(*store, "v2", 0, "h2", kNow, kNow + 1'000).ids == std::vector<std::string>{"v2"});
+    CHECK(claim(*store, "v1", 0, "h2", kNow, kNow + 1'000).ids == std::vector<std::string>{"v1"});
+    auto orphans = store->find_claimable("h1", code, kNow + 2'000, 10);
+    bool v1_orphaned = false, v2_found = false;
+    for (auto& c : orphans) {
+        v1_orphaned |= c.id == "v1" && c.orphaned;
+        v2_found |= c.id == "v2";
+    }
+    CHECK(v1_orphaned);
+    CHECK_FALSE(v2_found);
+    // kAnyName alone still takes every version.
+    const std::vector<OrchestrationCode> any{OrchestrationCode(std::string(kAnyName))};
+    CHECK(ids_of(store->find_claimable("h1", any, kNow + 2'000, 10)) ==
+          std::vector<std::string>{"js", "new", "v1", "v2"});
+}
+
 TEST_CASE_TEMPLATE("claims are a CAS on the version and renewal extends the lease without changing it", S, DURABLE_TEST_STORES) {
     S env;
     auto store = env.open();
