@@ -160,6 +160,9 @@ WorkSignals::Marks WorkSignals::marks() {
 std::uint64_t WorkSignals::subscribe(unsigned bits, std::function<void()> on_work) {
     std::lock_guard lock(mu_);
     auto id = next_id_++;
+    // The first subscriber starts from now, taken here: work committed once this returns is
+    // new to it, whenever the watcher thread gets to run.
+    if (subs_.empty()) seen_ = marks();
     subs_.emplace(id, std::make_pair(bits, std::move(on_work)));
     if (!watcher_.joinable()) {
         watcher_ = std::thread([this] {
@@ -177,29 +180,28 @@ void WorkSignals::unsubscribe(std::uint64_t id) {
 }
 
 void WorkSignals::watch() {
-    Marks seen = marks();
     std::unique_lock lock(mu_);
     while (!stop_) {
         if (subs_.empty()) {
             cv_.wait(lock, [&] { return stop_ || !subs_.empty(); });
-            seen = marks();  // nobody listened meanwhile: start from now
             continue;
         }
+        const std::uint32_t any_seen = seen_.shared[WakeBoard::kAny];
         lock.unlock();
         // Bounded, so a lost wake-up (a writer that died between its commit and its bump)
         // costs at most this much, and stop is seen in time without a wake.
-        board_->wait(WakeBoard::kAny, seen.shared[WakeBoard::kAny], std::chrono::milliseconds(100));
+        board_->wait(WakeBoard::kAny, any_seen, std::chrono::milliseconds(100));
         Marks now = marks();
         lock.lock();
         unsigned foreign = 0;
         static constexpr std::pair<unsigned, WakeBoard::Word> kinds[] = {
             {kWorkTasks, WakeBoard::kTasks}, {kWorkInbox, WakeBoard::kInbox}, {kWorkInstances, WakeBoard::kInstances}};
         for (auto [bit, w] : kinds) {
-            std::uint32_t moved = now.shared[w] - seen.shared[w];
-            std::uint32_t ours = now.local[w] - seen.local[w];
+            std::uint32_t moved = now.shared[w] - seen_.shared[w];
+            std::uint32_t ours = now.local[w] - seen_.local[w];
             if (moved != ours) foreign |= bit;
         }
-        seen = now;
+        seen_ = now;
         if (foreign == 0 || stop_) continue;
         for (auto& [id, sub] : subs_) {
             if (!(sub.first & foreign)) continue;

@@ -99,6 +99,7 @@ private:
     std::condition_variable cv_;
     std::map<std::uint64_t, std::pair<unsigned, std::function<void()>>> subs_;  // guarded by mu_
     std::uint64_t next_id_ = 1;   // guarded by mu_
+    Marks seen_;                  // what the watcher has looked at; guarded by mu_
     bool stop_ = false;           // guarded by mu_
     std::thread watcher_;         // started by the first subscribe, joined by the destructor
 };
