@@ -53,7 +53,7 @@ DbFile::DbFile(const Options& options, const std::string& tag) : sync_(options.s
 DbFile::~DbFile() {
     if (!temporary_) return;
     std::error_code ec;
-    for (const char* suffix : {"", "-wal", "-shm", "-journal"}) fs::remove(path_ + suffix, ec);
+    for (const char* suffix : {"", "-wal", "-shm", "-journal", "-wake"}) fs::remove(path_ + suffix, ec);
     for (const auto& f : side_files_) fs::remove(f, ec);
 }
 

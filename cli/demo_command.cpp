@@ -106,7 +106,7 @@ void prepare_file(const std::string& path, bool fresh) {
                                       path, why));
         }
     }
-    for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
+    for (const char* suffix : {"", "-wal", "-shm", "-journal", "-wake"}) {
         std::error_code ec;
         fs::remove(path + suffix, ec);
         if (ec) throw Failure(fmt::format("could not remove '{}{}': {}", path, suffix, ec.message()));

@@ -7,7 +7,9 @@
 // registers their activity and the owning host does not (or the activity has a
 // max_concurrent limit). A task row has its own lease, renewed with the host's other leases
 // and extended by ActivityContext::heartbeat; its result goes to the instance's inbox in one
-// transaction with the row's delete, refused if the lease was lost meanwhile.
+// transaction with the row's delete, refused if the lease was lost meanwhile. Results wait
+// for the dispatcher's next claim and go in its write (Store::complete_and_claim_tasks): a
+// worker's results and its next claim cost one commit.
 //
 // Retries here are in-process: fast, and lost if the host crashes (the activity then runs
 // again from its TaskScheduled event). Durable retries, whose waits are durable timers, are
@@ -172,19 +174,19 @@ bool Host::Impl::heartbeat_task(ActivityWork& work, const Json& details,
 }
 
 std::size_t Host::Impl::claim_tasks_once() {
-    if (local_activity_names.empty()) return 0;
+    std::vector<store::TaskCompletion> results;
     std::vector<std::string> names;
     std::unordered_map<std::string, int> room_by_name;
     int room = 0;
     {
         std::lock_guard lock(mu_);
-        if (stopping_) return 0;
+        results.swap(task_results_);
         // A batch per look (claim_batch, less what is queued here still): one claim write
         // carries many tasks, and the rest waits in the table, where another host may take
-        // it. Limited activities get no more than their limit allows.
-        room = std::max(0, options.claim_batch - static_cast<int>(activity_queue_.size()));
-        if (room == 0) return 0;
-        for (const auto& n : local_activity_names) {
+        // it. Limited activities get no more than their limit allows. Stopping: no claim,
+        // but the results still go out.
+        room = stopping_ ? 0 : std::max(0, options.claim_batch - static_cast<int>(activity_queue_.size()));
+        for (const auto& n : room > 0 ? local_activity_names : std::vector<std::string>{}) {
             auto limit = max_concurrent.find(n);
             int held = 0;
             if (auto it = tasks_by_name_.find(n); it != tasks_by_name_.end()) held = it->second;
@@ -194,9 +196,9 @@ std::size_t Host::Impl::claim_tasks_once() {
             room_by_name[n] = r;
         }
     }
-    if (names.empty()) return 0;
-    auto found = store->claimable_task_names(names);  // a read: nothing to claim costs no write
-    if (found.empty()) return 0;
+    std::vector<std::string> found;
+    if (!names.empty()) found = store->claimable_task_names(names);  // a read: nothing to claim costs no write
+    if (found.empty() && results.empty()) return 0;
     {
         std::lock_guard lock(mu_);
         ++task_claims_started_;
@@ -209,7 +211,8 @@ std::size_t Host::Impl::claim_tasks_once() {
         }
     } claim_done{this};
     std::vector<store::ClaimedTask> claimed;
-    // Names without a limit share one claim; each limited name gets its own.
+    // Names without a limit share one claim; each limited name gets its own. The first claim
+    // carries the buffered results: their deletes and inbox rows cost no commit of their own.
     std::vector<std::pair<std::vector<std::string>, int>> claims;
     std::vector<std::string> unlimited;
     for (const auto& n : found) {
@@ -219,21 +222,54 @@ std::size_t Host::Impl::claim_tasks_once() {
             unlimited.push_back(n);
         }
     }
-    if (!unlimited.empty()) claims.push_back({unlimited, room});
-    for (auto& [claim_names, limit] : claims) {
-        if (static_cast<int>(claimed.size()) >= room) break;
+    if (!unlimited.empty()) claims.insert(claims.begin(), std::make_pair(unlimited, room));
+    if (claims.empty()) claims.push_back({{}, 0});  // results only
+    std::exception_ptr failure;
+    for (std::size_t i = 0; i < claims.size(); ++i) {
+        auto& [claim_names, limit] = claims[i];
+        if (i > 0 && static_cast<int>(claimed.size()) >= room) break;
         limit = std::min(limit, room - static_cast<int>(claimed.size()));
-        std::promise<std::pair<std::vector<store::ClaimedTask>, std::exception_ptr>> done;
+        std::promise<std::pair<store::WriteResult, std::vector<store::ClaimedTask>>> done;
         auto f = done.get_future();
-        store->claim_tasks(claim_names, id, lease_ms(), limit,
-                           [&done](std::vector<store::ClaimedTask> t, std::exception_ptr e) {
-                               done.set_value({std::move(t), e});
-                           });
-        auto [tasks, error] = f.get();
-        if (error) std::rethrow_exception(error);
+        std::vector<store::TaskCompletion> carried;
+        if (i == 0) carried = std::move(results);
+        std::vector<std::int64_t> carried_rows;
+        for (const auto& c : carried) carried_rows.push_back(c.row_id);
+        store->complete_and_claim_tasks(id, std::move(carried), claim_names, lease_ms(), limit,
+                                        [&done](const store::WriteResult& r, std::vector<store::ClaimedTask> t) {
+                                            done.set_value({r, std::move(t)});
+                                        });
+        auto [r, tasks] = f.get();
+        if (!carried_rows.empty()) {
+            std::unordered_set<std::int64_t> delivered(r.rows.begin(), r.rows.end());
+            std::lock_guard lock(mu_);
+            for (auto row : carried_rows) {
+                completing_rows_.erase(row);
+                if (delivered.count(row)) {
+                    m_task_completions.inc();
+                } else if (!r.error) {
+                    log->info("host {}: the result of activity task {} was not delivered: the task was taken over or "
+                              "its instance finished",
+                              id, row);
+                }
+            }
+            if (r.error) {
+                log->warn("host {}: delivering the results of {} activity tasks failed; they run again after their "
+                          "lease",
+                          id, carried_rows.size() - delivered.size());
+            }
+            if (!delivered.empty()) hub->notify_progress();
+        }
         for (auto& t : tasks) claimed.push_back(std::move(t));
+        if (r.error) {
+            failure = r.error;
+            break;
+        }
     }
-    if (claimed.empty()) return 0;
+    if (claimed.empty()) {
+        if (failure) std::rethrow_exception(failure);
+        return 0;
+    }
     std::lock_guard lock(mu_);
     auto claimed_at = clock->steady_now();
     if (stopping_) {
@@ -331,9 +367,20 @@ std::shared_ptr<LiveInstance> Host::Impl::run_activity(ActivityWork& work) {
     if (work.row_id >= 0) {
         if (work.token && work.token->cancelled()) return nullptr;  // lease lost or instance gone: nothing to deliver
         // Into the instance's inbox, in one transaction with the task row's delete; refused if
-        // another host holds the task now (it delivers its own result).
+        // another host holds the task now (it delivers its own result). While the dispatcher
+        // runs, it writes the result with its next claim (one commit for both, and for every
+        // other result meanwhile); finish_task_locked wakes it.
+        store::NewMessage message{work.instance_id, now_ms(), false, event.dump()};
+        {
+            std::lock_guard lock(mu_);
+            if (!dispatcher_stop_) {
+                completing_rows_.insert(work.row_id);
+                task_results_.push_back(store::TaskCompletion{work.row_id, std::move(message)});
+                return nullptr;
+            }
+        }
         auto self = shared_from_this();
-        store->complete_task(work.row_id, id, store::NewMessage{work.instance_id, now_ms(), false, event.dump()},
+        store->complete_task(work.row_id, id, std::move(message),
                              [self, row = work.row_id, name = work.name](const store::WriteResult& r) {
                                  if (r.ok) {
                                      self->m_task_completions.inc();

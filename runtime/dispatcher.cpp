@@ -1,16 +1,20 @@
 // The dispatcher: finds work for this host and hands it to the episode workers.
 //
-// It wakes when told (a new instance adopted, a timer created), when the earliest timer it
-// knows of is due, when a lingering commit is due (no database work then), and to see what
-// other processes wrote: 1 ms after a look that found work, backing off to poll_interval
-// while none comes. Each look:
-// adopt instances created leased to this host; load the instances its last claims got;
-// deliver visible inbox rows of instances this host holds (only rows new since the last read,
-// where the store can tell: store::InboxCursor); claim free or orphaned instances of the
-// orchestrations it registers (a random share of the candidates, so hosts racing for the same
-// work spread out; the claim is not waited for, its commit joins the episodes'); claim activity
-// tasks of the activities it registers, as many as its workers have room for; evict idle
-// instances. Instances cached while they wait do not count against max_active_instances. Instances of names this host lacks are never claimed: they wait (Pending) for a
+// It wakes when told (a new instance adopted, a timer created, an activity task's result to
+// write, another process committed work this host wants: Store::subscribe_work), when the
+// earliest timer it knows of is due, when a lingering commit is due (no database work then),
+// and, as the fallback for stores that cannot tell and for lost wake-ups, to look: 1 ms
+// after a look that found work, backing off to poll_interval while none comes. Each look:
+// adopt instances created leased to this host; load the instances its last claims got (their
+// rows in one read: Store::load_instances); deliver visible inbox rows of instances this host
+// holds (only rows new since the last read, where the store can tell: store::InboxCursor);
+// claim free or orphaned instances of the orchestrations it registers (a random share of the
+// candidates, so hosts racing for the same work spread out; the claim is not waited for, its
+// commit joins the episodes'); claim activity tasks of the activities it registers, as many as
+// its workers have room for, in one write with the results of the tasks that finished since
+// the last look; evict idle instances. Instances cached while they wait do not count against
+// max_active_instances. Instances of names this host lacks are never claimed: they wait
+// (Pending) for a
 // host that registers them.
 #include <algorithm>
 #include <fmt/format.h>
@@ -113,6 +117,13 @@ void Host::Impl::dispatcher_loop() {
             return dispatcher_stop_ || dispatch_requested_ || !to_adopt_.empty() || linger_replan_;
         });
         linger_replan_ = false;
+    }
+    lock.unlock();
+    // Results buffered for this loop's next claim are written now (stopping_ is set: no claim).
+    try {
+        claim_tasks_once();
+    } catch (const std::exception& e) {
+        log->warn("host {}: writing activity results at stop failed: {}", id, e.what());
     }
 }
 
@@ -218,7 +229,7 @@ bool Host::Impl::poll_once() {
             busy = true;
         }
     }
-    if (accepting && claim_tasks_once() > 0) busy = true;
+    if (claim_tasks_once() > 0) busy = true;  // stopping: only the buffered results go out
     if (auto next = store->next_visible_after(now)) {
         std::lock_guard lock(mu_);
         if (timers_.empty() || timers_.top() > *next) timers_.push(*next);

@@ -393,8 +393,16 @@ void Host::Impl::submit_commit(const std::shared_ptr<LiveInstance>& inst, Pendin
     auto self = shared_from_this();
     auto since = p.since;
     // The episode's thread holds no lock here: it may commit its episode itself when the store
-    // is idle (a lone instance's commit then needs no commit-thread wake-up).
-    store::LeaderCommits leader;
+    // is idle (a lone instance's commit then needs no commit-thread wake-up). Not while other
+    // episodes wait for this thread (a batch of results came in): their commits would go one
+    // at a time behind this one; queued, the commit thread takes them in one transaction.
+    bool others_ready;
+    {
+        std::lock_guard lock(mu_);
+        others_ready = !ready_.empty();
+    }
+    std::optional<store::LeaderCommits> leader;
+    if (!others_ready) leader.emplace();
     store->commit_episode(std::move(p.commit), [self, inst, since, consumed = std::move(p.consumed), terminal = p.terminal,
                                                 status = p.status,
                                                 adopt = std::move(p.adopt)](const store::WriteResult& r) mutable {

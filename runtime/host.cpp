@@ -129,6 +129,12 @@ void Host::Impl::start() {
         activity_threads_.push_back(named("durable-act", [this] { activity_worker(); }));
     }
     dispatcher_thread_ = named("durable-disp", [this] { dispatcher_loop(); });
+    // Work other processes commit wakes the dispatcher at once (where the store can tell);
+    // its polls remain the fallback.
+    unsigned kinds = store::kWorkInbox;
+    if (!orchestration_names.empty() || registry->default_orchestrator()) kinds |= store::kWorkInstances;
+    if (!local_activity_names.empty()) kinds |= store::kWorkTasks;
+    work_subscription_ = store->subscribe_work(kinds, [this] { wake_dispatcher(); });
     renewer_thread_ = named("durable-renew", [this] { renewer_loop(); });
     if (options.run_schedules) {
         detail::Scheduler::Options so;
@@ -149,6 +155,7 @@ void Host::Impl::stop(bool graceful) {
         dispatcher_stop_ = true;
     }
     dispatch_cv_.notify_all();
+    if (work_subscription_) store->unsubscribe_work(*work_subscription_);
     if (scheduler) scheduler->stop();  // 1. no schedule ticks are fired either
     if (dispatcher_thread_.joinable()) dispatcher_thread_.join();
     {

@@ -287,6 +287,13 @@ struct Host::Impl : std::enable_shared_from_this<Host::Impl> {
         std::chrono::steady_clock::time_point claimed_at;  // clock->steady_now()
     };
     std::unordered_map<std::int64_t, HeldTask> held_tasks_;  // by row id; guarded by mu_
+    // Results of task rows for the dispatcher's next write, which delivers them (row deletes,
+    // inbox rows) in one commit with its next claim (Store::complete_and_claim_tasks).
+    // Guarded by mu_.
+    std::vector<store::TaskCompletion> task_results_;
+    // Rows whose result is buffered or being written: not leaked, though no run holds them.
+    // Guarded by mu_.
+    std::unordered_set<std::int64_t> completing_rows_;
     // Task claims started / finished: a renewal that overlapped a claim may miss its rows in
     // held_tasks_ and must not release them as leaked. Guarded by mu_.
     std::uint64_t task_claims_started_ = 0, task_claims_done_ = 0;
@@ -302,6 +309,9 @@ struct Host::Impl : std::enable_shared_from_this<Host::Impl> {
     std::unique_ptr<detail::Scheduler> scheduler;  // fires schedule ticks (HostOptions::run_schedules)
     std::vector<std::thread> episode_threads_, activity_threads_;
     std::thread dispatcher_thread_, renewer_thread_;
+    // Store::subscribe_work's id (wakes the dispatcher when another process commits work);
+    // set by start(), undone by stop() before the dispatcher is joined.
+    std::optional<std::uint64_t> work_subscription_;
 };
 
 }  // namespace durable

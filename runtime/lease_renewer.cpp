@@ -88,7 +88,7 @@ void Host::Impl::renewer_loop() {
                 std::vector<std::int64_t> leaked;
                 if (claims_idle && task_claims_started_ == claims_before) {
                     for (auto row : r.rows) {
-                        if (!held_tasks_.count(row)) leaked.push_back(row);
+                        if (!held_tasks_.count(row) && !completing_rows_.count(row)) leaked.push_back(row);
                     }
                 }
                 if (!leaked.empty()) store->release_tasks(id, std::move(leaked), nullptr);

@@ -180,6 +180,13 @@ struct WriteResult {
 };
 using WriteCallback = std::function<void(const WriteResult&)>;
 
+// Work a commit makes for other hosts to pick up (Store::subscribe_work), as bits.
+enum WorkKind : unsigned {
+    kWorkTasks = 1u << 0,      // activity tasks became claimable (inserted or released)
+    kWorkInbox = 1u << 1,      // inbox rows were written (results, messages, timers, starts)
+    kWorkInstances = 1u << 2,  // instances became claimable (created unleased, released)
+};
+
 struct Candidate {
     std::string id;
     std::int64_t version = 0;
@@ -194,6 +201,12 @@ struct ClaimedTask {
     std::int64_t attempt = 0;
     std::optional<std::string> heartbeat_details;  // the last heartbeat's details (JSON), from an earlier worker
     std::optional<std::string> trace_parent;       // NewTask::trace_parent
+};
+
+// An activity's result for complete_and_claim_tasks: its task row and the inbox event.
+struct TaskCompletion {
+    std::int64_t row_id = 0;
+    NewMessage completion;
 };
 
 struct HostRow {
@@ -337,6 +350,14 @@ public:
     // another host.
     virtual void complete_task(std::int64_t row_id, std::string owner, NewMessage completion,
                                WriteCallback cb) = 0;
+    // Completes each of `done` as complete_task does (delivered only while `owner` holds its
+    // row), then claims up to `limit` tasks of `names` as claim_tasks does: one transaction
+    // where the store can (SQLite), so a worker's results and its next claim cost one commit.
+    // The callback gets rows = the rows whose result was delivered (the others were gone,
+    // taken over, or failed with `error`), and the tasks now claimed.
+    virtual void complete_and_claim_tasks(std::string owner, std::vector<TaskCompletion> done,
+                                          std::vector<std::string> names, Millis lease_ms, int limit,
+                                          std::function<void(const WriteResult&, std::vector<ClaimedTask>)> cb);
     // Frees the leases `owner` holds on these task rows (claimable at once by any host).
     virtual void release_tasks(std::string owner, std::vector<std::int64_t> rows, WriteCallback cb) = 0;
     // An activity's heartbeat: extends the task row's lease to `lease_ms` from now (the store's
@@ -365,6 +386,19 @@ public:
 
     // Blocks until every write submitted before the call is durable.
     virtual void flush() = 0;
+
+    // ---- wake-ups across processes ----
+    // Calls `on_work` soon after another process commits work of a kind in `kinds` (bits of
+    // WorkKind), on a thread of the store's: keep it short, never call the store from it.
+    // nullopt: this store cannot tell (the PostgreSQL store today); the caller polls.
+    // A subscriber polls slowly as well: a wake-up can be lost (a writer that died).
+    virtual std::optional<std::uint64_t> subscribe_work(unsigned kinds, std::function<void()> on_work) {
+        (void)kinds;
+        (void)on_work;
+        return std::nullopt;
+    }
+    // After it returns, the subscriber's callback is not running and is never called again.
+    virtual void unsubscribe_work(std::uint64_t id) { (void)id; }
 
     // ---- reads ----
     virtual std::optional<InstanceRow> get_instance(const std::string& id) = 0;

@@ -1,5 +1,6 @@
 // One SQLite connection: open flags, pragmas, busy handler, statement cache.
 #include "store/sqlite/connection.hpp"
+#include "store/sqlite/wake.hpp"
 
 #include <sqlite3.h>
 #include <unistd.h>
@@ -154,7 +155,14 @@ int Connection::busy_handler(void* p, int count) {
     self->rng_state_ ^= self->rng_state_ >> 7;
     self->rng_state_ ^= self->rng_state_ << 17;
     std::int64_t sleep = 20 + static_cast<std::int64_t>(self->rng_state_ % static_cast<std::uint64_t>(cap));
-    std::this_thread::sleep_for(std::chrono::microseconds(sleep));
+    if (self->wake_board_) {
+        // Woken when a writer of any process ends its transaction; the jittered time is the
+        // bound (a holder that died, or a release just before this wait began).
+        self->wake_board_->wait(WakeBoard::kUnlock, self->wake_board_->load(WakeBoard::kUnlock),
+                                std::chrono::microseconds(sleep));
+    } else {
+        std::this_thread::sleep_for(std::chrono::microseconds(sleep));
+    }
     if (self->busy_wait_us_) self->busy_wait_us_->fetch_add(now_us() - t, std::memory_order_relaxed);
     return 1;
 }

@@ -21,6 +21,8 @@
 
 namespace durable::store::sqlite {
 
+class WakeBoard;
+
 // A cached statement in use; resets it when it goes out of scope so a half-read SELECT never
 // keeps a read snapshot (and the WAL) pinned.
 class ScopedStmt {
@@ -64,6 +66,9 @@ public:
     bool read_only() const;
     // How long the busy handler keeps trying before SQLITE_BUSY; returns the previous value.
     int set_busy_timeout_ms(int ms);
+    // Where the busy handler waits for the lock's release (instead of sleeping blind); null:
+    // it sleeps. The board must outlive the connection or be unset first.
+    void set_wake_board(WakeBoard* board) { wake_board_ = board; }
 
 private:
     static int busy_handler(void* self, int count);
@@ -74,6 +79,7 @@ private:
     std::atomic<std::int64_t>* busy_wait_us_;
     std::int64_t busy_started_us_ = 0;
     std::uint64_t rng_state_;
+    WakeBoard* wake_board_ = nullptr;
     // Hashes the text; a lookup with a string_view makes no copy (C++20 heterogeneous lookup).
     struct TextHash {
         using is_transparent = void;

@@ -36,6 +36,7 @@
 #include "durable/errors.hpp"
 #include "store/migrations.hpp"
 #include "store/sqlite/sql.hpp"
+#include "store/sqlite/wake.hpp"
 
 namespace durable::store {
 namespace sqlite {
@@ -45,6 +46,7 @@ struct Write {
     std::function<void(Connection&, WriteResult&)> apply;
     WriteCallback done;
     WriteResult result;
+    unsigned work = 0;  // WorkKind bits other processes are told of once it is durable
 };
 
 int wal_hook(void* self, sqlite3*, const char*, int pages);
@@ -59,6 +61,12 @@ public:
             if (ps.executeStep()) page_size_ = ps.getColumn(0).getInt64();
         }
         if (!options_.read_only) {
+            // Cross-process wake-ups (wake.hpp); without the file, hosts poll as before.
+            board_ = WakeBoard::open(path_);
+            if (board_) {
+                signals_ = std::make_unique<WorkSignals>(board_.get());
+                writer_->set_wake_board(board_.get());
+            }
             sqlite3_wal_hook(writer_->db().getHandle(), &wal_hook, this);
             thread_ = std::thread([this] {
                 pthread_setname_np(pthread_self(), "durable-commit");
@@ -85,23 +93,31 @@ public:
         done_cv_.notify_all();
         if (done_thread_.joinable()) done_thread_.join();
         if (writer_ && !options_.read_only) checkpoint("TRUNCATE");
+        signals_.reset();
+        if (writer_) writer_->set_wake_board(nullptr);
     }
 
     void set_wal_pages(int pages) { wal_pages_ = pages; }
 
     // ---- writes ----
     void create_instance(NewInstance inst, WriteCallback cb) override {
+        // Leased at creation: its host runs it; nobody else needs to look.
+        unsigned work = inst.lease_owner ? 0u : kWorkInstances | kWorkInbox;
         enqueue([inst = std::move(inst)](Connection& c, WriteResult& r) { sql::create_instance(c, inst, r); },
-                std::move(cb));
+                std::move(cb), work);
     }
     void send_message(NewMessage msg, std::optional<AuditEntry> audit, WriteCallback cb) override {
         enqueue([msg = std::move(msg), audit = std::move(audit)](Connection& c, WriteResult& r) {
             sql::send_message(c, msg, audit, r);
-        }, std::move(cb));
+        }, std::move(cb), kWorkInbox | kWorkInstances);
     }
     void commit_episode(EpisodeCommit commit, WriteCallback cb) override {
+        unsigned work = 0;
+        if (!commit.tasks.empty()) work |= kWorkTasks;
+        if (!commit.messages.empty() || !commit.new_instances.empty()) work |= kWorkInbox | kWorkInstances;
+        if (commit.release_lease && !is_terminal(commit.status)) work |= kWorkInstances;
         enqueue([e = std::move(commit)](Connection& c, WriteResult& r) { sql::commit_episode(c, e, r); },
-                std::move(cb));
+                std::move(cb), work);
     }
     void claim_instances(std::vector<Candidate> cands, std::string owner, Millis now, Millis lease_until,
                          WriteCallback cb) override {
@@ -118,7 +134,7 @@ public:
     void release_leases(std::string owner, std::vector<std::string> ids, bool orphan, WriteCallback cb) override {
         enqueue([owner = std::move(owner), ids = std::move(ids), orphan](Connection& c, WriteResult& r) {
             sql::release_leases(c, owner, ids, orphan, r);
-        }, std::move(cb));
+        }, std::move(cb), kWorkInstances);
     }
     void heartbeat(HostRow host, WriteCallback cb) override {
         enqueue([host = std::move(host)](Connection& c, WriteResult& r) {
@@ -139,12 +155,41 @@ public:
     void complete_task(std::int64_t row_id, std::string owner, NewMessage completion, WriteCallback cb) override {
         enqueue([row_id, owner = std::move(owner), completion = std::move(completion)](Connection& c, WriteResult& r) {
             sql::complete_task(c, row_id, owner, completion, r);
-        }, std::move(cb));
+        }, std::move(cb), kWorkInbox | kWorkInstances);
+    }
+    void complete_and_claim_tasks(std::string owner, std::vector<TaskCompletion> done, std::vector<std::string> names,
+                                  Millis lease_ms, int limit,
+                                  std::function<void(const WriteResult&, std::vector<ClaimedTask>)> cb) override {
+        auto out = std::make_shared<std::vector<ClaimedTask>>();
+        unsigned work = done.empty() ? 0u : kWorkInbox | kWorkInstances;
+        enqueue([this, owner = std::move(owner), done = std::move(done), names = std::move(names), lease_ms, limit,
+                 out](Connection& c, WriteResult& r) {
+            out->clear();
+            r.rows.clear();
+            for (const auto& d : done) {
+                WriteResult one;
+                sql::complete_task(c, d.row_id, owner, d.completion, one);
+                if (one.ok) r.rows.push_back(d.row_id);
+            }
+            if (limit > 0 && !names.empty()) {
+                Millis now = this->now();  // the store's clock, read when the claim runs
+                *out = sql::claim_tasks(c, names, owner, now, now + lease_ms, limit);
+            }
+            r.ok = true;
+        }, [out, cb = std::move(cb)](const WriteResult& r) {
+            if (r.error) {
+                WriteResult failed = r;  // the transaction did not happen: nothing delivered, nothing claimed
+                failed.rows.clear();
+                cb(failed, {});
+            } else {
+                cb(r, std::move(*out));
+            }
+        }, work);
     }
     void release_tasks(std::string owner, std::vector<std::int64_t> rows, WriteCallback cb) override {
         enqueue([owner = std::move(owner), rows = std::move(rows)](Connection& c, WriteResult& r) {
             sql::release_tasks(c, owner, rows, r);
-        }, std::move(cb));
+        }, std::move(cb), kWorkTasks);
     }
     void heartbeat_task(std::int64_t row_id, std::string owner, Millis lease_ms, std::optional<std::string> details,
                         WriteCallback cb) override {
@@ -163,7 +208,7 @@ public:
     }
     void rewind_instances(std::vector<Rewind> rewinds, WriteCallback cb) override {
         enqueue([rewinds = std::move(rewinds)](Connection& c, WriteResult& r) { sql::rewind_instances(c, rewinds, r); },
-                std::move(cb));
+                std::move(cb), kWorkInbox | kWorkInstances);
     }
     void append_audit(AuditEntry entry, WriteCallback cb) override {
         enqueue([entry = std::move(entry)](Connection& c, WriteResult& r) {
@@ -179,7 +224,7 @@ public:
     }
     void update_schedule(ScheduleUpdate update, WriteCallback cb) override {
         enqueue([u = std::move(update)](Connection& c, WriteResult& r) { sql::update_schedule(c, u, r); },
-                std::move(cb));
+                std::move(cb), kWorkInstances | kWorkInbox);
     }
     void delete_schedule(std::string id, std::optional<AuditEntry> audit, WriteCallback cb) override {
         enqueue([id = std::move(id), audit = std::move(audit)](Connection& c, WriteResult& r) {
@@ -192,6 +237,14 @@ public:
         auto f = done.get_future();
         enqueue([](Connection&, WriteResult& r) { r.ok = true; }, [&done](const WriteResult&) { done.set_value(); });
         f.wait();
+    }
+
+    std::optional<std::uint64_t> subscribe_work(unsigned kinds, std::function<void()> on_work) override {
+        if (!signals_) return std::nullopt;
+        return signals_->subscribe(kinds, std::move(on_work));
+    }
+    void unsubscribe_work(std::uint64_t id) override {
+        if (signals_) signals_->unsubscribe(id);
     }
 
     // ---- reads ----
@@ -328,7 +381,7 @@ private:
         }
     }
 
-    void enqueue(std::function<void(Connection&, WriteResult&)> apply, WriteCallback cb) {
+    void enqueue(std::function<void(Connection&, WriteResult&)> apply, WriteCallback cb, unsigned work = 0) {
         if (options_.read_only) {
             WriteResult r;
             r.error = std::make_exception_ptr(StoreError(
@@ -339,7 +392,7 @@ private:
         {
             std::unique_lock lock(mu_);
             if (!LeaderCommits::active() || committing_ || !queue_.empty() || stopping_ || !callbacks_idle()) {
-                queue_.push_back(Write{std::move(apply), std::move(cb), {}});
+                queue_.push_back(Write{std::move(apply), std::move(cb), {}, work});
                 lock.unlock();
                 cv_.notify_one();
                 return;
@@ -347,7 +400,7 @@ private:
             committing_ = true;
         }
         std::vector<Write> batch;
-        batch.push_back(Write{std::move(apply), std::move(cb), {}});
+        batch.push_back(Write{std::move(apply), std::move(cb), {}, work});
         run_batch(batch);
         if (wal_pages_.load() > options_.checkpoint_pages) checkpoint("PASSIVE");
         run_callbacks(batch);
@@ -510,6 +563,12 @@ private:
     // every write, so the failing write fails alone and the others commit. Writes are pure
     // functions of the database, so running them again gives the same results.
     void run_batch(std::vector<Write>& batch) {
+        run_batch_locked(batch);
+        // The write lock is free: a process waiting for it in its busy handler goes on now.
+        if (board_ && board_->has_waiters(WakeBoard::kUnlock)) board_->bump(WakeBoard::kUnlock);
+    }
+
+    void run_batch_locked(std::vector<Write>& batch) {
         Connection& c = *writer_;
         switch (apply_batch(c, batch, false)) {
             case Applied::All: break;
@@ -532,6 +591,13 @@ private:
         }
         commits_.fetch_add(1, std::memory_order_relaxed);
         ops_.fetch_add(static_cast<std::int64_t>(batch.size()), std::memory_order_relaxed);
+        if (signals_) {
+            unsigned work = 0;
+            for (const auto& w : batch) {
+                if (!w.result.error && !w.result.conflict) work |= w.work;
+            }
+            signals_->committed(work);  // before the callbacks: the other side starts at once
+        }
         for (auto& w : batch) {
             if (w.result.error) {
                 try {
@@ -624,6 +690,8 @@ private:
 
     std::string path_;
     SqliteOptions options_;
+    std::unique_ptr<WakeBoard> board_;      // cross-process wake-ups; null when unavailable
+    std::unique_ptr<WorkSignals> signals_;  // over board_; reset before it
     std::unique_ptr<Connection> writer_;  // used only by the commit thread after construction
 
     std::mutex mu_;
