@@ -170,6 +170,41 @@ AppliedEvents apply_events(Execution& ex, std::deque<Incoming>& events, bool& su
 
 }  // namespace detail
 
+void Host::Impl::keep_unapplied_locked(LiveInstance& inst, const std::vector<std::int64_t>& undeliver,
+                                       std::deque<Incoming>& hold, bool release_held) {
+    for (auto row : undeliver) {
+        delivered_inbox_.erase(row);
+        reread_inbox_locked(row);
+        std::erase(inst.delivered, row);
+    }
+    for (auto& h : hold) inst.held.push_back(std::move(h));
+    if (release_held && !inst.held.empty()) {
+        for (auto& h : inst.held) inst.incoming.push_back(std::move(h));
+        inst.held.clear();
+    }
+}
+
+void Host::Impl::note_commit_locked(const std::shared_ptr<LiveInstance>& inst, store::EpisodeCommit& c,
+                                    bool reset_history, bool merging, Status new_status,
+                                    const detail::EpisodeLocalWork& local, bool terminal) {
+    c.first_seq = reset_history ? 0 : inst->next_seq;
+    if (merging) {
+        c.expected_version = inst->lingering->commit.expected_version;
+    } else {
+        c.expected_version = inst->version;
+        inst->version += 1;
+        inst->pending_commits += 1;
+    }
+    inst->next_seq = c.first_seq + static_cast<std::int64_t>(c.events.size());
+    inst->status = new_status;
+    inst->needs_episode = false;
+    inst->last_active = clock->steady_now();
+    for (auto t : local.timers) timers_.push(t);
+    dispatch_activities_locked(inst, local.activities);
+    // Finished (completed, failed, terminated): what it still runs here is cancelled.
+    if (terminal && inst->activities_token) inst->activities_token->cancel();
+}
+
 detail::EpisodeOutcome Host::Impl::episode_outcome(const LiveInstance& inst, const detail::Execution& ex, store::Millis now,
                                                   Status status, bool terminal, bool reset_history,
                                                   std::optional<std::string> new_input, const std::vector<Json>& history,
@@ -273,11 +308,7 @@ void Host::Impl::run_episode(const std::shared_ptr<LiveInstance>& inst, std::deq
         bool flush = false;
         {
             std::lock_guard lock(mu_);
-            for (auto row : undeliver) {
-                delivered_inbox_.erase(row);
-                reread_inbox_locked(row);
-            }
-            for (auto& h : hold) inst->held.push_back(std::move(h));
+            keep_unapplied_locked(*inst, undeliver, hold, false);
             inst->needs_episode = false;
             inst->last_active = clock->steady_now();
             // Nothing new: a lingering commit goes when it is due (this may be the episode the
@@ -306,32 +337,8 @@ void Host::Impl::run_episode(const std::shared_ptr<LiveInstance>& inst, std::deq
     bool more_coming = false;
     {
         std::lock_guard lock(mu_);
-        c.first_seq = reset_history ? 0 : inst->next_seq;
-        if (merging) {
-            c.expected_version = inst->lingering->commit.expected_version;
-        } else {
-            c.expected_version = inst->version;
-            inst->version += 1;
-            inst->pending_commits += 1;
-        }
-        inst->next_seq = c.first_seq + static_cast<std::int64_t>(c.events.size());
-        inst->status = new_status;
-        inst->needs_episode = false;
-        inst->last_active = clock->steady_now();
-        for (auto row : undeliver) {
-            delivered_inbox_.erase(row);
-            reread_inbox_locked(row);
-            std::erase(inst->delivered, row);
-        }
-        for (auto& h : hold) inst->held.push_back(std::move(h));
-        if (!suspended && !inst->held.empty()) {
-            for (auto& h : inst->held) inst->incoming.push_back(std::move(h));
-            inst->held.clear();
-        }
-        for (auto t : timers) timers_.push(t);
-        dispatch_activities_locked(inst, plan.local.activities);
-        // Finished (completed, failed, terminated): what it still runs here is cancelled.
-        if (terminal && inst->activities_token) inst->activities_token->cancel();
+        keep_unapplied_locked(*inst, undeliver, hold, !suspended);
+        note_commit_locked(inst, c, reset_history, merging, new_status, plan.local, terminal);
         more_coming = inst->inflight_activities > 0 || !inst->incoming.empty();
     }
     if (!timers.empty()) wake_dispatcher();

@@ -166,6 +166,16 @@ struct Host::Impl : std::enable_shared_from_this<Host::Impl> {
     // An inbox row this host must read again (it gave it back undelivered, or skipped it):
     // the dispatcher's next inbox read starts at or before it.
     void reread_inbox_locked(std::int64_t row);
+    // Under mu_, after an episode applied its events (C++ and remote code alike): inbox rows it
+    // left (suspended) are read again later, in-memory events it held wait in `held`, and
+    // with `release_held` everything held goes back to `incoming`.
+    void keep_unapplied_locked(LiveInstance& inst, const std::vector<std::int64_t>& undeliver,
+                               std::deque<Incoming>& hold, bool release_held);
+    // Under mu_, as an episode's commit is submitted: its sequence numbers and version step
+    // (`merging`: it joins the lingering commit, whose CAS it takes), the instance's status,
+    // the timers and activities it runs here; a terminal episode cancels what still runs.
+    void note_commit_locked(const std::shared_ptr<LiveInstance>& inst, store::EpisodeCommit& c, bool reset_history,
+                            bool merging, Status new_status, const detail::EpisodeLocalWork& local, bool terminal);
     void evict_idle();
     // An instance the attached client has just created leased to this host (its create is
     // durable): put in memory as it is, and started.

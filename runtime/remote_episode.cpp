@@ -174,12 +174,7 @@ void Host::Impl::run_remote_episode(const std::shared_ptr<LiveInstance>& inst, s
     if (step_due && !answered && !reset_history && inst->redispatch_tasks.empty()) {
         {
             std::lock_guard lock(mu_);
-            for (auto row : undeliver) {
-                delivered_inbox_.erase(row);
-                reread_inbox_locked(row);
-                std::erase(inst->delivered, row);
-            }
-            for (auto& h : hold) inst->held.push_back(std::move(h));
+            keep_unapplied_locked(*inst, undeliver, hold, false);
             inst->step_consumed = std::move(consumed);
             inst->status = new_status;  // in memory: suspension and delivery follow it; written with the reply
             inst->needs_episode = false;
@@ -206,16 +201,7 @@ void Host::Impl::run_remote_episode(const std::shared_ptr<LiveInstance>& inst, s
         !custom_changed) {
         {
             std::lock_guard lock(mu_);
-            for (auto row : undeliver) {
-                delivered_inbox_.erase(row);
-                reread_inbox_locked(row);
-                std::erase(inst->delivered, row);
-            }
-            for (auto& h : hold) inst->held.push_back(std::move(h));
-            if (!suspended && !inst->held.empty()) {
-                for (auto& h : inst->held) inst->incoming.push_back(std::move(h));
-                inst->held.clear();
-            }
+            keep_unapplied_locked(*inst, undeliver, hold, !suspended);
             inst->needs_episode = false;
             inst->last_active = clock->steady_now();
         }
@@ -234,28 +220,9 @@ void Host::Impl::run_remote_episode(const std::shared_ptr<LiveInstance>& inst, s
     bool withdraw = false;
     {
         std::lock_guard lock(mu_);
-        c.first_seq = reset_history ? 0 : inst->next_seq;
-        c.expected_version = inst->version;
-        inst->version += 1;
-        inst->pending_commits += 1;
-        inst->next_seq = c.first_seq + static_cast<std::int64_t>(c.events.size());
-        inst->status = new_status;
-        inst->needs_episode = false;
-        inst->last_active = clock->steady_now();
-        for (auto row : undeliver) {
-            delivered_inbox_.erase(row);
-            reread_inbox_locked(row);
-            std::erase(inst->delivered, row);
-        }
-        for (auto& h : hold) inst->held.push_back(std::move(h));
-        if (!suspended && !inst->held.empty()) {
-            for (auto& h : inst->held) inst->incoming.push_back(std::move(h));
-            inst->held.clear();
-        }
-        for (auto t : plan.local.timers) timers_.push(t);
-        dispatch_activities_locked(inst, plan.local.activities);
+        keep_unapplied_locked(*inst, undeliver, hold, !suspended);
+        note_commit_locked(inst, c, reset_history, false, new_status, plan.local, terminal);
         if (terminal) {
-            if (inst->activities_token) inst->activities_token->cancel();
             withdraw = inst->step_out;  // terminated while its step was out
             inst->step_out = false;
         }

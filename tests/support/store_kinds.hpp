@@ -11,7 +11,9 @@
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
 
+#include <chrono>
 #include <functional>
+#include <future>
 #include <memory>
 #include <pqxx/pqxx>
 #include <string>
@@ -23,6 +25,15 @@
 #include "support/temp_dir.hpp"
 
 namespace durable::test {
+
+// Submits one store write and waits (at most 30 s) for its callback: the write's result.
+inline store::WriteResult await_write(const std::function<void(store::WriteCallback)>& submit) {
+    auto done = std::make_shared<std::promise<store::WriteResult>>();
+    auto f = done->get_future();
+    submit([done](const store::WriteResult& r) { done->set_value(r); });
+    REQUIRE(f.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
+    return f.get();
+}
 
 struct SqliteKind {
     static constexpr const char* kName = "sqlite";

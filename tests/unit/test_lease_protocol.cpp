@@ -24,13 +24,7 @@ namespace {
 constexpr Millis kT = 1'800'000'000'000;  // "now" at the start of each case
 constexpr Millis kLease = 1'000;
 
-WriteResult await_write(const std::function<void(WriteCallback)>& submit) {
-    auto done = std::make_shared<std::promise<WriteResult>>();
-    auto f = done->get_future();
-    submit([done](const WriteResult& r) { done->set_value(r); });
-    REQUIRE(f.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
-    return f.get();
-}
+using durable::test::await_write;
 
 template <class Kind>
 struct Fixture {

@@ -31,6 +31,7 @@
 #include "store/postgres/postgres_store.hpp"
 #include "store/store.hpp"
 #include "support/postgres_server.hpp"
+#include "support/store_kinds.hpp"
 
 using namespace durable;
 using durable::test::PostgresServer;
@@ -190,13 +191,7 @@ TEST_CASE("a read-only open of an unmigrated database says to open it writable o
 
 namespace {
 
-store::WriteResult await_write(const std::function<void(store::WriteCallback)>& submit) {
-    auto done = std::make_shared<std::promise<store::WriteResult>>();
-    auto f = done->get_future();
-    submit([done](const store::WriteResult& r) { done->set_value(r); });
-    REQUIRE(f.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
-    return f.get();
-}
+using durable::test::await_write;
 
 // Episode `n` (0, 1, ...) of instance `id`, created leased to "h1": one event at seq n.
 store::EpisodeCommit nth_episode(const std::string& id, std::int64_t n, store::Millis now) {

@@ -18,12 +18,9 @@ namespace {
 constexpr auto kWait = std::chrono::seconds(30);
 constexpr Millis kNow = 1'700'000'040'000;
 
+// As durable::test::await_write, and a write that failed throws its error.
 WriteResult await_write(const std::function<void(WriteCallback)>& submit) {
-    auto done = std::make_shared<std::promise<WriteResult>>();
-    auto f = done->get_future();
-    submit([done](const WriteResult& r) { done->set_value(r); });
-    REQUIRE(f.wait_for(kWait) == std::future_status::ready);
-    auto r = f.get();
+    auto r = durable::test::await_write(submit);
     if (r.error) std::rethrow_exception(r.error);
     return r;
 }

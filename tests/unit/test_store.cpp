@@ -36,14 +36,7 @@ namespace {
 constexpr auto kWait = std::chrono::seconds(30);
 constexpr Millis kNow = 1'700'000'000'000;  // a fixed "now": the store takes times as arguments
 
-// Submits one write and waits (bounded) for its callback.
-WriteResult await_write(const std::function<void(WriteCallback)>& submit) {
-    auto done = std::make_shared<std::promise<WriteResult>>();
-    auto f = done->get_future();
-    submit([done](const WriteResult& r) { done->set_value(r); });
-    REQUIRE(f.wait_for(kWait) == std::future_status::ready);
-    return f.get();
-}
+using durable::test::await_write;
 
 NewInstance new_instance(const std::string& id, const std::string& name = "orch", Millis now = kNow,
                          std::optional<std::string> input = std::string("1")) {

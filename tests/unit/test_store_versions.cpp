@@ -15,16 +15,9 @@ using namespace durable::store;
 
 namespace {
 
-constexpr auto kWait = std::chrono::seconds(30);
 constexpr Millis kNow = 1'700'000'000'000;
 
-WriteResult await_write(const std::function<void(WriteCallback)>& submit) {
-    auto done = std::make_shared<std::promise<WriteResult>>();
-    auto f = done->get_future();
-    submit([done](const WriteResult& r) { done->set_value(r); });
-    REQUIRE(f.wait_for(kWait) == std::future_status::ready);
-    return f.get();
-}
+using durable::test::await_write;
 
 NewInstance versioned(const std::string& id, std::optional<std::string> version, const std::string& name = "order") {
     NewInstance n;

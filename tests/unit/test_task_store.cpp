@@ -18,13 +18,7 @@ namespace {
 
 constexpr auto kWait = std::chrono::seconds(30);
 
-WriteResult await_write(const std::function<void(WriteCallback)>& submit) {
-    auto done = std::make_shared<std::promise<WriteResult>>();
-    auto f = done->get_future();
-    submit([done](const WriteResult& r) { done->set_value(r); });
-    REQUIRE(f.wait_for(kWait) == std::future_status::ready);
-    return f.get();
-}
+using durable::test::await_write;
 
 struct Outcome {
     WriteResult result;
