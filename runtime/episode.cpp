@@ -170,6 +170,35 @@ AppliedEvents apply_events(Execution& ex, std::deque<Incoming>& events, bool& su
 
 }  // namespace detail
 
+Json Host::Impl::start_next_generation(LiveInstance& inst, std::vector<Json>& after_continue, store::Millis now) {
+    Execution* ex = inst.exec.get();
+    Json input = ex->continue_as_new_input();
+    auto carried = ex->carried_events();
+    detail::ExecutionInfo info = ex->info();
+    info.execution_id = new_instance_id();
+    auto next = std::make_unique<Execution>(*registry, info, limits, log);
+    Json start = ev::make(ev::kExecutionStarted, now);
+    start["name"] = inst.name;
+    start["input"] = input;
+    if (!info.parent_execution_id.empty()) start["px"] = info.parent_execution_id;
+    start["cid"] = info.correlation_id;
+    if (!info.trace_parent.empty()) start["tp"] = info.trace_parent;
+    if (!info.sampled) start["sampled"] = false;  // the next generation keeps the trace's decision
+    next->apply_new(std::move(start), now);
+    for (auto& c : carried) next->apply_new(std::move(c), now);
+    for (auto& e : after_continue) next->apply_new(std::move(e), now);  // old-generation completions drop
+    after_continue.clear();
+    std::unique_ptr<Execution> old;
+    {
+        std::lock_guard lock(mu_);
+        old = std::move(inst.exec);
+        inst.exec = std::move(next);
+        inst.execution_id = info.execution_id;
+    }
+    old.reset();  // the old generation's frames go; its pending work is abandoned
+    return input;
+}
+
 void Host::Impl::keep_unapplied_locked(LiveInstance& inst, const std::vector<std::int64_t>& undeliver,
                                        std::deque<Incoming>& hold, bool release_held) {
     for (auto row : undeliver) {
@@ -269,30 +298,7 @@ void Host::Impl::run_episode(const std::shared_ptr<LiveInstance>& inst, std::deq
     // by the next (only the last generation's history is committed).
     while (ex->state() == Execution::State::ContinuedAsNew) {
         // A new generation: fresh execution id, empty history, carried events.
-        Json input = ex->continue_as_new_input();
-        auto carried = ex->carried_events();
-        detail::ExecutionInfo info = ex->info();
-        info.execution_id = new_instance_id();
-        auto next = std::make_unique<Execution>(*registry, info, limits, log);
-        Json start = ev::make(ev::kExecutionStarted, now);
-        start["name"] = inst->name;
-        start["input"] = input;
-        if (!info.parent_execution_id.empty()) start["px"] = info.parent_execution_id;
-        start["cid"] = info.correlation_id;
-        if (!info.trace_parent.empty()) start["tp"] = info.trace_parent;
-        if (!info.sampled) start["sampled"] = false;  // the next generation keeps the trace's decision
-        next->apply_new(std::move(start), now);
-        for (auto& c : carried) next->apply_new(std::move(c), now);
-        for (auto& e : after_continue) next->apply_new(std::move(e), now);  // old-generation completions drop
-        after_continue.clear();
-        std::unique_ptr<Execution> old;
-        {
-            std::lock_guard lock(mu_);
-            old = std::move(inst->exec);
-            inst->exec = std::move(next);
-            inst->execution_id = info.execution_id;
-        }
-        old.reset();  // the old generation's frames go; its pending work is abandoned
+        Json input = start_next_generation(*inst, after_continue, now);
         ex = inst->exec.get();
         history = ex->take_new_history();
         decisions = ex->take_decisions();

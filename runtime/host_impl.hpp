@@ -171,6 +171,10 @@ struct Host::Impl : std::enable_shared_from_this<Host::Impl> {
     // with `release_held` everything held goes back to `incoming`.
     void keep_unapplied_locked(LiveInstance& inst, const std::vector<std::int64_t>& undeliver,
                                std::deque<Incoming>& hold, bool release_held);
+    // Continue-as-new: swaps in the instance's next generation (a fresh execution id, its
+    // ExecutionStarted with the input, then the carried events and `after_continue`, which is
+    // emptied) and returns that input. The old generation's frames go.
+    Json start_next_generation(LiveInstance& inst, std::vector<Json>& after_continue, store::Millis now);
     // Under mu_, as an episode's commit is submitted: its sequence numbers and version step
     // (`merging`: it joins the lingering commit, whose CAS it takes), the instance's status,
     // the timers and activities it runs here; a terminal episode cancels what still runs.

@@ -138,28 +138,7 @@ void Host::Impl::run_remote_episode(const std::shared_ptr<LiveInstance>& inst, s
         // A new generation: fresh execution id, empty history, the code's carried events and
         // what arrived after the answer.
         history = ex->take_new_history();  // the old generation's: dropped with its history
-        Json input = ex->continue_as_new_input();
-        auto carried = ex->carried_events();
-        detail::ExecutionInfo info = ex->info();
-        info.execution_id = new_instance_id();
-        auto next = std::make_unique<Execution>(*registry, info, limits, log);
-        Json start = ev::make(ev::kExecutionStarted, now);
-        start["name"] = inst->name;
-        start["input"] = input;
-        if (!info.parent_execution_id.empty()) start["px"] = info.parent_execution_id;
-        start["cid"] = info.correlation_id;
-        if (!info.trace_parent.empty()) start["tp"] = info.trace_parent;
-        next->apply_new(std::move(start), now);
-        for (auto& c : carried) next->apply_new(std::move(c), now);
-        for (auto& e : after_continue) next->apply_new(std::move(e), now);
-        std::unique_ptr<Execution> old;
-        {
-            std::lock_guard lock(mu_);
-            old = std::move(inst->exec);
-            inst->exec = std::move(next);
-            inst->execution_id = info.execution_id;
-        }
-        old.reset();
+        Json input = start_next_generation(*inst, after_continue, now);
         ex = inst->exec.get();
         reset_history = true;
         new_input = input.dump();
