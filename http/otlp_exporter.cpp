@@ -15,6 +15,7 @@
 
 #include "durable/errors.hpp"
 #include "durable/otlp.hpp"
+#include "store/named_thread.hpp"
 
 namespace durable::http {
 namespace {
@@ -345,10 +346,7 @@ struct OtlpExporter::Core {
 
 OtlpExporter::OtlpExporter(OtlpOptions options) : core_(std::make_shared<Core>(std::move(options))) {
     auto* core = core_.get();
-    core_->thread = std::thread([core] {
-        pthread_setname_np(pthread_self(), "durable-otlp");
-        core->run();
-    });
+    core_->thread = durable::detail::named_thread("durable-otlp", [core] { core->run(); });
 }
 
 OtlpExporter::~OtlpExporter() {

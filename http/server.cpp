@@ -15,6 +15,7 @@
 #include "durable/errors.hpp"
 #include "durable/host.hpp"
 #include "durable/http.hpp"
+#include "store/named_thread.hpp"
 
 namespace durable::http {
 namespace {
@@ -221,10 +222,7 @@ void HttpServer::start() {
         spdlog::warn("http: serving {}:{} beyond loopback without a bearer token", i.host, i.port);
     }
     i.started = true;
-    i.thread = std::thread([&i] {
-        pthread_setname_np(pthread_self(), "durable-http");
-        i.server.listen_after_bind();
-    });
+    i.thread = durable::detail::named_thread("durable-http", [&i] { i.server.listen_after_bind(); });
     spdlog::info("http: serving on {}:{}", i.host, i.port);
 }
 

@@ -1,5 +1,6 @@
 // AsyncWaits: one thread runs the checks of every asynchronous wait of a process.
 #include "runtime/async_waits.hpp"
+#include "store/named_thread.hpp"
 
 #include <pthread.h>
 
@@ -80,10 +81,7 @@ AsyncWaits::~AsyncWaits() {
 void AsyncWaits::start_locked(const std::shared_ptr<State>& s) {
     if (s->started) return;
     s->started = true;
-    s->thread = std::thread([s] {
-        pthread_setname_np(pthread_self(), "durable-waits");
-        run(s);
-    });
+    s->thread = durable::detail::named_thread("durable-waits", [s] { run(s); });
 }
 
 void AsyncWaits::add(std::string id, steady::time_point deadline, std::chrono::milliseconds first_poll,

@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "durable/errors.hpp"
+#include "store/named_thread.hpp"
 
 namespace durable::detail {
 namespace {
@@ -21,10 +22,7 @@ ChangeFeedFollower::ChangeFeedFollower(std::shared_ptr<store::Store> store, std:
                                        std::chrono::milliseconds poll_interval)
     : store_(std::move(store)), hub_(std::move(hub)), events_(std::move(events)), poll_interval_(poll_interval) {
     cursor_ = store_->change_feed_head();
-    thread_ = std::thread([this] {
-        pthread_setname_np(pthread_self(), "durable-feed");
-        run();
-    });
+    thread_ = durable::detail::named_thread("durable-feed", [this] { run(); });
 }
 
 ChangeFeedFollower::~ChangeFeedFollower() {

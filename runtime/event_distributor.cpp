@@ -27,6 +27,7 @@
 #include <thread>
 
 #include "durable/errors.hpp"
+#include "store/named_thread.hpp"
 
 namespace durable::detail {
 
@@ -157,10 +158,7 @@ public:
                 "EventDistributorOptions: ring_capacity, default_queue_capacity and input_capacity must be "
                 "at least 1");
         }
-        pump_thread_ = std::thread([this] {
-            pthread_setname_np(pthread_self(), "durable-events");
-            pump();
-        });
+        pump_thread_ = durable::detail::named_thread("durable-events", [this] { pump(); });
     }
 
     ~DistributorCore() { stop(); }

@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "runtime/host_impl.hpp"
+#include "store/named_thread.hpp"
 
 namespace durable {
 namespace {
@@ -116,12 +117,7 @@ void Host::Impl::start() {
     if (r.error) std::rethrow_exception(r.error);
     log->info("host {} started on {} (lease {} ms)", id, store->describe(), lease_ms());
     // Named threads show up as such in top -H, perf and gdb.
-    auto named = [](const char* name, auto body) {
-        return std::thread([name, body] {
-            pthread_setname_np(pthread_self(), name);
-            body();
-        });
-    };
+    const auto named = [](const char* name, auto body) { return durable::detail::named_thread(name, std::move(body)); };
     for (int i = 0; i < std::max(1, options.episode_threads); ++i) {
         episode_threads_.push_back(named("durable-episode", [this] { episode_worker(); }));
     }

@@ -7,6 +7,7 @@
 #include <future>
 
 #include "runtime/schedule_plan.hpp"
+#include "store/named_thread.hpp"
 
 namespace durable::detail {
 
@@ -34,10 +35,7 @@ void Scheduler::start() {
     std::lock_guard lock(mu_);
     if (thread_.joinable()) return;
     stop_ = false;
-    thread_ = std::thread([this] {
-        pthread_setname_np(pthread_self(), "durable-sched");
-        loop();
-    });
+    thread_ = durable::detail::named_thread("durable-sched", [this] { loop(); });
 }
 
 void Scheduler::stop() {

@@ -38,6 +38,7 @@
 #include "durable/shared_provider.hpp"
 #include "store/postgres/connect.hpp"
 #include "store/postgres/statements.hpp"
+#include "store/named_thread.hpp"
 
 namespace durable::store {
 
@@ -219,15 +220,9 @@ public:
         if (!options_.read_only) {
             writer_ = std::make_unique<ConnProvider>("postgres-writer", conninfo_, factory(Role::Writer),
                                                      provider_options());
-            commit_thread_ = std::thread([this] {
-                pthread_setname_np(pthread_self(), "durable-commit");
-                commit_loop();
-            });
+            commit_thread_ = durable::detail::named_thread("durable-commit", [this] { commit_loop(); });
         }
-        watch_thread_ = std::thread([this] {
-            pthread_setname_np(pthread_self(), "durable-pgwatch");
-            watch_loop();
-        });
+        watch_thread_ = durable::detail::named_thread("durable-pgwatch", [this] { watch_loop(); });
     }
 
     ~PostgresStore() override {

@@ -37,6 +37,7 @@
 #include "store/migrations.hpp"
 #include "store/sqlite/sql.hpp"
 #include "store/sqlite/wake.hpp"
+#include "store/named_thread.hpp"
 
 namespace durable::store {
 namespace sqlite {
@@ -68,14 +69,8 @@ public:
                 writer_->set_wake_board(board_.get());
             }
             sqlite3_wal_hook(writer_->db().getHandle(), &wal_hook, this);
-            thread_ = std::thread([this] {
-                pthread_setname_np(pthread_self(), "durable-commit");
-                commit_loop();
-            });
-            done_thread_ = std::thread([this] {
-                pthread_setname_np(pthread_self(), "durable-done");
-                done_loop();
-            });
+            thread_ = durable::detail::named_thread("durable-commit", [this] { commit_loop(); });
+            done_thread_ = durable::detail::named_thread("durable-done", [this] { done_loop(); });
         }
     }
 

@@ -8,6 +8,7 @@
 // waiter sees the new value or the writer sees the waiter and wakes it; FUTEX_WAIT itself
 // compares the value again in the kernel.
 #include "store/sqlite/wake.hpp"
+#include "store/named_thread.hpp"
 
 #include <fcntl.h>
 #include <linux/futex.h>
@@ -165,10 +166,7 @@ std::uint64_t WorkSignals::subscribe(unsigned bits, std::function<void()> on_wor
     if (subs_.empty()) seen_ = marks();
     subs_.emplace(id, std::make_pair(bits, std::move(on_work)));
     if (!watcher_.joinable()) {
-        watcher_ = std::thread([this] {
-            pthread_setname_np(pthread_self(), "durable-wake");
-            watch();
-        });
+        watcher_ = durable::detail::named_thread("durable-wake", [this] { watch(); });
     }
     cv_.notify_all();
     return id;
