@@ -45,7 +45,7 @@ void log_to_stderr(bool verbose) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    CLI::App app{"durable-bench: measures the durable runtime on workloads W1-W6 (see bench/README.md)"};
+    CLI::App app{"durable-bench: measures the durable runtime on workloads W1-W8, the gRPC sidecar and the dashboard (see bench/README.md)"};
     Options o;
     std::string role = "bench", lease, host_id, exec_log, only;
     std::vector<int> hosts, sizes;
