@@ -18,6 +18,8 @@
 #include <fmt/format.h>
 
 #include <csignal>
+#include <exception>
+#include <mutex>
 #include <cstdlib>
 #include <filesystem>
 #include <chrono>
@@ -312,14 +314,35 @@ public:
         std::vector<std::string> ids(static_cast<std::size_t>(n));
         for (auto& id : ids) id = new_instance_id();
         std::vector<std::thread> workers;
+        std::mutex mu;
+        std::exception_ptr failed;  // the first error a thread gave up on, thrown here after the joins
         for (int t = 0; t < threads; ++t) {
             workers.emplace_back([&, t] {
                 for (int i = t; i < n; i += threads) {
-                    client.schedule(name, input, ScheduleOptions{ids[static_cast<std::size_t>(i)], std::nullopt});
+                    // A loaded machine can keep the write lock from a writer past the busy
+                    // timeout (StoreError): try again, as a user would; the id makes it safe.
+                    for (int attempt = 1;; ++attempt) {
+                        try {
+                            client.schedule(name, input, ScheduleOptions{ids[static_cast<std::size_t>(i)], std::nullopt});
+                            break;
+                        } catch (const InstanceExists&) {
+                            break;  // an earlier try landed after all
+                        } catch (const StoreError&) {
+                            if (attempt < 5) continue;
+                            std::lock_guard lock(mu);
+                            if (!failed) failed = std::current_exception();
+                            return;
+                        } catch (...) {
+                            std::lock_guard lock(mu);
+                            if (!failed) failed = std::current_exception();
+                            return;
+                        }
+                    }
                 }
             });
         }
         for (auto& w : workers) w.join();
+        if (failed) std::rethrow_exception(failed);
         return ids;
     }
 
