@@ -116,20 +116,6 @@ void Host::Impl::run_instance_locked(std::unique_lock<std::mutex>& lock, const s
     idle_cv_.notify_all();
 }
 
-namespace {
-
-Status status_of(Execution::State s, bool suspended) {
-    switch (s) {
-        case Execution::State::Completed: return Status::Completed;
-        case Execution::State::Failed: return Status::Failed;
-        case Execution::State::Terminated: return Status::Terminated;
-        case Execution::State::NotStarted: return Status::Pending;
-        default: return suspended ? Status::Suspended : Status::Running;
-    }
-}
-
-}  // namespace
-
 namespace detail {
 
 AppliedEvents apply_events(Execution& ex, std::deque<Incoming>& events, bool& suspended,
@@ -307,7 +293,7 @@ void Host::Impl::run_episode(const std::shared_ptr<LiveInstance>& inst, std::deq
     }
 
     bool terminal = ex->finished();
-    Status new_status = status_of(ex->state(), suspended);
+    Status new_status = detail::status_of(ex->state(), suspended);
     if (new_status == Status::Pending && !history.empty()) new_status = Status::Running;
 
     if (history.empty() && consumed.empty() && new_status == inst->status && decisions.empty() && !reset_history) {

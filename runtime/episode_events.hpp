@@ -19,6 +19,17 @@ struct AppliedEvents {
     std::vector<Json> after_continue;
 };
 
+// The instance status an execution's state stands for (suspension is the host's, not the code's).
+inline Status status_of(Execution::State s, bool suspended) {
+    switch (s) {
+        case Execution::State::Completed: return Status::Completed;
+        case Execution::State::Failed: return Status::Failed;
+        case Execution::State::Terminated: return Status::Terminated;
+        case Execution::State::NotStarted: return Status::Pending;
+        default: return suspended ? Status::Suspended : Status::Running;
+    }
+}
+
 // Applies `events` to `ex` in order. `suspended` is the instance's state before the batch
 // and after it; consumed inbox rows are appended to `consumed`.
 AppliedEvents apply_events(Execution& ex, std::deque<Incoming>& events, bool& suspended,

@@ -26,16 +26,6 @@ namespace ev = detail::ev;
 
 namespace {
 
-Status status_of(Execution::State s, bool suspended) {
-    switch (s) {
-        case Execution::State::Completed: return Status::Completed;
-        case Execution::State::Failed: return Status::Failed;
-        case Execution::State::Terminated: return Status::Terminated;
-        case Execution::State::NotStarted: return Status::Pending;
-        default: return suspended ? Status::Suspended : Status::Running;
-    }
-}
-
 using Applied = std::function<void(bool, const std::string&)>;
 
 }  // namespace
@@ -145,7 +135,7 @@ void Host::Impl::run_remote_episode(const std::shared_ptr<LiveInstance>& inst, s
     }
 
     const bool terminal = ex->finished();
-    Status new_status = status_of(ex->state(), suspended);
+    Status new_status = detail::status_of(ex->state(), suspended);
     if (new_status == Status::Pending && ex->has_new_history()) new_status = Status::Running;
     const bool step_due = !terminal && ex->remote_step_due();
 
